@@ -1,0 +1,56 @@
+# virtops.compute — the two commands a newcomer needs: `make demo` and `make test`.
+# Everything runs as root on Debian/Ubuntu: set-up installs packages and starts libvirtd.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+export PYTHONPATH := $(CURDIR)/.cache/collections
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+PYTEST := $(PY) -m pytest -p no:cacheprovider
+
+.PHONY: help setup guest demo test sanity unit integration lab-up lab-down lab-status bench build clean
+
+help:
+	@echo "make demo         set up this machine and boot a demo server on localhost"
+	@echo "make test         set up, then sanity + unit + integration tests (what CI runs)"
+	@echo "make unit | sanity | integration | bench | build"
+	@echo "make lab-up N=2 | lab-status | lab-down   a multi-host lab on this machine"
+
+setup:
+	@bash scripts/setup.sh
+
+guest: setup
+	@$(PY) tests/fixtures/guest/build_guest.py
+
+demo: setup guest
+	@$(PY) scripts/demo.py
+
+test: setup
+	@$(MAKE) --no-print-directory sanity
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory integration
+
+sanity:
+	@bash scripts/sanity.sh
+
+unit:
+	$(PYTEST) tests/unit -q
+
+integration:
+	$(PYTEST) tests/integration -q -x --durations=15
+
+bench: setup
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+build: setup
+	$(VENV)/bin/ansible-galaxy collection build --force --output-path .cache/build .
+
+N ?= 2
+lab-up: setup
+	tests/lab/lab up $(N)
+lab-down:
+	tests/lab/lab down
+lab-status:
+	tests/lab/lab status
+
+clean: lab-down
+	rm -rf .cache/sanity .cache/build tests/output

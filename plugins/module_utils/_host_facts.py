@@ -1,0 +1,116 @@
+# Copyright: (c) 2026, virtops.compute contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What a compute host reports to the scheduler (schema: docs/host_facts.md)."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import List, Optional
+
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt import connect
+from ansible_collections.virtops.compute.plugins.module_utils._virt_probe import detect_virt_type
+
+GIB = 1024 ** 3
+
+
+@dataclass
+class HostConfig:
+    hostname: str
+    libvirt_uri: str = "qemu:///system"
+    instances_path: str = "/var/lib/virtops/instances"
+    enabled: bool = True
+    availability_zone: str = "nova"
+    aggregates: List[dict] = field(default_factory=list)
+    cpu_allocation_ratio: float = 4.0
+    ram_allocation_ratio: float = 1.0
+    disk_allocation_ratio: float = 1.0
+    reserved_host_memory_mb: int = 512
+    reserved_host_disk_mb: int = 0
+    virt_type: Optional[str] = None
+
+
+def read_instance_records(instances_path: str) -> List[dict]:
+    """instance.json of every instance directory (``<uuid>`` and ``<uuid>_resize``)."""
+    records = []
+    base = Path(instances_path)
+    if not base.is_dir():
+        return records
+    for entry in sorted(base.iterdir()):
+        record = entry / "instance.json"
+        if entry.name.startswith("_") or not record.is_file():
+            continue
+        try:
+            records.append(json.loads(record.read_text()))
+        except (OSError, ValueError):
+            continue
+    return records
+
+
+def total_memory_mb(libvirt_mb: int) -> int:
+    """MemTotal from /proc/meminfo; libvirt sums NUMA nodes, which misses hot-added memory."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return libvirt_mb
+
+
+def gather(config: HostConfig) -> dict:
+    probe = detect_virt_type(config.virt_type)
+    with connect(config.libvirt_uri) as conn:
+        model, memory_mb, cpus = conn.getInfo()[:3]
+        hypervisor_type = conn.getType()
+        hypervisor_version = conn.getVersion()
+        libvirt_version = conn.getLibVersion()
+    fs_path = config.instances_path if os.path.isdir(config.instances_path) else "/"
+    stat = os.statvfs(fs_path)
+    local_gb = stat.f_blocks * stat.f_frsize // GIB
+    free_disk_gb = stat.f_bavail * stat.f_frsize // GIB
+    records = read_instance_records(config.instances_path)
+    vcpus_used = sum(int(r.get("flavor", {}).get("vcpus", 0)) for r in records)
+    ram_used = config.reserved_host_memory_mb + sum(
+        int(r.get("flavor", {}).get("ram_mb", 0)) for r in records)
+    disk_used = config.reserved_host_disk_mb // 1024 + sum(
+        int(r.get("flavor", {}).get("root_gb", 0)) + int(r.get("flavor", {}).get("ephemeral_gb", 0))
+        for r in records)
+    return {
+        "hostname": config.hostname,
+        "host_fqdn": socket.getfqdn(),
+        "enabled": config.enabled,
+        "availability_zone": config.availability_zone,
+        "aggregates": config.aggregates,
+        "hypervisor_type": hypervisor_type,
+        "hypervisor_version": hypervisor_version,
+        "libvirt_version": libvirt_version,
+        "arch": model,
+        "virt_type": probe.virt_type,
+        "virt_probe": asdict(probe),
+        "vcpus": cpus,
+        "vcpus_used": vcpus_used,
+        "memory_mb": total_memory_mb(memory_mb),
+        "memory_mb_libvirt": memory_mb,
+        "memory_mb_used": ram_used,
+        "local_gb": local_gb,
+        "local_gb_used": disk_used,
+        "free_disk_gb": free_disk_gb,
+        "cpu_allocation_ratio": config.cpu_allocation_ratio,
+        "ram_allocation_ratio": config.ram_allocation_ratio,
+        "disk_allocation_ratio": config.disk_allocation_ratio,
+        "libvirt_uri": config.libvirt_uri,
+        "instances_path": config.instances_path,
+        "capabilities": {"hypervisor_type": hypervisor_type, "arch": model,
+                         "virt_type": probe.virt_type},
+        "instances": [summarise(r) for r in records],
+    }
+
+
+def summarise(record: dict) -> dict:
+    return {key: record.get(key) for key in (
+        "uuid", "name", "vm_state", "task_state", "power_state", "flavor", "image", "ips",
+        "server_group", "migration")}

@@ -1,0 +1,177 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, virtops.compute contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: vm_host_facts
+short_description: Report what a compute host offers to the scheduler
+version_added: 0.1.0
+description:
+  - Reads libvirt and the instance records under O(instances_path) and reports the host's
+    hypervisor, architecture, the virt type guests must use, totals and usage of vCPUs, RAM and
+    disk, allocation ratios, availability zone, aggregates and the instances it holds.
+  - The virt type comes from a real probe (a tiny guest run under KVM), not from libvirt's
+    capabilities, which advertise C(kvm) whenever C(/dev/kvm) is accessible.
+  - Usage counts instance records as Nova's resource tracker does, plus O(reserved_host_memory_mb).
+  - The result is also set as the fact C(virtops_host) for the scheduler lookup.
+author:
+  - virtops.compute contributors
+extends_documentation_fragment:
+  - virtops.compute.libvirt
+  - virtops.compute.attributes
+  - virtops.compute.attributes.INFO_MODULE
+options:
+  hostname:
+    description:
+      - Name of this host in the fleet; defaults to the inventory hostname when run from the
+        roles, else the host's name.
+    type: str
+  enabled:
+    description: Whether the scheduler may place new instances here.
+    type: bool
+    default: true
+  availability_zone:
+    description: Availability zone of the host.
+    type: str
+    default: nova
+  aggregates:
+    description: Host aggregates this host belongs to, each with metadata.
+    type: list
+    elements: dict
+    default: []
+  cpu_allocation_ratio:
+    description: Virtual CPUs per physical CPU the scheduler may place.
+    type: float
+    default: 4.0
+  ram_allocation_ratio:
+    description: Virtual RAM per physical RAM the scheduler may place.
+    type: float
+    default: 1.0
+  disk_allocation_ratio:
+    description: Virtual disk per physical disk the scheduler may place.
+    type: float
+    default: 1.0
+  reserved_host_memory_mb:
+    description: RAM kept for the host itself, counted as used.
+    type: int
+    default: 512
+  virt_type:
+    description:
+      - Force the virt type instead of probing (C(kvm) or C(qemu) for TCG emulation).
+    type: str
+    choices: [kvm, qemu]
+"""
+
+EXAMPLES = r"""
+- name: Gather what this compute host offers
+  virtops.compute.vm_host_facts:
+    availability_zone: az1
+  register: host
+
+- name: Show the virt type and why
+  ansible.builtin.debug:
+    msg: "{{ host.host.virt_type }}: {{ host.host.virt_probe.reason }}"
+"""
+
+RETURN = r"""
+host:
+  description: The host's facts, in the schema of C(docs/host_facts.md).
+  returned: success
+  type: dict
+  contains:
+    hostname:
+      description: Name of the host in the fleet.
+      type: str
+      sample: compute1
+    hypervisor_type:
+      description: libvirt driver type.
+      type: str
+      sample: QEMU
+    hypervisor_version:
+      description: Hypervisor version as libvirt reports it (major * 1000000 + minor * 1000 + micro).
+      type: int
+      sample: 7002000
+    arch:
+      description: Host CPU architecture.
+      type: str
+      sample: x86_64
+    virt_type:
+      description: Domain type guests must use on this host.
+      type: str
+      sample: qemu
+    virt_probe:
+      description: The probe result, with the reason KVM is or is not usable.
+      type: dict
+    vcpus:
+      description: Physical CPUs.
+      type: int
+    vcpus_used:
+      description: vCPUs of the instances recorded on this host.
+      type: int
+    memory_mb:
+      description: Physical RAM in MiB.
+      type: int
+    memory_mb_used:
+      description: RAM of recorded instances plus the reserved host memory, in MiB.
+      type: int
+    local_gb:
+      description: Size of the filesystem holding the instances path, in GiB.
+      type: int
+    local_gb_used:
+      description: Root and ephemeral disk of recorded instances, in GiB.
+      type: int
+    free_disk_gb:
+      description: Free space on the filesystem holding the instances path, in GiB.
+      type: int
+    instances:
+      description: The instances recorded on this host.
+      type: list
+      elements: dict
+ansible_facts:
+  description: The same dictionary, as the fact C(virtops_host).
+  returned: success
+  type: dict
+"""
+
+import socket
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._host_facts import HostConfig, gather
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt import (
+    HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            hostname=dict(type="str"),
+            libvirt_uri=dict(type="str", default="qemu:///system"),
+            instances_path=dict(type="path", default="/var/lib/virtops/instances"),
+            enabled=dict(type="bool", default=True),
+            availability_zone=dict(type="str", default="nova"),
+            aggregates=dict(type="list", elements="dict", default=[]),
+            cpu_allocation_ratio=dict(type="float", default=4.0),
+            ram_allocation_ratio=dict(type="float", default=1.0),
+            disk_allocation_ratio=dict(type="float", default=1.0),
+            reserved_host_memory_mb=dict(type="int", default=512),
+            virt_type=dict(type="str", choices=["kvm", "qemu"]),
+        ),
+        supports_check_mode=True,
+    )
+    if not HAS_LIBVIRT:
+        module.fail_json(msg=missing_required_lib("libvirt-python (python3-libvirt)"),
+                         exception=LIBVIRT_IMPORT_ERROR)
+    params = dict(module.params)
+    params["hostname"] = params["hostname"] or socket.gethostname()
+    try:
+        facts = gather(HostConfig(**params))
+    except VirtopsError as exc:
+        module.fail_json(msg=exc.msg, **exc.details)
+    module.exit_json(changed=False, host=facts, ansible_facts={"virtops_host": facts})
+
+
+if __name__ == "__main__":
+    main()

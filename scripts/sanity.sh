@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Copyright: (c) 2026, virtops.compute contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# ansible-test must run from an ansible_collections/<ns>/<name> tree: copy the files git knows
+# (tracked, and untracked but not ignored) there and run sanity for this machine's Python.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+DEST="$ROOT/.cache/sanity/ansible_collections/virtops/compute"
+PY=$("$ROOT/.venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+rm -rf "$DEST"
+mkdir -p "$DEST"
+git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do
+  [ -e "$f" ] || continue
+  mkdir -p "$DEST/$(dirname "$f")"
+  cp -a "$f" "$DEST/$f"
+done
+cd "$DEST"
+# A git repo so ansible-test lists exactly these files.
+git init -q . && git add -A && git -c user.email=ci@virtops -c user.name=ci commit -qm sanity
+export PATH="$ROOT/.venv/bin:$PATH"
+exec ansible-test sanity --venv --python "$PY" --color no "$@"
