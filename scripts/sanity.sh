@@ -19,4 +19,13 @@ cd "$DEST"
 # A git repo so ansible-test lists exactly these files.
 git init -q . && git add -A && git -c user.email=ci@virtops -c user.name=ci commit -qm sanity
 export PATH="$ROOT/.venv/bin:$PATH"
-exec ansible-test sanity --venv --python "$PY" --color no "$@"
+# Offline pip bootstrap for ansible-test's per-test virtualenvs (see scripts/get_pip_offline.py).
+pip_version=$("$ROOT/.venv/bin/python" - <<'PYEOF'
+import re, ansible_test, pathlib
+src = (pathlib.Path(ansible_test.__file__).parent / "_internal" / "python_requirements.py").read_text()
+print(re.search(r"pip='([0-9.]+)'", src).group(1))
+PYEOF
+)
+mkdir -p "$HOME/.ansible/test/cache"
+cp "$ROOT/scripts/get_pip_offline.py" "$HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py"
+exec ansible-test sanity --requirements --python "$PY" --color no "$@"

@@ -55,8 +55,8 @@ def probe_accel(accel: str, qemu_binary: Optional[str] = None, timeout: float = 
             return "QEMU with %s did not finish the probe (%s)" % (accel, exc.msg)
     stderr = result.stderr.strip()
     if result.rc != _EXPECTED_STATUS:
-        return "QEMU with %s exited %d instead of running the probe: %s" % (accel, result.rc,
-                                                                           stderr[-300:])
+        return "QEMU with %s exited %d instead of running the probe: %s" % (
+            accel, result.rc, stderr[-300:])
     if "host doesn't support requested feature" in stderr:
         return ("QEMU with %s cannot supply its default CPU model (%s); guests would hang"
                 % (accel, stderr.splitlines()[0][-200:]))

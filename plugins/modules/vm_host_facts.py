@@ -16,7 +16,7 @@ description:
   - Usage counts instance records as Nova's resource tracker does, plus O(reserved_host_memory_mb).
   - The result is also set as the fact C(virtops_host) for the scheduler lookup.
 author:
-  - virtops.compute contributors
+  - virtops.compute contributors (@virtops)
 extends_documentation_fragment:
   - virtops.compute.libvirt
   - virtops.compute.attributes

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: (c) 2026, virtops.compute contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A multi-host libvirt lab on one machine.
@@ -158,7 +157,7 @@ def stop_pid(pid: int, binary: str, timeout: float = 15.0) -> None:
             return
         time.sleep(0.1)
     os.kill(pid, signal.SIGKILL)
-    for _ in range(50):
+    for _attempt in range(50):
         if not pid_alive(pid, binary):
             return
         time.sleep(0.1)
@@ -173,8 +172,15 @@ def read_pidfile(path: Path) -> Optional[int]:
 
 def host_exec_argv(host: Host, argv: List[str]) -> List[str]:
     """argv that runs inside the host's mount and network namespaces."""
-    anchor = host.pids.get("libvirtd") or host.pids.get("sshd") or host.pids.get("virtlogd")
-    if not anchor or not pid_alive(anchor):
+    anchor = None
+    for daemon in ("sshd", "libvirtd", "virtlogd"):
+        for pid in (host.pids.get(daemon), read_pidfile(host.path / ("%s.pid" % daemon))):
+            if pid and pid_alive(pid, DAEMON_BINARIES[daemon]):
+                anchor = pid
+                break
+        if anchor:
+            break
+    if not anchor:
         raise LabError("host %s is not running (no live daemon to enter)" % host.name)
     return ["nsenter", "--target", str(anchor), "--mount", "--net", "--"] + list(argv)
 
@@ -197,7 +203,7 @@ def ensure_controller_key(lab: Lab) -> None:
 
 
 def prepare_host_files(lab: Lab, host: Host) -> None:
-    for name, _ in PRIVATE_MOUNTS:
+    for name, _mountpoint in PRIVATE_MOUNTS:
         host.private(name).mkdir(parents=True, exist_ok=True)
     os.chmod(host.private("root-ssh"), 0o700)
     etc = host.private("etc-libvirt")
@@ -261,7 +267,7 @@ def start_host(lab: Lab, host: Host) -> None:
     """Start the host's daemons inside a new private mount namespace of its netns."""
     if all(pid_alive(host.pids.get(d, 0), DAEMON_BINARIES[d]) for d in DAEMONS):
         return
-    for mountpoint in [m for _, m in PRIVATE_MOUNTS] + ["/run/sshd"]:
+    for mountpoint in [mountpoint for _name, mountpoint in PRIVATE_MOUNTS] + ["/run/sshd"]:
         Path(mountpoint).mkdir(parents=True, exist_ok=True)
     run(["ip", "netns", "exec", host.netns, "unshare", "--mount", "--propagation", "private",
          "--", sys.executable, str(Path(__file__).resolve()), "_hostinit", host.dir],
@@ -298,7 +304,7 @@ def wait_for_libvirt(host: Host, timeout: float = 90.0) -> None:
         time.sleep(0.3)
 
 
-def host_pubkey(host: Host) -> str:
+def host_pubkey(host: Host) -> List[str]:
     return (host.path / "ssh_host_ed25519_key.pub").read_text().split()[:2]
 
 
@@ -335,6 +341,9 @@ def write_inventory(lab: Lab) -> None:
             "ansible_host": host.address,
             "virtops_migration_address": host.address,
             "virtops_lab_netns": host.netns,
+            # Daemons of a lab host keep their pid files in its state dir, not the shared /run.
+            "virtops_libvirtd_pidfile": str(host.path / "libvirtd.pid"),
+            "virtops_virtlogd_pidfile": str(host.path / "virtlogd.pid"),
             "availability_zone": "az1",
         }
     inventory = {
@@ -424,8 +433,9 @@ def down(lab: Lab) -> List[str]:
         except LabError as exc:
             problems.append(str(exc))
         for daemon in ("sshd", "libvirtd", "virtlogd"):
-            pid = host.pids.get(daemon) or read_pidfile(host.path / ("%s.pid" % daemon))
-            if pid:
+            # The recorded pid, and the pidfile's in case host preparation restarted the daemon.
+            pids = {host.pids.get(daemon), read_pidfile(host.path / ("%s.pid" % daemon))}
+            for pid in sorted(p for p in pids if p):
                 stop_pid(pid, DAEMON_BINARIES[daemon])
                 if pid_alive(pid, DAEMON_BINARIES[daemon]):
                     problems.append("%s (pid %d) on %s did not stop" % (daemon, pid, host.name))
@@ -445,9 +455,10 @@ def status(lab: Lab) -> dict:
               "bridge_up": run(["ip", "link", "show", lab.bridge], check=False).returncode == 0,
               "inventory": str(lab.inventory) if lab.inventory.exists() else None, "hosts": {}}
     for host in sorted(lab.hosts.values(), key=lambda h: h.index):
-        daemons = {d: {"pid": host.pids.get(d), "running": pid_alive(host.pids.get(d, 0),
-                                                                      DAEMON_BINARIES[d])}
-                   for d in DAEMONS}
+        daemons = {}
+        for daemon in DAEMONS:
+            pid = host.pids.get(daemon)
+            daemons[daemon] = {"pid": pid, "running": pid_alive(pid or 0, DAEMON_BINARIES[daemon])}
         domains: List[str] = []
         if daemons["libvirtd"]["running"]:
             proc = run(host_exec_argv(host, ["virsh", "-c", "qemu:///system", "list", "--all",
@@ -467,14 +478,14 @@ def print_status(data: dict) -> None:
     for name, host in data["hosts"].items():
         daemons = " ".join("%s=%s" % (d, ("pid %s" % s["pid"]) if s["running"] else "DOWN")
                            for d, s in host["daemons"].items())
-        print("%-10s %-12s %s domains=[%s]" % (name, host["address"], daemons,
-                                              ",".join(host["domains"])))
+        print("%-10s %-12s %s domains=[%s]"
+              % (name, host["address"], daemons, ",".join(host["domains"])))
 
 
 # --------------------------------------------------------------------------- main
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="lab", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="lab", description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     parser.add_argument("--prefix", default=DEFAULT_PREFIX,
                         help="name prefix of netns/links (default %(default)s)")

@@ -1,0 +1,294 @@
+# Copyright: (c) 2026, virtops.compute contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Nova's FilterScheduler on the controller: filter, weigh, pick, consume, repeat.
+
+``schedule(hosts, spec, config)`` places every instance of the request or raises
+:class:`NoValidHost` (all or nothing, as Nova). For each instance: drop the hosts a
+filter refuses, weigh the rest, pick at random among the best ``host_subset_size``, and
+consume the picked host's vCPUs, RAM and disk (and record the new instance there, so
+server-group filters see it) before the next instance.
+
+Cost per pick is one pass over the passing hosts for the weights: filter answers are kept
+between picks and only the chosen host (the only one that changed) is filtered again,
+unless a filter says every answer may have changed (affinity after its first member).
+"""
+from __future__ import annotations
+
+import heapq
+import random
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.plugin_utils._host_state import (
+    HostState,
+    InstanceInfo,
+    parse_hosts,
+)
+from ansible_collections.virtops.compute.plugins.plugin_utils._scheduler_filters import make_filters
+from ansible_collections.virtops.compute.plugins.plugin_utils._scheduler_request import (
+    DEFAULT_FILTERS,
+    RequestSpec,
+    SchedulerConfig,
+)
+from ansible_collections.virtops.compute.plugins.plugin_utils._scheduler_weighers import WEIGHER_CLASSES
+
+__all__ = ("DEFAULT_FILTERS", "Alternate", "NoValidHost", "RequestSpec", "SchedulerConfig", "Selection",
+           "schedule")
+
+
+class NoValidHost(VirtopsError):
+    """No host passed every filter for one instance of the request."""
+
+
+@dataclass(frozen=True)
+class Alternate:
+    host: str
+    limits: dict
+    weight: float
+
+    def to_dict(self) -> dict:
+        return {"host": self.host, "limits": dict(self.limits), "weight": self.weight}
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Where one instance goes: the host, the limits its claim must respect, and the
+    alternates to retry on (best first) if the build there fails."""
+
+    instance_name: str
+    host: str
+    limits: dict
+    weight: float
+    availability_zone: str
+    instance_uuid: Optional[str] = None
+    alternates: tuple = field(default_factory=tuple)
+
+    def to_dict(self) -> dict:
+        return {
+            "instance_name": self.instance_name,
+            "instance_uuid": self.instance_uuid,
+            "host": self.host,
+            "availability_zone": self.availability_zone,
+            "limits": dict(self.limits),
+            "weight": self.weight,
+            "alternates": [alt.to_dict() for alt in self.alternates],
+        }
+
+
+def _plural(count: int, word: str) -> str:
+    return "%d %s%s" % (count, word, "" if count == 1 else "s")
+
+
+class _Placement:
+    """The working state of one request: host states (the chosen ones replaced after
+    consuming), cached filter answers and raw weights."""
+
+    def __init__(self, hosts: list, spec: RequestSpec, config: SchedulerConfig, rng: random.Random):
+        self.hosts = list(hosts)
+        self.spec = spec
+        self.config = config
+        self.rng = rng
+        self.all_filters = make_filters(config.enabled_filters, config.default_availability_zone)
+        self.filters = [f for f in self.all_filters if f.prepare(self.hosts, spec)]
+        self.candidates = self._candidates()
+        # fail_at[i]: index in self.filters of the first filter host i fails, -1 if it passes.
+        self.fail_at = [-1] * len(self.hosts)
+        self.passing: list = []
+
+        self.weighers = []
+        for cls in WEIGHER_CLASSES:
+            weigher = cls()
+            default = getattr(config, weigher.option)
+            per_host = [weigher.multiplier(self.hosts[i], default) for i in self.candidates
+                        if self.hosts[i].aggregates]
+            if any(m != default for m in per_host):
+                mult: Any = [None] * len(self.hosts)
+                for i in self.candidates:
+                    mult[i] = weigher.multiplier(self.hosts[i], default)
+            elif default == 0.0:
+                continue  # adds 0 x (0..1) to every host: no effect on any total
+            else:
+                mult = default
+            self.weighers.append((weigher, [None] * len(self.hosts), mult))
+        self._filter_all()
+
+    # ---------------------------------------------------------------- filtering
+    def _candidates(self) -> list:
+        forced = self.spec.force_host or self.spec.force_node
+        if not forced:
+            return list(range(len(self.hosts)))
+        for i, host in enumerate(self.hosts):
+            if host.hostname == forced:
+                return [i]
+        return []
+
+    def _first_failure(self, host: HostState) -> int:
+        spec = self.spec
+        for pos, flt in enumerate(self.filters):
+            if not flt.host_passes(host, spec):
+                return pos
+        return -1
+
+    def _filter_all(self) -> None:
+        hosts, fail_at, first_failure = self.hosts, self.fail_at, self._first_failure
+        passing = []
+        for i in self.candidates:
+            pos = first_failure(hosts[i])
+            fail_at[i] = pos
+            if pos < 0:
+                passing.append(i)
+        self.passing = passing
+        for weigher, raw, _mult in self.weighers:
+            for i in passing:
+                raw[i] = weigher.raw(hosts[i])
+
+    # ----------------------------------------------------------------- weighing
+    def _weights(self) -> list:
+        """Total weight of each passing host, aligned with self.passing (Nova's order of
+        operations, so equal inputs give equal floats)."""
+        idx = self.passing
+        total = [0.0] * len(idx)
+        for _weigher, raw, mult in self.weighers:
+            values = [raw[i] for i in idx]
+            low, high = min(values), max(values)
+            if low == high:
+                continue  # normalised to all zeros
+            low = float(low)
+            span = float(high) - low
+            if isinstance(mult, list):
+                mults = [mult[i] for i in idx]
+                total = [t + m * ((v - low) / span) for t, m, v in zip(total, mults, values)]
+            else:
+                total = [t + mult * ((v - low) / span) for t, v in zip(total, values)]
+        return total
+
+    def _ranked(self, count: int) -> tuple:
+        """The best ``count`` passing hosts as (host index, weight), best first, with one
+        of the best ``host_subset_size`` drawn at random moved to the front."""
+        weights = self._weights()
+        subset_size = self.config.host_subset_size
+        top = heapq.nlargest(max(count, subset_size), range(len(weights)), key=weights.__getitem__)
+        if subset_size > 1 and len(top) > 1:
+            chosen = self.rng.choice(top[:subset_size])
+            top.remove(chosen)
+            top.insert(0, chosen)
+        passing = self.passing
+        return [(passing[pos], weights[pos]) for pos in top]
+
+    def _limits(self, host: HostState) -> dict:
+        limits: dict = {}
+        for flt in self.all_filters:
+            flt.update_limits(host, limits)
+        return limits
+
+    # ---------------------------------------------------------------- consuming
+    def _consume(self, index: int, name: str, uuid: Optional[str]) -> None:
+        flavor, group = self.spec.flavor, self.spec.server_group
+        instance = InstanceInfo(uuid=uuid, name=name, server_group=group.name if group else None,
+                                vm_state="building", task_state="scheduling")
+        host = self.hosts[index].consume(flavor.vcpus, flavor.ram_mb, flavor.root_gb + flavor.ephemeral_gb,
+                                         instance)
+        self.hosts[index] = host
+        everyone = False
+        for flt in self.filters:
+            if flt.on_selected(host, self.spec):
+                everyone = True
+        if everyone:
+            self._filter_all()
+            return
+        pos = self._first_failure(host)
+        self.fail_at[index] = pos
+        if pos >= 0:
+            self.passing.remove(index)
+        else:
+            for weigher, raw, _mult in self.weighers:
+                raw[index] = weigher.raw(host)
+
+    # ------------------------------------------------------------------ errors
+    def _no_valid_host(self, number: int, placed: list) -> NoValidHost:
+        name = self.spec.instance_names[number]
+        forced = self.spec.force_host or self.spec.force_node
+        prefix = "No valid host was found for %s" % name
+        if not self.hosts:
+            return NoValidHost("%s: 0 hosts given" % prefix, instance=name, hosts=0, removed={})
+        if forced and not self.candidates:
+            return NoValidHost("%s: forced host %s is not among the %s given"
+                               % (prefix, forced, _plural(len(self.hosts), "host")),
+                               instance=name, hosts=len(self.hosts), removed={})
+        removed: dict = {}
+        for i in self.candidates:
+            pos = self.fail_at[i]
+            if pos >= 0:
+                fname = self.filters[pos].name
+                removed[fname] = removed.get(fname, 0) + 1
+        ordered = {f.name: removed[f.name] for f in self.filters if f.name in removed}
+        counted = _plural(len(self.candidates), "host")
+        if forced:
+            counted += " (forced host %s)" % forced
+        msg = "%s: %s; %s" % (prefix, counted, ", ".join("%s removed %d" % kv for kv in ordered.items()))
+        if placed:
+            msg += " (after placing %s in this request)" % ", ".join(
+                "%s on %s" % (sel.instance_name, sel.host) for sel in placed)
+        return NoValidHost(msg, instance=name, hosts=len(self.candidates), removed=ordered)
+
+    # -------------------------------------------------------------------- run
+    def run(self) -> list:
+        spec, config = self.spec, self.config
+        alternates_wanted = config.max_attempts - 1
+        single = spec.num_instances == 1
+        placed: list = []
+        for number, name in enumerate(spec.instance_names):
+            if not self.passing:
+                raise self._no_valid_host(number, placed)
+            ranked = self._ranked(1 + alternates_wanted if single else 1)
+            index, weight = ranked[0]
+            host = self.hosts[index]
+            alternates: tuple = ()
+            if single:
+                alternates = tuple(Alternate(self.hosts[i].hostname, self._limits(self.hosts[i]), w)
+                                   for i, w in ranked[1:1 + alternates_wanted])
+            uuid = spec.instance_uuids[number] if spec.instance_uuids else None
+            placed.append(Selection(
+                instance_name=name, instance_uuid=uuid, host=host.hostname, limits=self._limits(host),
+                weight=weight, availability_zone=self._zone(host), alternates=alternates))
+            self._consume(index, name, uuid)
+        if not single and alternates_wanted and self.passing:
+            placed = self._with_shared_alternates(placed, alternates_wanted)
+        return placed
+
+    def _with_shared_alternates(self, placed: list, wanted: int) -> list:
+        """Nova, multiple create: after all picks, filter and weigh once more and give every
+        instance the same best hosts that were not picked for any instance."""
+        chosen = {sel.host for sel in placed}
+        ranked = self._ranked(wanted + len(chosen))
+        alternates = tuple(Alternate(self.hosts[i].hostname, self._limits(self.hosts[i]), w)
+                           for i, w in ranked if self.hosts[i].hostname not in chosen)[:wanted]
+        return [Selection(instance_name=sel.instance_name, instance_uuid=sel.instance_uuid, host=sel.host,
+                          limits=sel.limits, weight=sel.weight, availability_zone=sel.availability_zone,
+                          alternates=alternates) for sel in placed]
+
+    def _zone(self, host: HostState) -> str:
+        if self.spec.availability_zone:
+            return self.spec.availability_zone
+        zones = host.availability_zones
+        return min(zones) if zones else self.config.default_availability_zone
+
+
+def schedule(hosts: Any, spec: Any, config: Any = None, rng: Optional[random.Random] = None) -> list:
+    """Place every instance of ``spec`` on ``hosts``; returns one :class:`Selection` per
+    instance, in request order, or raises :class:`NoValidHost` (a VirtopsError).
+
+    ``hosts``: HostStates or host facts (list, or mapping hostname -> facts); ``spec``: a
+    RequestSpec or its dict form; ``config``: a SchedulerConfig, its dict form or None for
+    Nova's defaults; ``rng``: the random source for ``host_subset_size`` > 1 (default: a
+    ``random.Random`` seeded with ``config.random_seed``). The inputs are not changed.
+    """
+    if not isinstance(config, SchedulerConfig):
+        config = SchedulerConfig.from_dict(config or {})
+    if not isinstance(spec, RequestSpec):
+        spec = RequestSpec.from_dict(spec)
+    host_states = parse_hosts(hosts)
+    if rng is None:
+        rng = random.Random(config.random_seed)
+    return _Placement(host_states, spec, config, rng).run()
