@@ -10,13 +10,13 @@ description:
   - Places every instance of a request on the compute hosts described by their host facts, the way
     OpenStack Nova's FilterScheduler does; it runs on the controller and changes nothing.
   - "For each instance: the filters drop the hosts that cannot take it (in the order of
-    O(config.enabled_filters)), the weighers rank the rest (free RAM, free disk and free vCPUs,
+    C(enabled_filters) in O(config)), the weighers rank the rest (free RAM, free disk and free vCPUs,
     each normalised to 0..1 over the candidates, times its multiplier, summed), one of the best
-    O(config.host_subset_size) hosts is drawn at random, and its vCPUs, RAM and disk are counted
+    C(host_subset_size) hosts is drawn at random, and its vCPUs, RAM and disk are counted
     as used before the next instance is placed."
-  - All or nothing, as Nova; when an instance finds no host the lookup fails with a message that
+  - "All or nothing, as Nova; when an instance finds no host the lookup fails with a message that
     says, per filter, how many hosts it removed, for example
-    C(No valid host was found for web1: 3 hosts; RamFilter removed 2, DiskFilter removed 1).
+    C(No valid host was found for web1: 3 hosts; RamFilter removed 2, DiskFilter removed 1)."
   - "Use C(query) or C(lookup(..., wantlist=true)): plain C(lookup) returns a single dict rather
     than a list of one when one instance is placed."
   - The filters and weighers are described in C(docs/scheduler.md), the host facts in
@@ -108,7 +108,7 @@ _list:
       type: str
       sample: web-1
     instance_uuid:
-      description: The uuid given in O(request.instance_uuids), else null.
+      description: The uuid given in C(instance_uuids) of O(request), else null.
       type: str
     host:
       description: The chosen host (its C(hostname) fact).
@@ -130,7 +130,7 @@ _list:
       sample: 1.5
     alternates:
       description:
-        - Up to O(config.max_attempts) - 1 other hosts that passed the filters, best first, each
+        - Up to C(max_attempts) - 1 (see O(config)) other hosts that passed the filters, best first, each
           with C(host), C(limits) and C(weight). For a multiple create every instance gets the same
           alternates, none of them a host chosen for an instance of the request (Nova's rule).
       type: list

@@ -94,7 +94,7 @@ def _dev_letter(index: int) -> str:
     return string.ascii_lowercase[index]
 
 
-def _find_free_dev(bus: str, used: Iterable[str], what: str) -> str:
+def find_free_dev(bus: str, used: Iterable[str], what: str) -> str:
     used = set(used)
     prefix = DEV_PREFIX[bus]
     for index in range(max_devices(bus)):
@@ -248,7 +248,7 @@ def get_disk_info(virt_type: str, *, disk_bus: Optional[str] = None,
     used: List[str] = []
 
     def add(name: str, bus: str, device_type: str, boot_index: Optional[str] = None):
-        dev = _find_free_dev(bus, used, name)
+        dev = find_free_dev(bus, used, name)
         used.append(dev)
         mapping[name] = DiskMapping(bus=bus, dev=dev, type=device_type, boot_index=boot_index)
 

@@ -244,15 +244,26 @@ def _detected_inspectors(path: str) -> list:
         wrapper = format_inspector.InspectWrapper(f)
         try:
             while wrapper.read(_DETECT_CHUNK):
-                if wrapper.formats is not None:
+                if _matches(wrapper) is not None:
                     break
         finally:
             wrapper.close()
-        return list(wrapper.formats or [])
+        return list(_matches(wrapper) or [])
+
+
+def _matches(wrapper):
+    """Every matching inspector; None while undecided. ``formats`` is newer than ``format``."""
+    if hasattr(wrapper, "formats"):
+        return wrapper.formats
+    found = wrapper.format
+    return None if found is None else [found]
 
 
 def _choose_inspector(path: str, declared: str, head: bytes):
-    inspectors = _detected_inspectors(path)
+    try:
+        inspectors = _detected_inspectors(path)
+    except format_inspector.ImageFormatError as exc:
+        raise _refuse(path, declared, ["image format is unparseable or ambiguous: %s" % exc])
     names = sorted(str(i) for i in inspectors)
     if names == ["gpt", "iso"]:
         # A hybrid (USB-bootable) ISO carries an MBR as well: it is an ISO.
@@ -343,8 +354,8 @@ def inspect_image(path: str, declared_format: str,
     claims a huge disk. Raises VirtopsError naming every reason found.
     """
     if not HAS_FORMAT_INSPECTOR:
-        raise VirtopsError("inspecting images needs the Python library oslo.utils (>= 7.3, "
-                           "oslo_utils.imageutils.format_inspector): %s"
+        raise VirtopsError("inspecting images needs the Python library oslo.utils (its "
+                           "oslo_utils.imageutils.format_inspector; tested with 10.2): %s"
                            % FORMAT_INSPECTOR_IMPORT_ERROR)
     declared = (declared_format or "").strip().lower()
     if declared not in QEMU_FORMATS:

@@ -18,11 +18,14 @@ import ipaddress
 import json
 import os
 import re
-import uuid as uuid_mod
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._names import (
+    validate_text,
+    validate_uuid,
+)
 from ansible_collections.virtops.compute.plugins.module_utils._network_info import (
     Subnet,
     Vif,
@@ -224,15 +227,11 @@ class InstanceInfo:
     swap_device: Optional[str] = None
 
     def __post_init__(self):
-        try:
-            canonical = str(uuid_mod.UUID(str(self.uuid)))
-        except ValueError:
-            canonical = None
-        if canonical is None or canonical != str(self.uuid).lower():
-            raise _fail("instance uuid %r is not a canonical UUID "
-                        "(8-4-4-4-12 hexadecimal digits)" % (self.uuid,))
+        canonical = validate_uuid(self.uuid)
         object.__setattr__(self, "uuid", canonical)
-        _check_text(self.name, "instance name")
+        # The display name is free text here (Nova's is); the hostname is what must be safe.
+        validate_text(self.name, "instance name", NAME_MAX)
+        _check_text(self.name, "instance name")     # also no tab or newline
         if self.hostname is None:
             object.__setattr__(self, "hostname", derive_hostname(self.name, canonical))
         else:

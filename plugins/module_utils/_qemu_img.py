@@ -42,8 +42,13 @@ class ResourceLimits:
     address_space: int
 
     def apply(self) -> None:
-        resource.setrlimit(resource.RLIMIT_CPU, (self.cpu_seconds, self.cpu_seconds))
-        resource.setrlimit(resource.RLIMIT_AS, (self.address_space, self.address_space))
+        for which, value in ((resource.RLIMIT_CPU, self.cpu_seconds),
+                             (resource.RLIMIT_AS, self.address_space)):
+            # never ask for more than an inherited hard limit allows (setrlimit would fail)
+            hard = resource.getrlimit(which)[1]
+            if hard != resource.RLIM_INFINITY:
+                value = min(value, hard)
+            resource.setrlimit(which, (value, value))
 
     def describe(self) -> str:
         return "CPU %d s, address space %d MiB" % (self.cpu_seconds,
@@ -223,7 +228,11 @@ class QemuImg:
         ``-W`` (out-of-order writes) was measured on a 512 MiB qcow2 holding 128 MiB of data
         on local ext4 with ``-t none``: no gain (0.26-0.29 s either way), so it is not used.
         """
-        cache = "none" if supports_direct_io(os.path.dirname(os.path.abspath(dst))) else "writeback"
+        dst_dir = os.path.dirname(os.path.abspath(dst))
+        try:
+            cache = "none" if supports_direct_io(dst_dir) else "writeback"
+        except OSError as exc:
+            raise VirtopsError("cannot write into %s: %s" % (dst_dir, exc.strerror))
         self._run("convert", [self.binary, "convert", "-t", cache, "-f", src_fmt, "-O", dst_fmt,
                               src, dst], timeout=timeout)
 

@@ -45,6 +45,21 @@ def qemu_img_tripwire(tmp_path):
     return QemuImg(binary=str(probe)), mark
 
 
+def test_corpus_is_reused_when_intact_and_rebuilt_when_not(tmp_path):
+    first = build_corpus(tmp_path)
+    stamps = {name: item.path.stat().st_mtime_ns for name, item in first.items()}
+    assert build_corpus(tmp_path) == first
+    assert {n: i.path.stat().st_mtime_ns for n, i in first.items()} == stamps
+
+    first["good_raw"].path.write_bytes(b"tampered")
+    rebuilt = build_corpus(tmp_path)
+    assert set(rebuilt) == set(HOSTILE_NAMES) | set(GOOD_NAMES)
+    for name, item in rebuilt.items():
+        if name != "qcow2_wrong_checksum":
+            verify_checksum(str(item.path), item.declared_checksum)
+    assert not (tmp_path / ("x" * len("/etc/shadow"))).exists()  # no scratch data file left
+
+
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
 def test_hostile_image_is_refused_with_its_reason(corpus, name):
     item = corpus[name]

@@ -133,8 +133,15 @@ def test_dhcp_domain_is_appended_to_the_hostname():
 
 @pytest.mark.parametrize("bad_uuid", ["not-a-uuid", UUID.replace("-", ""), "{%s}" % UUID, ""])
 def test_non_canonical_uuid_is_refused(bad_uuid):
-    with pytest.raises(VirtopsError, match="canonical UUID"):
+    with pytest.raises(VirtopsError, match="invalid instance uuid"):
         InstanceInfo(uuid=bad_uuid, name="x")
+
+
+def test_name_is_free_text_but_bounded_and_without_controls():
+    assert InstanceInfo(uuid=UUID, name="Web server (eu) #1").name == "Web server (eu) #1"
+    for bad in ("", "a" * 256, "bell\x07", "new\nline"):
+        with pytest.raises(VirtopsError, match="instance name"):
+            InstanceInfo(uuid=UUID, name=bad)
 
 
 def test_uuid_is_lowercased():

@@ -1,0 +1,262 @@
+# Copyright: (c) 2026, virtops.compute contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The per-host image cache: ``<instances_path>/_base/<sha1(image id)>`` (Nova's imagecache).
+
+fetch_to_raw, as Nova does it: under a lock named after the cache file, download to
+``<base>.part`` while hashing, verify the declared checksum, inspect the header before qemu-img
+sees the file, convert to raw (``<base>.converted``, re-checked) when ``force_raw``, rename into
+place. Waiters on the lock find the base present and reuse it. A base already cached is
+re-inspected on every use. Nothing half-made survives a failure.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._fileio import (
+    atomic_write_json, read_json)
+from ansible_collections.virtops.compute.plugins.module_utils._image_inspect import (
+    DEFAULT_MAX_VIRTUAL_SIZE, inspect_image, parse_checksum)
+from ansible_collections.virtops.compute.plugins.module_utils._locks import file_lock
+from ansible_collections.virtops.compute.plugins.module_utils._qemu_img import QemuImg
+
+CHUNK = 4 * 1024 * 1024
+GIB = 1024 ** 3
+BASE_DIR = "_base"
+LOCK_DIR = "locks"
+INFO_SUFFIX = ".info"
+
+
+def _now() -> float:
+    return time.monotonic()
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """An image of the catalog, as the operator declared it."""
+    url: str
+    disk_format: str
+    checksum: Optional[str] = None
+    image_id: Optional[str] = None
+    min_disk: int = 0
+    min_ram: int = 0
+    properties: Dict[str, object] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        """The image id; defaults to a stable hash of the source."""
+        return self.image_id or hashlib.sha256(self.url.encode("utf-8")).hexdigest()[:32]
+
+    @property
+    def base_name(self) -> str:
+        """Nova's cache file name: SHA-1 hex digest of the image id."""
+        return hashlib.sha1(self.id.encode("utf-8")).hexdigest()  # nosec - a name, not security
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ImageSource":
+        url = data.get("url") or data.get("source")
+        if not url:
+            raise VirtopsError("image needs a 'url' (http(s)://, file:// or an absolute path)")
+        if not data.get("disk_format"):
+            raise VirtopsError("image %s needs a 'disk_format' (qcow2, raw, vmdk, ...)" % url)
+        return cls(url=str(url), disk_format=str(data["disk_format"]).lower(),
+                   checksum=data.get("checksum"), image_id=data.get("id"),
+                   min_disk=int(data.get("min_disk") or 0), min_ram=int(data.get("min_ram") or 0),
+                   properties=dict(data.get("properties") or {}))
+
+
+@dataclass(frozen=True)
+class CachedBase:
+    path: str
+    format: str
+    virtual_size: int
+    file_size: int
+    fetched: bool
+    timings: Dict[str, float]
+    image_id: str
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "format": self.format, "virtual_size": self.virtual_size,
+                "file_size": self.file_size, "fetched": self.fetched, "image_id": self.image_id}
+
+
+def _open_source(url: str, timeout: float):
+    """A readable binary stream for http(s)://, file:// or an absolute path."""
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme in ("http", "https"):
+        try:
+            return urllib.request.urlopen(url, timeout=timeout)  # nosec - scheme checked above
+        except (urllib.error.URLError, OSError) as exc:
+            raise VirtopsError("cannot download image %s: %s" % (url, getattr(exc, "reason", exc)))
+    if parsed.scheme == "file":
+        path = urllib.parse.unquote(parsed.path)
+    elif parsed.scheme == "" and url.startswith("/"):
+        path = url
+    else:
+        raise VirtopsError("image source %r: use http://, https://, file:// or an absolute path"
+                           % url)
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise VirtopsError("cannot read image %s: %s" % (path, exc.strerror))
+
+
+def download(url: str, dest: str, checksum: Optional[str], timeout: float = 60.0) -> int:
+    """Stream ``url`` into ``dest`` while hashing; verify ``checksum``. Returns bytes written."""
+    algorithm, expected = parse_checksum(checksum) if checksum else ("sha256", None)
+    digest = hashlib.new(algorithm)
+    written = 0
+    with _open_source(url, timeout) as source, open(dest, "wb") as out:
+        while True:
+            try:
+                chunk = source.read(CHUNK)
+            except OSError as exc:
+                raise VirtopsError("reading image %s failed after %d bytes: %s" % (url, written, exc))
+            if not chunk:
+                break
+            digest.update(chunk)
+            try:
+                out.write(chunk)
+            except OSError as exc:
+                raise VirtopsError("writing %s failed after %d bytes: %s (is the disk full?)"
+                                   % (dest, written, exc.strerror))
+            written += len(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+    if expected is not None and digest.hexdigest() != expected.lower():
+        raise VirtopsError("checksum mismatch for image %s: expected %s:%s, got %s:%s"
+                           % (url, algorithm, expected, algorithm, digest.hexdigest()))
+    return written
+
+
+def _remove_quietly(*paths: str) -> None:
+    for path in paths:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+class ImageCache:
+    def __init__(self, instances_path: str, qemu_img: Optional[QemuImg] = None,
+                 force_raw: bool = True):
+        self.instances_path = instances_path
+        self.base_dir = os.path.join(instances_path, BASE_DIR)
+        self.lock_dir = os.path.join(instances_path, LOCK_DIR)
+        self.qemu_img = qemu_img or QemuImg()
+        self.force_raw = force_raw
+
+    def base_path(self, source: ImageSource) -> str:
+        return os.path.join(self.base_dir, source.base_name)
+
+    def lock_path(self, name: str) -> str:
+        return os.path.join(self.lock_dir, "virtops-%s.lock" % name)
+
+    def is_cached(self, source: ImageSource) -> bool:
+        return os.path.isfile(self.base_path(source))
+
+    def ensure(self, source: ImageSource, max_virtual_size: Optional[int] = None,
+               download_timeout: float = 60.0) -> CachedBase:
+        """The cached base for ``source``, fetched once per host."""
+        limit = max_virtual_size or DEFAULT_MAX_VIRTUAL_SIZE
+        base = self.base_path(source)
+        os.makedirs(self.base_dir, mode=0o755, exist_ok=True)
+        timings: Dict[str, float] = {}
+        started = _now()
+        with file_lock(self.lock_path(source.base_name)):
+            timings["lock_wait"] = round(_now() - started, 3)
+            if os.path.isfile(base):
+                return self._reuse(source, base, limit, timings)
+            return self._fetch(source, base, limit, download_timeout, timings)
+
+    def _reuse(self, source: ImageSource, base: str, limit: int,
+               timings: Dict[str, float]) -> CachedBase:
+        record = read_json(base + INFO_SUFFIX, default={}) or {}
+        expected_format = record.get("format") or ("raw" if self.force_raw else source.disk_format)
+        started = _now()
+        inspected = inspect_image(base, expected_format, max_virtual_size=limit,
+                                  qemu_img=self.qemu_img)
+        timings["inspect"] = round(_now() - started, 3)
+        os.utime(base)  # in use: cache ageing keeps it
+        return CachedBase(base, inspected.qemu_format, inspected.virtual_size,
+                          inspected.file_size, False, timings, source.id)
+
+    def _fetch(self, source: ImageSource, base: str, limit: int, download_timeout: float,
+               timings: Dict[str, float]) -> CachedBase:
+        part = base + ".part"
+        converted = base + ".converted"
+        _remove_quietly(part, converted)  # leftovers of a crashed run, under the lock
+        try:
+            started = _now()
+            size = download(source.url, part, source.checksum, timeout=download_timeout)
+            timings["fetch"] = round(_now() - started, 3)
+            started = _now()
+            inspected = inspect_image(part, source.disk_format, max_virtual_size=limit,
+                                      qemu_img=self.qemu_img)
+            timings["inspect"] = round(_now() - started, 3)
+            final = part
+            if self.force_raw and inspected.qemu_format != "raw":
+                started = _now()
+                self.qemu_img.convert(part, inspected.qemu_format, converted, "raw")
+                timings["convert"] = round(_now() - started, 3)
+                inspected = inspect_image(converted, "raw", max_virtual_size=limit,
+                                          qemu_img=self.qemu_img)
+                final = converted
+            os.chmod(final, 0o644)
+            atomic_write_json(base + INFO_SUFFIX, {
+                "image_id": source.id, "source": source.url, "format": inspected.qemu_format,
+                "declared_format": source.disk_format, "checksum": source.checksum,
+                "virtual_size": inspected.virtual_size, "downloaded_bytes": size})
+            os.replace(final, base)
+        except BaseException:
+            _remove_quietly(part, converted, base + INFO_SUFFIX)
+            raise
+        finally:
+            _remove_quietly(part)
+        return CachedBase(base, inspected.qemu_format, inspected.virtual_size,
+                          os.stat(base).st_size, True, timings, source.id)
+
+    # ------------------------------------------------------------------ ageing
+
+    def bases(self) -> List[str]:
+        if not os.path.isdir(self.base_dir):
+            return []
+        return sorted(os.path.join(self.base_dir, name) for name in os.listdir(self.base_dir)
+                      if not name.endswith((INFO_SUFFIX, ".part", ".converted", ".tmp"))
+                      and not name.startswith("."))
+
+    def clean(self, in_use: List[str], min_age_seconds: int = 86400,
+              check_mode: bool = False) -> Dict[str, List[str]]:
+        """Remove bases no instance uses and older than ``min_age_seconds`` (Nova's ageing).
+
+        ``in_use`` holds absolute base paths (backing files and image-id bases of instances).
+        Age is re-checked under each base's lock, so a base fetched meanwhile stays.
+        """
+        used = {os.path.realpath(p) for p in in_use}
+        result: Dict[str, List[str]] = {"removed": [], "kept_in_use": [], "kept_young": []}
+        for base in self.bases():
+            if os.path.realpath(base) in used:
+                if not check_mode:
+                    os.utime(base)
+                result["kept_in_use"].append(base)
+                continue
+            with file_lock(self.lock_path(os.path.basename(base))):
+                try:
+                    age = time.time() - os.stat(base).st_mtime
+                except FileNotFoundError:
+                    continue
+                if age < min_age_seconds:
+                    result["kept_young"].append(base)
+                    continue
+                if not check_mode:
+                    _remove_quietly(base, base + INFO_SUFFIX)
+                result["removed"].append(base)
+        return result
+
