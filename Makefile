@@ -24,7 +24,7 @@ guest: setup
 demo: setup guest
 	@$(PY) scripts/demo.py
 
-test: setup
+test: setup guest
 	@$(MAKE) --no-print-directory sanity
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration

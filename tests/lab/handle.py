@@ -50,6 +50,11 @@ class LabHandle:
                 for name, h in sorted(self.state()["hosts"].items())}
 
     @property
+    def gateway(self) -> str:
+        """The machine's own address on the lab bridge (serves images, answers pings)."""
+        return self.subnet + ".1"
+
+    @property
     def inventory(self) -> Path:
         return self.state_dir / "inventory.yml"
 

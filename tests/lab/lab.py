@@ -35,6 +35,8 @@ DEFAULT_STATE_DIR = Path(os.environ.get("VIRTOPS_LAB_DIR", "/var/tmp/virtops-lab
 DEFAULT_PREFIX = os.environ.get("VIRTOPS_LAB_PREFIX", "vo")
 DEFAULT_SUBNET = os.environ.get("VIRTOPS_LAB_SUBNET", "10.77.0")  # /24, .1 is the controller
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Every lab registers here (prefix -> state dir), so `lab down-all` finds labs whose test died.
+REGISTRY = Path("/run/virtops-labs")
 HOST_PYTHON = os.environ.get("VIRTOPS_HOST_PYTHON", str(REPO_ROOT / ".venv" / "bin" / "python"))
 
 # (private directory name, mount point inside the host)
@@ -118,6 +120,8 @@ class Lab:
 
     def save(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
+        REGISTRY.mkdir(parents=True, exist_ok=True)
+        (REGISTRY / self.prefix).write_text(self.state_dir)
         data = asdict(self)
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
@@ -445,6 +449,25 @@ def down(lab: Lab) -> List[str]:
         run(["ip", "link", "del", lab.bridge], check=False)
     if lab.path.exists():
         shutil.rmtree(lab.path)
+    registered = REGISTRY / lab.prefix
+    if registered.exists() and registered.read_text() == lab.state_dir:
+        registered.unlink()
+    return problems
+
+
+def down_all() -> List[str]:
+    """Take down every registered lab (CI's safety net after an interrupted test run)."""
+    problems = []
+    if not REGISTRY.is_dir():
+        return problems
+    for entry in sorted(REGISTRY.iterdir()):
+        state_dir = Path(entry.read_text())
+        if (state_dir / "lab.json").exists():
+            lab = Lab.load(state_dir, entry.name, DEFAULT_SUBNET)
+            problems += down(lab)
+            print("lab down-all: took down %s (%s)" % (entry.name, state_dir))
+        if entry.exists():
+            entry.unlink()
     return problems
 
 
@@ -497,6 +520,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p_up.add_argument("--no-peer-trust", action="store_true",
                       help="do not authorise hosts on each other (host preparation does it)")
     sub.add_parser("down", help="stop and remove everything the lab made")
+    sub.add_parser("down-all", help="take down every lab registered on this machine")
     p_status = sub.add_parser("status", help="what runs")
     p_status.add_argument("--json", action="store_true")
     p_exec = sub.add_parser("exec", help="run a command inside a host")
@@ -518,8 +542,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.command == "up":
             up(lab, args.count, peer_trust=not args.no_peer_trust)
             print_status(status(lab))
-        elif args.command == "down":
-            problems = down(lab)
+        elif args.command in ("down", "down-all"):
+            problems = down(lab) if args.command == "down" else down_all()
             for problem in problems:
                 print("lab down: %s" % problem, file=sys.stderr)
             return 1 if problems else 0
