@@ -15,9 +15,10 @@ import os
 import time
 import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
+
+from ansible.module_utils.urls import open_url
 
 from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._fileio import (
@@ -92,8 +93,8 @@ def _open_source(url: str, timeout: float):
     parsed = urllib.parse.urlparse(url)
     if parsed.scheme in ("http", "https"):
         try:
-            return urllib.request.urlopen(url, timeout=timeout)  # nosec - scheme checked above
-        except (urllib.error.URLError, OSError) as exc:
+            return open_url(url, timeout=timeout, follow_redirects="safe")
+        except (urllib.error.URLError, OSError, ValueError) as exc:
             raise VirtopsError("cannot download image %s: %s" % (url, getattr(exc, "reason", exc)))
     if parsed.scheme == "file":
         path = urllib.parse.unquote(parsed.path)
@@ -259,4 +260,3 @@ class ImageCache:
                     _remove_quietly(base, base + INFO_SUFFIX)
                 result["removed"].append(base)
         return result
-

@@ -82,13 +82,26 @@ def _where(hostname: Optional[str], index: Optional[int]) -> str:
     return "host facts"
 
 
+def _is_mapping(value: Any) -> bool:
+    return isinstance(value, dict) or isinstance(value, Mapping)
+
+
+def _is_list(value: Any) -> bool:
+    if isinstance(value, (list, tuple)):
+        return True
+    return isinstance(value, Sequence) and not isinstance(value, (str, bytes))
+
+
 def _number(facts: Mapping, key: str, where: str, default: Any = None, required: bool = False,
             minimum: Optional[float] = 0) -> Any:
-    if key not in facts or facts[key] is None:
+    value = facts.get(key)
+    if value is None:
         if required:
             raise VirtopsError("%s: missing key '%s'" % (where, key), key=key)
         return default
-    value = facts[key]
+    kind = type(value)
+    if (kind is int or kind is float) and (minimum is None or value >= minimum):
+        return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         if isinstance(value, str):
             try:
@@ -124,17 +137,17 @@ def _string(facts: Mapping, key: str, where: str, default: Optional[str] = None)
 def _parse_aggregates(raw: Any, where: str) -> tuple:
     if raw is None:
         return ()
-    if not isinstance(raw, Sequence) or isinstance(raw, (str, bytes)):
+    if not _is_list(raw):
         raise VirtopsError("%s: 'aggregates' must be a list of {name, metadata}" % where, key="aggregates")
     result = []
     for pos, agg in enumerate(raw):
         if isinstance(agg, str):
             result.append(Aggregate(name=agg, metadata={}))
             continue
-        if not isinstance(agg, Mapping) or not agg.get("name"):
+        if not _is_mapping(agg) or not agg.get("name"):
             raise VirtopsError("%s: aggregates[%d] must be a mapping with a 'name'" % (where, pos), key="aggregates")
         metadata = agg.get("metadata") or {}
-        if not isinstance(metadata, Mapping):
+        if not _is_mapping(metadata):
             raise VirtopsError("%s: aggregates[%d].metadata must be a mapping" % (where, pos), key="aggregates")
         result.append(Aggregate(name=str(agg["name"]),
                                 metadata={str(k): match_string(v) for k, v in metadata.items()}))
@@ -142,14 +155,14 @@ def _parse_aggregates(raw: Any, where: str) -> tuple:
 
 
 def _parse_instance(raw: Any, where: str, pos: int) -> InstanceInfo:
-    if not isinstance(raw, Mapping):
+    if not _is_mapping(raw):
         raise VirtopsError("%s: instances[%d] must be a mapping" % (where, pos), key="instances")
     uuid = raw.get("uuid") or None
     name = raw.get("name") or None
     if not uuid and not name:
         raise VirtopsError("%s: instances[%d] has neither 'uuid' nor 'name'" % (where, pos), key="instances")
     group = raw.get("server_group")
-    if isinstance(group, Mapping):
+    if group is not None and _is_mapping(group):
         group = group.get("name")
     return InstanceInfo(uuid=str(uuid) if uuid else None, name=str(name) if name else None,
                         server_group=str(group) if group else None,
@@ -165,12 +178,12 @@ def canonical_arch(name: Optional[str]) -> Optional[str]:
 
 def _parse_supported_instances(raw: Any, arch: Optional[str], virt_type: Optional[str], where: str) -> tuple:
     if raw is not None:
-        if not isinstance(raw, Sequence) or isinstance(raw, (str, bytes)):
+        if not _is_list(raw):
             raise VirtopsError("%s: 'supported_instances' must be a list of [arch, hv_type, vm_mode]" % where,
                                key="supported_instances")
         triples = []
         for item in raw:
-            if not isinstance(item, Sequence) or isinstance(item, (str, bytes)) or len(item) != 3:
+            if not _is_list(item) or len(item) != 3:
                 raise VirtopsError("%s: 'supported_instances' entries must be [arch, hv_type, vm_mode], got %r"
                                    % (where, item), key="supported_instances")
             triples.append((canonical_arch(item[0]), str(item[1]).lower(), str(item[2]).lower()))
@@ -216,7 +229,7 @@ class HostState:
     def from_facts(cls, facts: Mapping, index: Optional[int] = None, hostname: Optional[str] = None) -> "HostState":
         """Parse one host's facts. ``hostname`` fills a missing ``hostname`` key (dict input
         keyed by inventory name); errors name the host and the key."""
-        if not isinstance(facts, Mapping):
+        if not _is_mapping(facts):
             raise VirtopsError("%s: must be a mapping, got %s" % (_where(hostname, index), type(facts).__name__))
         name = facts.get("hostname") or hostname
         if not name:
@@ -243,11 +256,11 @@ class HostState:
                 capabilities = json.loads(capabilities)
             except ValueError:
                 capabilities = None
-        if not isinstance(capabilities, Mapping):
+        if not _is_mapping(capabilities):
             raise VirtopsError("%s: 'capabilities' must be a mapping" % where, key="capabilities")
 
         raw_instances = facts.get("instances") or ()
-        if not isinstance(raw_instances, Sequence) or isinstance(raw_instances, (str, bytes)):
+        if not _is_list(raw_instances):
             raise VirtopsError("%s: 'instances' must be a list" % where, key="instances")
         arch = _string(facts, "arch", where)
         virt_type = _string(facts, "virt_type", where)
@@ -367,20 +380,20 @@ def parse_hosts(hosts: Any) -> list:
     Host order is kept (it breaks ties between equal weights)."""
     if isinstance(hosts, HostState):
         hosts = [hosts]
-    result = []
-    if isinstance(hosts, Mapping):
-        for pos, (name, facts) in enumerate(hosts.items()):
-            result.append(facts if isinstance(facts, HostState)
-                          else HostState.from_facts(facts, index=pos, hostname=str(name)))
-    elif isinstance(hosts, Sequence) and not isinstance(hosts, (str, bytes)):
-        for pos, facts in enumerate(hosts):
-            result.append(facts if isinstance(facts, HostState) else HostState.from_facts(facts, index=pos))
+    if _is_mapping(hosts):
+        result = [facts if isinstance(facts, HostState) else HostState.from_facts(facts, index=pos, hostname=str(name))
+                  for pos, (name, facts) in enumerate(hosts.items())]
+    elif _is_list(hosts):
+        result = [facts if isinstance(facts, HostState) else HostState.from_facts(facts, index=pos)
+                  for pos, facts in enumerate(hosts)]
     else:
         raise VirtopsError("hosts must be a list of host facts or a mapping hostname -> host facts, got %s"
                            % type(hosts).__name__)
-    seen = set()
-    for host in result:
-        if host.hostname in seen:
-            raise VirtopsError("host facts for %s: given twice" % host.hostname, key="hostname")
-        seen.add(host.hostname)
+    names = [host.hostname for host in result]
+    if len(set(names)) != len(names):
+        seen: set = set()
+        for name in names:
+            if name in seen:
+                raise VirtopsError("host facts for %s: given twice" % name, key="hostname")
+            seen.add(name)
     return result

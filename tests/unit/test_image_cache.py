@@ -56,8 +56,8 @@ def test_fetch_converts_to_raw_then_reuses(tmp_path):
     assert os.path.basename(first.path) == source.base_name
     second = cache.ensure(source)
     assert not second.fetched and second.path == first.path
-    assert sorted(os.listdir(tmp_path / "instances" / "_base")) == [source.base_name,
-                                                                   source.base_name + ".info"]
+    listing = sorted(os.listdir(tmp_path / "instances" / "_base"))
+    assert listing == [source.base_name, source.base_name + ".info"]
 
 
 def test_concurrent_fetches_of_one_image_download_once(tmp_path):
@@ -65,8 +65,11 @@ def test_concurrent_fetches_of_one_image_download_once(tmp_path):
     source = ImageSource.from_dict({"url": str(tmp_path / "img.qcow2"), "disk_format": "qcow2",
                                     "checksum": checksum})
     results = []
-    threads = [threading.Thread(target=lambda: results.append(
-        ImageCache(str(tmp_path / "i")).ensure(source))) for _ in range(4)]
+
+    def boot():
+        results.append(ImageCache(str(tmp_path / "i")).ensure(source))
+
+    threads = [threading.Thread(target=boot) for _index in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
