@@ -343,6 +343,14 @@ class HostState:
         return {key: frozenset(values) for key, values in result.items()}
 
     @cached_property
+    def weight_multiplier_keys(self) -> frozenset:
+        """Which weigher multipliers the host's aggregates set (usually none)."""
+        if not self.aggregates:
+            return frozenset()
+        return frozenset(k for k in ("ram_weight_multiplier", "disk_weight_multiplier", "cpu_weight_multiplier")
+                         if k in self.aggregate_metadata)
+
+    @cached_property
     def instance_ids(self) -> frozenset:
         """Every uuid and name of the instances on the host."""
         return frozenset(i for inst in self.instances for i in inst.identities)

@@ -80,9 +80,39 @@ def _plural(count: int, word: str) -> str:
     return "%d %s%s" % (count, word, "" if count == 1 else "s")
 
 
+class _WeigherState:
+    """One weigher's raw values and multipliers for the passing hosts, in their order."""
+
+    __slots__ = ("weigher", "default", "per_host", "raw", "mult")
+
+    def __init__(self, weigher, default: float, per_host: bool):
+        self.weigher = weigher
+        self.default = default
+        self.per_host = per_host
+        self.raw: list = []
+        self.mult: list = []
+
+    def load(self, hosts: list) -> None:
+        self.raw = self.weigher.raw_many(hosts)
+        if self.per_host:
+            multiplier, default = self.weigher.multiplier, self.default
+            self.mult = [multiplier(h, default) for h in hosts]
+
+    def update(self, pos: int, host: HostState) -> None:
+        self.raw[pos] = self.weigher.raw(host)
+        if self.per_host:
+            self.mult[pos] = self.weigher.multiplier(host, self.default)
+
+    def remove(self, pos: int) -> None:
+        del self.raw[pos]
+        if self.per_host:
+            del self.mult[pos]
+
+
 class _Placement:
     """The working state of one request: host states (the chosen ones replaced after
-    consuming), cached filter answers and raw weights."""
+    consuming), the passing hosts in host order, and per weigher the raw weights and
+    multipliers of the passing hosts (lists aligned with ``passing``)."""
 
     def __init__(self, hosts: list, spec: RequestSpec, config: SchedulerConfig, rng: random.Random):
         self.hosts = list(hosts)
@@ -92,25 +122,18 @@ class _Placement:
         self.all_filters = make_filters(config.enabled_filters, config.default_availability_zone)
         self.filters = [f for f in self.all_filters if f.prepare(self.hosts, spec)]
         self.candidates = self._candidates()
-        # fail_at[i]: index in self.filters of the first filter host i fails, -1 if it passes.
-        self.fail_at = [-1] * len(self.hosts)
+        # fail_at[i]: position in self.filters of the filter that removed host i, -1 if none.
+        self.fail_at: list = []
         self.passing: list = []
-
         self.weighers = []
+        overridden = [i for i in self.candidates if self.hosts[i].weight_multiplier_keys]
         for cls in WEIGHER_CLASSES:
             weigher = cls()
             default = getattr(config, weigher.option)
-            per_host = [weigher.multiplier(self.hosts[i], default) for i in self.candidates
-                        if self.hosts[i].aggregates]
-            if any(m != default for m in per_host):
-                mult: Any = [None] * len(self.hosts)
-                for i in self.candidates:
-                    mult[i] = weigher.multiplier(self.hosts[i], default)
-            elif default == 0.0:
-                continue  # adds 0 x (0..1) to every host: no effect on any total
-            else:
-                mult = default
-            self.weighers.append((weigher, [None] * len(self.hosts), mult))
+            per_host = any(weigher.option in self.hosts[i].weight_multiplier_keys for i in overridden)
+            if default == 0.0 and not per_host:
+                continue  # adds 0 x (0..1) to every host: changes no total
+            self.weighers.append(_WeigherState(weigher, default, per_host))
         self._filter_all()
 
     # ---------------------------------------------------------------- filtering
@@ -131,41 +154,44 @@ class _Placement:
         return -1
 
     def _filter_all(self) -> None:
-        hosts, fail_at, first_failure = self.hosts, self.fail_at, self._first_failure
-        passing = []
-        for i in self.candidates:
-            pos = first_failure(hosts[i])
-            fail_at[i] = pos
-            if pos < 0:
-                passing.append(i)
-        self.passing = passing
-        for weigher, raw, _mult in self.weighers:
-            for i in passing:
-                raw[i] = weigher.raw(hosts[i])
+        """Every filter in turn over the hosts the earlier ones kept (Nova's order)."""
+        hosts, spec = self.hosts, self.spec
+        fail_at = [-1] * len(hosts)
+        remaining = self.candidates
+        for pos, flt in enumerate(self.filters):
+            kept = flt.filter_indices(hosts, remaining, spec)
+            if len(kept) != len(remaining):
+                for i in set(remaining).difference(kept):
+                    fail_at[i] = pos
+            remaining = kept
+        self.fail_at = fail_at
+        self.passing = list(remaining)
+        passing_hosts = [hosts[i] for i in self.passing]
+        for state in self.weighers:
+            state.load(passing_hosts)
 
     # ----------------------------------------------------------------- weighing
     def _weights(self) -> list:
-        """Total weight of each passing host, aligned with self.passing (Nova's order of
-        operations, so equal inputs give equal floats)."""
-        idx = self.passing
-        total = [0.0] * len(idx)
-        for _weigher, raw, mult in self.weighers:
-            values = [raw[i] for i in idx]
+        """Total weight of each passing host, aligned with self.passing: per weigher
+        ``total += multiplier * (raw - min) / (max - min)``, Nova's order of operations."""
+        total = [0.0] * len(self.passing)
+        for state in self.weighers:
+            values = state.raw
             low, high = min(values), max(values)
             if low == high:
                 continue  # normalised to all zeros
             low = float(low)
             span = float(high) - low
-            if isinstance(mult, list):
-                mults = [mult[i] for i in idx]
-                total = [t + m * ((v - low) / span) for t, m, v in zip(total, mults, values)]
+            if state.per_host:
+                total = [t + m * ((v - low) / span) for t, m, v in zip(total, state.mult, values)]
             else:
+                mult = state.default
                 total = [t + mult * ((v - low) / span) for t, v in zip(total, values)]
         return total
 
-    def _ranked(self, count: int) -> tuple:
-        """The best ``count`` passing hosts as (host index, weight), best first, with one
-        of the best ``host_subset_size`` drawn at random moved to the front."""
+    def _ranked(self, count: int) -> list:
+        """The best ``count`` passing hosts as (position in passing, weight), best first,
+        with one of the best ``host_subset_size`` drawn at random moved to the front."""
         weights = self._weights()
         subset_size = self.config.host_subset_size
         top = heapq.nlargest(max(count, subset_size), range(len(weights)), key=weights.__getitem__)
@@ -173,8 +199,7 @@ class _Placement:
             chosen = self.rng.choice(top[:subset_size])
             top.remove(chosen)
             top.insert(0, chosen)
-        passing = self.passing
-        return [(passing[pos], weights[pos]) for pos in top]
+        return [(pos, weights[pos]) for pos in top]
 
     def _limits(self, host: HostState) -> dict:
         limits: dict = {}
@@ -183,7 +208,9 @@ class _Placement:
         return limits
 
     # ---------------------------------------------------------------- consuming
-    def _consume(self, index: int, name: str, uuid: Optional[str]) -> None:
+    def _consume(self, pos: int, name: str, uuid: Optional[str]) -> None:
+        """Count the instance on the host at ``passing[pos]``; filter that host again."""
+        index = self.passing[pos]
         flavor, group = self.spec.flavor, self.spec.server_group
         instance = InstanceInfo(uuid=uuid, name=name, server_group=group.name if group else None,
                                 vm_state="building", task_state="scheduling")
@@ -197,13 +224,15 @@ class _Placement:
         if everyone:
             self._filter_all()
             return
-        pos = self._first_failure(host)
-        self.fail_at[index] = pos
-        if pos >= 0:
-            self.passing.remove(index)
+        failed_at = self._first_failure(host)
+        self.fail_at[index] = failed_at
+        if failed_at >= 0:
+            del self.passing[pos]
+            for state in self.weighers:
+                state.remove(pos)
         else:
-            for weigher, raw, _mult in self.weighers:
-                raw[index] = weigher.raw(host)
+            for state in self.weighers:
+                state.update(pos, host)
 
     # ------------------------------------------------------------------ errors
     def _no_valid_host(self, number: int, placed: list) -> NoValidHost:
@@ -242,17 +271,16 @@ class _Placement:
             if not self.passing:
                 raise self._no_valid_host(number, placed)
             ranked = self._ranked(1 + alternates_wanted if single else 1)
-            index, weight = ranked[0]
-            host = self.hosts[index]
+            pos, weight = ranked[0]
+            host = self.hosts[self.passing[pos]]
             alternates: tuple = ()
             if single:
-                alternates = tuple(Alternate(self.hosts[i].hostname, self._limits(self.hosts[i]), w)
-                                   for i, w in ranked[1:1 + alternates_wanted])
+                alternates = tuple(self._alternate(p, w) for p, w in ranked[1:1 + alternates_wanted])
             uuid = spec.instance_uuids[number] if spec.instance_uuids else None
             placed.append(Selection(
                 instance_name=name, instance_uuid=uuid, host=host.hostname, limits=self._limits(host),
                 weight=weight, availability_zone=self._zone(host), alternates=alternates))
-            self._consume(index, name, uuid)
+            self._consume(pos, name, uuid)
         if not single and alternates_wanted and self.passing:
             placed = self._with_shared_alternates(placed, alternates_wanted)
         return placed
@@ -262,11 +290,15 @@ class _Placement:
         instance the same best hosts that were not picked for any instance."""
         chosen = {sel.host for sel in placed}
         ranked = self._ranked(wanted + len(chosen))
-        alternates = tuple(Alternate(self.hosts[i].hostname, self._limits(self.hosts[i]), w)
-                           for i, w in ranked if self.hosts[i].hostname not in chosen)[:wanted]
+        alternates = tuple(self._alternate(p, w) for p, w in ranked
+                           if self.hosts[self.passing[p]].hostname not in chosen)[:wanted]
         return [Selection(instance_name=sel.instance_name, instance_uuid=sel.instance_uuid, host=sel.host,
                           limits=sel.limits, weight=sel.weight, availability_zone=sel.availability_zone,
                           alternates=alternates) for sel in placed]
+
+    def _alternate(self, pos: int, weight: float) -> Alternate:
+        host = self.hosts[self.passing[pos]]
+        return Alternate(host.hostname, self._limits(host), weight)
 
     def _zone(self, host: HostState) -> str:
         if self.spec.availability_zone:

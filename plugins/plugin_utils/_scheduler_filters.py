@@ -217,6 +217,12 @@ class BaseFilter:
     def host_passes(self, host: HostState, spec) -> bool:
         raise NotImplementedError
 
+    def filter_indices(self, hosts: list, indices: list, spec) -> list:
+        """The indices (into ``hosts``) of the hosts that pass, in order. Same answers as
+        host_passes; hot filters override it with an inlined form."""
+        passes = self.host_passes
+        return [i for i in indices if passes(hosts[i], spec)]
+
     def on_selected(self, host: HostState, spec) -> bool:
         return False
 
@@ -234,6 +240,10 @@ class RetryFilter(BaseFilter):
 
     def host_passes(self, host, spec):
         return host.hostname not in spec.ignore_hosts
+
+    def filter_indices(self, hosts, indices, spec):
+        ignore = spec.ignore_hosts
+        return [i for i in indices if hosts[i].hostname not in ignore]
 
 
 class AvailabilityZoneFilter(BaseFilter):
@@ -255,6 +265,11 @@ class AvailabilityZoneFilter(BaseFilter):
             return spec.availability_zone in zones
         return spec.availability_zone == self.default_zone
 
+    def filter_indices(self, hosts, indices, spec):
+        zone = spec.availability_zone
+        in_default = zone == self.default_zone
+        return [i for i in indices if ((zone in zones) if (zones := hosts[i].availability_zones) else in_default)]
+
 
 class ComputeFilter(BaseFilter):
     """Disabled hosts do not pass."""
@@ -264,6 +279,9 @@ class ComputeFilter(BaseFilter):
     def host_passes(self, host, spec):
         return host.enabled
 
+    def filter_indices(self, hosts, indices, spec):
+        return [i for i in indices if hosts[i].enabled]
+
 
 class RamFilter(BaseFilter):
     """memory_mb x ram_allocation_ratio - memory_mb_used must cover the flavor's RAM."""
@@ -271,9 +289,13 @@ class RamFilter(BaseFilter):
     name = "RamFilter"
 
     def host_passes(self, host, spec):
-        limit = host.memory_mb * host.ram_allocation_ratio
-        usable = limit - (host.memory_mb - host.free_ram_mb)
-        return usable >= spec.flavor.ram_mb
+        # limit - used, with used = total - free = memory_mb_used
+        return host.memory_mb * host.ram_allocation_ratio - host.memory_mb_used >= spec.flavor.ram_mb
+
+    def filter_indices(self, hosts, indices, spec):
+        wanted = spec.flavor.ram_mb
+        return [i for i in indices
+                if (h := hosts[i]).memory_mb * h.ram_allocation_ratio - h.memory_mb_used >= wanted]
 
     def update_limits(self, host, limits):
         limits["memory_mb"] = host.memory_mb * host.ram_allocation_ratio
@@ -288,9 +310,13 @@ class DiskFilter(BaseFilter):
 
     def host_passes(self, host, spec):
         total_mb = host.local_gb * 1024
-        limit_mb = total_mb * host.disk_allocation_ratio
-        usable_mb = limit_mb - (total_mb - host.free_disk_mb)
-        return usable_mb >= spec.flavor.disk_mb
+        return total_mb * host.disk_allocation_ratio - (total_mb - host.free_disk_mb) >= spec.flavor.disk_mb
+
+    def filter_indices(self, hosts, indices, spec):
+        wanted = spec.flavor.disk_mb
+        return [i for i in indices
+                if ((total := (h := hosts[i]).local_gb * 1024) * h.disk_allocation_ratio
+                    - (total - h.free_disk_mb) >= wanted)]
 
     def update_limits(self, host, limits):
         limits["disk_gb"] = host.local_gb * 1024 * host.disk_allocation_ratio / 1024
@@ -310,6 +336,12 @@ class CoreFilter(BaseFilter):
         if wanted > host.vcpus:
             return False
         return host.vcpus * host.cpu_allocation_ratio - host.vcpus_used >= wanted
+
+    def filter_indices(self, hosts, indices, spec):
+        wanted = spec.flavor.vcpus
+        return [i for i in indices
+                if not (h := hosts[i]).vcpus
+                or (wanted <= h.vcpus and h.vcpus * h.cpu_allocation_ratio - h.vcpus_used >= wanted)]
 
     def update_limits(self, host, limits):
         if host.vcpus:
@@ -434,11 +466,15 @@ class AggregateInstanceExtraSpecsFilter(BaseFilter):
 
 
 class _GroupFilter(BaseFilter):
+    """Counts the group's members per host once per request; after each pick only the
+    chosen host's count is taken again."""
+
     policy = ""
 
     def __init__(self):
         self.group = None
         self.moving: frozenset = frozenset()
+        self.counts: dict = {}
 
     def prepare(self, hosts, spec):
         self.group = spec.server_group
@@ -448,13 +484,23 @@ class _GroupFilter(BaseFilter):
         # neighbour there (Nova's filters skip the instance itself for moves).
         own = spec.own_identities()
         self.moving = frozenset(
-            id(inst) for host in hosts for inst in host.instances
-            if inst.uuid in own or inst.name in own)
+            id(inst) for host in hosts if host.instances and not own.isdisjoint(host.instance_ids)
+            for inst in host.instances if inst.uuid in own or inst.name in own)
+        self.counts = {}
+        for host in hosts:
+            if host.instances:
+                count = self.members_on(host)
+                if count:
+                    self.counts[host.hostname] = count
         return True
 
     def members_on(self, host: HostState) -> int:
         group, moving = self.group, self.moving
         return sum(1 for inst in host.instances if group.has_member(inst) and id(inst) not in moving)
+
+    def on_selected(self, host, spec):
+        self.counts[host.hostname] = self.members_on(host)
+        return False
 
 
 class ServerGroupAntiAffinityFilter(_GroupFilter):
@@ -465,7 +511,7 @@ class ServerGroupAntiAffinityFilter(_GroupFilter):
     policy = "anti-affinity"
 
     def host_passes(self, host, spec):
-        return self.members_on(host) < self.group.max_server_per_host
+        return self.counts.get(host.hostname, 0) < self.group.max_server_per_host
 
 
 class ServerGroupAffinityFilter(_GroupFilter):
@@ -475,22 +521,12 @@ class ServerGroupAffinityFilter(_GroupFilter):
     name = "ServerGroupAffinityFilter"
     policy = "affinity"
 
-    def __init__(self):
-        super().__init__()
-        self.group_hosts: set = set()
-
-    def prepare(self, hosts, spec):
-        if not super().prepare(hosts, spec):
-            return False
-        self.group_hosts = {host.hostname for host in hosts if host.instances and self.members_on(host)}
-        return True
-
     def host_passes(self, host, spec):
-        return not self.group_hosts or host.hostname in self.group_hosts
+        return not self.counts or host.hostname in self.counts
 
     def on_selected(self, host, spec):
-        first = not self.group_hosts
-        self.group_hosts.add(host.hostname)
+        first = not self.counts
+        super().on_selected(host, spec)
         return first
 
 

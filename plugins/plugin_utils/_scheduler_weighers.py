@@ -37,9 +37,13 @@ class BaseWeigher:
     def raw(self, host: HostState) -> float:
         raise NotImplementedError
 
+    def raw_many(self, hosts: list) -> list:
+        raw = self.raw
+        return [raw(h) for h in hosts]
+
     def multiplier(self, host: HostState, default: float) -> float:
         """The aggregate override when the host has one (smallest value), else the config's."""
-        if not host.aggregates:
+        if self.option not in host.weight_multiplier_keys:
             return default
         values = host.aggregate_metadata.get(self.option)
         if not values:
@@ -58,6 +62,9 @@ class RAMWeigher(BaseWeigher):
 
     def raw(self, host):
         return host.free_ram_mb
+
+    def raw_many(self, hosts):
+        return [h.memory_mb - h.memory_mb_used for h in hosts]
 
 
 class DiskWeigher(BaseWeigher):
@@ -78,6 +85,9 @@ class CPUWeigher(BaseWeigher):
 
     def raw(self, host):
         return host.vcpus * host.cpu_allocation_ratio - host.vcpus_used
+
+    def raw_many(self, hosts):
+        return [h.vcpus * h.cpu_allocation_ratio - h.vcpus_used for h in hosts]
 
 
 WEIGHER_CLASSES = (RAMWeigher, DiskWeigher, CPUWeigher)
