@@ -4,7 +4,8 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: scheduler
-author: virtops.compute contributors
+author:
+  - virtops.compute contributors (@virtops)
 short_description: Pick compute hosts for new instances the way Nova's FilterScheduler does
 description:
   - Places every instance of a request on the compute hosts described by their host facts, the way
@@ -72,7 +73,7 @@ EXAMPLES = r"""
   ansible.builtin.set_fact:
     placement: >-
       {{ query('virtops.compute.scheduler',
-               hosts=groups['compute'] | map('extract', hostvars, 'virtops_host_facts') | list,
+               hosts=groups['compute'] | map('extract', hostvars, 'virtops_host') | list,
                request={'instance_names': ['web1'],
                         'flavor': flavors['m1.small'],
                         'image': images['cirros'],

@@ -77,8 +77,9 @@ def _vtag(name: str) -> str:
     return "{%s}%s" % (VIRTOPS_NS, name)
 
 
-def _vnode(tag: str, text=None, nsmap=None, **attrs):
-    el = etree.Element(_vtag(tag), nsmap=nsmap)
+def _vnode(tag: str, text=None, **attrs):
+    # Every node names the prefix; lxml declares it only where a parent has not already.
+    el = etree.Element(_vtag(tag), nsmap={VIRTOPS_PREFIX: VIRTOPS_NS})
     for key, value in attrs.items():
         if value is not None:
             el.set(key, _str(value))
@@ -237,7 +238,7 @@ class GuestMetaInstance(ConfigObject):
     ports: List[GuestMetaPort] = field(default_factory=list)
 
     def format_dom(self):
-        el = _vnode("instance", nsmap={VIRTOPS_PREFIX: VIRTOPS_NS})
+        el = _vnode("instance")
         if self.name is not None:
             _vsub(el, "name", self.name)
         if self.hostname is not None:

@@ -7,12 +7,18 @@ The dict form (what is recorded in instance.json and passed between modules) is 
     {"id": "<port uuid>", "address": "fa:16:3e:xx:xx:xx", "devname": "tapXXXXXXXX-XX",
      "type": "bridge", "vnic_type": "normal", "details": {"port_filter": true},
      "network": {"id": "<network id>", "label": "private", "bridge": "br-private",
-                 "meta": {"mtu": 1500, "vif_type": "bridge", "vlan": null, "vxlan_id": null},
+                 "meta": {"mtu": 1500, "vlan": null, "vxlan_id": null,
+                          "physical_interface": null},
                  "subnets": [{"cidr": "10.10.0.0/24", "version": 4,
                               "gateway": {"address": "10.10.0.1"},
                               "dns": [{"address": "10.10.0.1"}],
                               "ips": [{"address": "10.10.0.5", "type": "fixed"}],
                               "routes": [{"cidr": "0.0.0.0/0", "gateway": {"address": "..."}}]}]}}
+
+``network.meta`` may also hold, only when they differ from the defaults: ``vxlan_peers``
+(unicast VTEP addresses), ``vxlan_group`` (multicast group), ``vxlan_port`` (UDP port, default
+4789) and ``create_bridge`` (false: the bridge is the operator's, vm_vif never creates or
+changes it). ``docs/networking.md`` describes them.
 """
 from __future__ import annotations
 
@@ -97,6 +103,10 @@ class Vif:
     physical_interface: Optional[str] = None
     port_filter: bool = False
     subnets: List[Subnet] = field(default_factory=list)
+    vxlan_peers: List[str] = field(default_factory=list)
+    vxlan_group: Optional[str] = None
+    vxlan_port: Optional[int] = None
+    create_bridge: bool = True
 
     @property
     def fixed_ips(self) -> List[str]:
@@ -125,11 +135,26 @@ class Vif:
                 physical_interface=meta.get("physical_interface"),
                 port_filter=bool((data.get("details") or {}).get("port_filter", False)),
                 subnets=[Subnet.from_dict(s) for s in network.get("subnets", [])],
+                vxlan_peers=list(meta.get("vxlan_peers") or []),
+                vxlan_group=meta.get("vxlan_group"),
+                vxlan_port=meta.get("vxlan_port"),
+                create_bridge=bool(meta.get("create_bridge", True)),
             )
         except KeyError as exc:
             raise VirtopsError("network_info entry is missing key %s: %r" % (exc, data))
 
     def to_dict(self) -> dict:
+        meta = {"mtu": self.mtu, "vlan": self.vlan, "vxlan_id": self.vxlan_id,
+                "physical_interface": self.physical_interface}
+        # Written only when set, so records made before these keys existed compare equal.
+        if self.vxlan_peers:
+            meta["vxlan_peers"] = list(self.vxlan_peers)
+        if self.vxlan_group:
+            meta["vxlan_group"] = self.vxlan_group
+        if self.vxlan_port is not None:
+            meta["vxlan_port"] = self.vxlan_port
+        if not self.create_bridge:
+            meta["create_bridge"] = False
         return {
             "id": self.id,
             "address": self.address,
@@ -141,8 +166,7 @@ class Vif:
                 "id": self.network_id,
                 "label": self.network_label,
                 "bridge": self.bridge,
-                "meta": {"mtu": self.mtu, "vlan": self.vlan, "vxlan_id": self.vxlan_id,
-                         "physical_interface": self.physical_interface},
+                "meta": meta,
                 "subnets": [s.to_dict() for s in self.subnets],
             },
         }

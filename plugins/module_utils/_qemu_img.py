@@ -26,7 +26,7 @@ GiB = 1024 ** 3
 
 # Nova's QEMU_IMG_LIMITS: a hostile header must not make ``qemu-img info`` spin or eat memory.
 INFO_CPU_SECONDS = 30
-INFO_ADDRESS_SPACE = 1 * GiB
+INFO_ADDRESS_SPACE = 2 * GiB  # Nova master (NOVA_REFERENCE §1); Liberty used 1 GiB
 # Wall-clock guard on top of the CPU limit: a read stuck on a dead NFS mount uses no CPU.
 INFO_TIMEOUT = 120
 

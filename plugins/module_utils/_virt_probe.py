@@ -8,9 +8,15 @@ firmware whose reset vector writes to QEMU's isa-debug-exit port, once under the
 QEMU exits with a known status only when guest code actually executed. QEMU warning that the
 host cannot supply features of its default CPU model also counts as unusable: real guests then
 hang or crash early.
+
+Host preparation runs the probe once and records the result in ``<state dir>/host.json``
+(``HOST_RECORD_PATH`` by default); ``detect_virt_type`` reads that record before probing again,
+so every module agrees with what host preparation decided: an explicit virt type wins, then the
+record, then a live probe.
 """
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -24,6 +30,7 @@ _RESET_CODE = bytes([0xB0, 0x31, 0xE6, 0xF4, 0xF4])
 _EXPECTED_STATUS = 99
 _FIRMWARE_SIZE = 65536
 VIRT_TYPES = ("kvm", "qemu")
+HOST_RECORD_PATH = "/etc/virtops/host.json"
 
 
 @dataclass(frozen=True)
@@ -63,7 +70,8 @@ def probe_accel(accel: str, qemu_binary: Optional[str] = None, timeout: float = 
     return ""
 
 
-def detect_virt_type(forced: Optional[str] = None, kvm_device: str = "/dev/kvm") -> VirtProbe:
+def probe_virt_type(forced: Optional[str] = None, kvm_device: str = "/dev/kvm") -> VirtProbe:
+    """The live decision: ``forced`` if given, else run the probe (never reads the record)."""
     if forced:
         if forced not in VIRT_TYPES:
             raise VirtopsError("virt_type must be one of %s, not %r" % (", ".join(VIRT_TYPES), forced))
@@ -76,3 +84,31 @@ def detect_virt_type(forced: Optional[str] = None, kvm_device: str = "/dev/kvm")
     if reason:
         return VirtProbe("qemu", False, reason)
     return VirtProbe("kvm", True, "a probe guest ran under KVM")
+
+
+def recorded_virt_type(path: str = HOST_RECORD_PATH) -> Optional[VirtProbe]:
+    """The result host preparation recorded, or None when there is no record."""
+    try:
+        with open(path, "rb") as handle:
+            data = json.loads(handle.read().decode("utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise VirtopsError("cannot read the recorded virt type %s (%s): remove it or re-run "
+                           "playbooks/prepare_hosts.yml" % (path, exc))
+    if not isinstance(data, dict) or data.get("virt_type") not in VIRT_TYPES:
+        raise VirtopsError("%s does not record a virt type (kvm or qemu): remove it or re-run "
+                           "playbooks/prepare_hosts.yml" % path)
+    return VirtProbe(virt_type=data["virt_type"], kvm_usable=bool(data.get("kvm_usable")),
+                     reason=str(data.get("reason") or "recorded by host preparation"),
+                     forced=bool(data.get("forced")))
+
+
+def detect_virt_type(forced: Optional[str] = None, kvm_device: str = "/dev/kvm",
+                     recorded_path: Optional[str] = HOST_RECORD_PATH) -> VirtProbe:
+    """Explicit ``forced`` > the record host preparation wrote > a live probe."""
+    if not forced and recorded_path:
+        recorded = recorded_virt_type(recorded_path)
+        if recorded is not None:
+            return recorded
+    return probe_virt_type(forced, kvm_device)

@@ -224,6 +224,11 @@ class HostState:
     instances: tuple = ()
     supported_instances: tuple = ()
 
+    def __post_init__(self):
+        # Without a filesystem figure, the accounted free space is all we know.
+        if self.free_disk_gb is None:
+            object.__setattr__(self, "free_disk_gb", self.local_gb - self.local_gb_used)
+
     # ------------------------------------------------------------------ parsing
     @classmethod
     def from_facts(cls, facts: Mapping, index: Optional[int] = None, hostname: Optional[str] = None) -> "HostState":
@@ -310,7 +315,7 @@ class HostState:
         """Nova: free_disk_gb (= local_gb - local_gb_used), lowered to what the filesystem
         really has free (disk_available_least), in MB."""
         free_gb = self.local_gb - self.local_gb_used
-        if self.free_disk_gb is not None and self.free_disk_gb < free_gb:
+        if self.free_disk_gb < free_gb:
             free_gb = self.free_disk_gb
         return free_gb * 1024
 
@@ -325,13 +330,14 @@ class HostState:
     # ------------------------------------------------------ request-time lookups
     @cached_property
     def availability_zones(self) -> frozenset:
-        """Zones from aggregate metadata ``availability_zone`` plus the host's own fact;
-        empty when neither is set (the host is then in the default zone)."""
-        zones = {agg.metadata["availability_zone"] for agg in self.aggregates
-                 if agg.metadata.get("availability_zone")}
-        if self.availability_zone:
-            zones.add(self.availability_zone)
-        return frozenset(zones)
+        """The ``availability_zone`` metadata of the host's aggregates (Nova's source of
+        truth); the host's own fact when no aggregate names a zone; empty when neither is
+        set (the host is then in the default zone)."""
+        zones = frozenset(agg.metadata["availability_zone"] for agg in self.aggregates
+                          if agg.metadata.get("availability_zone"))
+        if not zones and self.availability_zone:
+            return frozenset((self.availability_zone,))
+        return zones
 
     @cached_property
     def aggregate_metadata(self) -> Mapping:
@@ -351,6 +357,15 @@ class HostState:
                          if k in self.aggregate_metadata)
 
     @cached_property
+    def server_group_counts(self) -> Mapping:
+        """How many instances on the host name each server group in their record."""
+        counts: dict = {}
+        for inst in self.instances:
+            if inst.server_group:
+                counts[inst.server_group] = counts.get(inst.server_group, 0) + 1
+        return counts
+
+    @cached_property
     def instance_ids(self) -> frozenset:
         """Every uuid and name of the instances on the host."""
         return frozenset(i for inst in self.instances for i in inst.identities)
@@ -358,8 +373,9 @@ class HostState:
     def capability(self, name: str) -> Any:
         """The host value a flavor extra spec names: the ``capabilities`` fact first, then
         the host's own attributes under Nova's names; None when the host has no such value."""
-        if name in self.capabilities:
-            return self.capabilities[name]
+        value = self.capabilities.get(name)
+        if value is not None:
+            return value
         if name in CAPABILITY_ATTRIBUTES:
             if name in ("host", "nodename", "hypervisor_hostname"):
                 return self.hostname
@@ -378,7 +394,7 @@ class HostState:
             vcpus_used=self.vcpus_used + vcpus,
             memory_mb_used=self.memory_mb_used + ram_mb,
             local_gb_used=self.local_gb_used + disk_gb,
-            free_disk_gb=None if self.free_disk_gb is None else self.free_disk_gb - disk_gb,
+            free_disk_gb=self.free_disk_gb - disk_gb,
             instances=self.instances + (instance,),
         )
 

@@ -173,19 +173,34 @@ class _Placement:
     # ----------------------------------------------------------------- weighing
     def _weights(self) -> list:
         """Total weight of each passing host, aligned with self.passing: per weigher
-        ``total += multiplier * (raw - min) / (max - min)``, Nova's order of operations."""
-        total = [0.0] * len(self.passing)
+        ``total += multiplier * (raw - min) / (max - min)``, in Nova's order of operations
+        (so equal inputs give equal floats); a weigher whose raw values are all equal adds 0."""
+        terms = []
         for state in self.weighers:
             values = state.raw
             low, high = min(values), max(values)
-            if low == high:
-                continue  # normalised to all zeros
-            low = float(low)
-            span = float(high) - low
-            if state.per_host:
-                total = [t + m * ((v - low) / span) for t, m, v in zip(total, state.mult, values)]
+            if low != high:
+                low = float(low)
+                terms.append((values, state.mult if state.per_host else state.default, low, float(high) - low))
+        if not terms:
+            return [0.0] * len(self.passing)
+        if all(not isinstance(term[1], list) for term in terms):
+            # one pass for the usual case of config-wide multipliers
+            if len(terms) == 1:
+                (a, m0, l0, s0), = terms
+                return [0.0 + m0 * ((x - l0) / s0) for x in a]
+            if len(terms) == 2:
+                (a, m0, l0, s0), (b, m1, l1, s1) = terms
+                return [0.0 + m0 * ((x - l0) / s0) + m1 * ((y - l1) / s1) for x, y in zip(a, b)]
+            if len(terms) == 3:
+                (a, m0, l0, s0), (b, m1, l1, s1), (c, m2, l2, s2) = terms
+                return [0.0 + m0 * ((x - l0) / s0) + m1 * ((y - l1) / s1) + m2 * ((z - l2) / s2)
+                        for x, y, z in zip(a, b, c)]
+        total = [0.0] * len(self.passing)
+        for values, mult, low, span in terms:
+            if isinstance(mult, list):
+                total = [t + m * ((v - low) / span) for t, m, v in zip(total, mult, values)]
             else:
-                mult = state.default
                 total = [t + mult * ((v - low) / span) for t, v in zip(total, values)]
         return total
 

@@ -248,7 +248,7 @@ class RetryFilter(BaseFilter):
 
 class AvailabilityZoneFilter(BaseFilter):
     """The host must be in the requested zone. A host's zones come from the
-    ``availability_zone`` metadata of its aggregates and its own fact; a host with
+    ``availability_zone`` metadata of its aggregates, else from its own fact; a host with
     neither is in the default zone."""
 
     name = "AvailabilityZoneFilter"
@@ -314,9 +314,11 @@ class DiskFilter(BaseFilter):
 
     def filter_indices(self, hosts, indices, spec):
         wanted = spec.flavor.disk_mb
+        # free_disk_mb inlined: the smaller of accounted free GB and the filesystem's, x 1024
         return [i for i in indices
                 if ((total := (h := hosts[i]).local_gb * 1024) * h.disk_allocation_ratio
-                    - (total - h.free_disk_mb) >= wanted)]
+                    - (total - ((fs if (fs := h.free_disk_gb) < (free := h.local_gb - h.local_gb_used) else free)
+                                * 1024)) >= wanted)]
 
     def update_limits(self, host, limits):
         limits["disk_gb"] = host.local_gb * 1024 * host.disk_allocation_ratio / 1024
@@ -348,11 +350,10 @@ class CoreFilter(BaseFilter):
             limits["vcpu"] = host.vcpus * host.cpu_allocation_ratio
 
 
-def _lookup_capability(host: HostState, path: tuple) -> Any:
-    """Walk ``cpu_info:arch``-style paths into the host's capabilities; JSON strings are
-    decoded on the way (Nova keeps cpu_info as JSON)."""
-    cap = host.capability(path[0])
-    for part in path[1:]:
+def _descend(cap: Any, path: tuple) -> Any:
+    """Walk the rest of a ``cpu_info:arch``-style path; JSON strings are decoded on the way
+    (Nova keeps cpu_info as JSON). None when the path does not exist."""
+    for part in path:
         if cap is None:
             return None
         if isinstance(cap, str):
@@ -388,15 +389,32 @@ class ComputeCapabilitiesFilter(BaseFilter):
                 scope = scope[1:]
             else:
                 continue
-            self.specs.append((tuple(scope), Requirement(value, "flavor extra spec %s:" % key), unscoped))
+            requirement = Requirement(value, "flavor extra spec %s:" % key)
+            # answers by host value: fleets repeat the same few values
+            memo: dict = {}
+            self.specs.append((scope[0], tuple(scope[1:]), requirement, unscoped, memo))
         return bool(self.specs)
 
     def host_passes(self, host, spec):
-        for path, requirement, unscoped in self.specs:
-            if unscoped and not host.has_capability(path[0]):
-                continue
-            cap = _lookup_capability(host, path)
-            if cap is None or not requirement.matches(cap):
+        capabilities = host.capabilities
+        for first, rest, requirement, unscoped, memo in self.specs:
+            cap = capabilities.get(first)
+            if cap is None:
+                if unscoped and not host.has_capability(first):
+                    continue
+                cap = host.capability(first)
+            if rest:
+                if len(rest) == 1 and isinstance(cap, dict):
+                    cap = cap.get(rest[0])
+                else:
+                    cap = _descend(cap, rest)
+            if cap is None:
+                return False
+            text = cap if isinstance(cap, str) else match_string(cap)
+            answer = memo.get(text)
+            if answer is None:
+                answer = memo[text] = requirement.matches(text)
+            if not answer:
                 return False
         return True
 
@@ -477,21 +495,32 @@ class _GroupFilter(BaseFilter):
         self.counts: dict = {}
 
     def prepare(self, hosts, spec):
-        self.group = spec.server_group
-        if self.group is None or self.group.policy != self.policy:
+        self.group = group = spec.server_group
+        if group is None or group.policy != self.policy:
             return False
         # An instance being moved sits on its source host already: it is not its own
         # neighbour there (Nova's filters skip the instance itself for moves).
         own = spec.own_identities()
-        self.moving = frozenset(
-            id(inst) for host in hosts if host.instances and not own.isdisjoint(host.instance_ids)
-            for inst in host.instances if inst.uuid in own or inst.name in own)
-        self.counts = {}
+        members = group.members
+        moving = set()
+        counts = {}
         for host in hosts:
-            if host.instances:
+            if not host.instances:
+                continue
+            ids = host.instance_ids
+            if not own.isdisjoint(ids):
+                moving.update(id(inst) for inst in host.instances if inst.uuid in own or inst.name in own)
+                self.moving = frozenset(moving)
                 count = self.members_on(host)
-                if count:
-                    self.counts[host.hostname] = count
+            elif members and not members.isdisjoint(ids):
+                count = self.members_on(host)
+            else:
+                # the common case: members are the instances whose record names the group
+                count = host.server_group_counts.get(group.name, 0)
+            if count:
+                counts[host.hostname] = count
+        self.moving = frozenset(moving)
+        self.counts = counts
         return True
 
     def members_on(self, host: HostState) -> int:

@@ -197,8 +197,9 @@ class RequestSpec:
         properties: Mapping = {}
         if isinstance(image, Mapping):
             properties = _mapping(image.get("properties"), "request.image.properties")
-        elif image is not None and not isinstance(image, str):
-            raise VirtopsError("request.image must be a mapping with 'properties'")
+        elif image is not None:
+            raise VirtopsError("request.image must be the image's definition (a mapping with 'properties'), got %r"
+                               % (image,))
 
         zone, force_host, force_node = cls._parse_zone(data.get("availability_zone"))
 

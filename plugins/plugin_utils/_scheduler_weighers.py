@@ -76,6 +76,10 @@ class DiskWeigher(BaseWeigher):
     def raw(self, host):
         return host.free_disk_mb
 
+    def raw_many(self, hosts):
+        return [(fs if (fs := h.free_disk_gb) < (free := h.local_gb - h.local_gb_used) else free) * 1024
+                for h in hosts]
+
 
 class CPUWeigher(BaseWeigher):
     """Free vCPUs: vcpus x cpu_allocation_ratio - vcpus_used."""

@@ -193,7 +193,7 @@ def test_guest_parse_ignores_what_libvirt_adds():
     etree.SubElement(root.find("devices"), "emulator").text = "/usr/bin/qemu-system-x86_64"
     etree.SubElement(root, "on_crash").text = "destroy"
     parsed = Guest.parse_dom(root)
-    guest.devices.insert(1, GuestController(type="usb", index=0))
+    guest.devices.append(GuestController(type="usb", index=0))
     assert parsed == guest
 
 

@@ -72,7 +72,7 @@ def test_info_runs_qemu_img_under_cpu_and_address_space_limits(tmp_path):
     assert info.virtual_size == 512
     limits = _limits_of((tmp_path / "image.raw.limits").read_text())
     assert limits["Max cpu time"] == (str(INFO_CPU_SECONDS),) * 2 == ("30", "30")
-    assert limits["Max address space"] == (str(INFO_ADDRESS_SPACE),) * 2 == ("1073741824",) * 2
+    assert limits["Max address space"] == (str(INFO_ADDRESS_SPACE),) * 2 == ("2147483648",) * 2
 
 
 def test_info_limits_let_real_qemu_img_read_a_petabyte_qcow2(qemu_img, tmp_path):
@@ -83,7 +83,7 @@ def test_info_limits_let_real_qemu_img_read_a_petabyte_qcow2(qemu_img, tmp_path)
 
 
 def test_address_space_limit_stops_a_greedy_child():
-    greedy = [sys.executable, "-c", "b = bytearray(2 * 1024 ** 3); print('allocated')"]
+    greedy = [sys.executable, "-c", "b = bytearray(3 * 1024 ** 3); print('allocated')"]
     result = run_limited(greedy, INFO_LIMITS)
     assert result.rc != 0
     assert "MemoryError" in result.stderr and "allocated" not in result.stdout

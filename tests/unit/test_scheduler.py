@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from ansible_collections.virtops.compute.plugins.plugin_utils import _scheduler_filters as filters
 from ansible_collections.virtops.compute.plugins.plugin_utils._host_state import parse_hosts
 from ansible_collections.virtops.compute.plugins.plugin_utils._scheduler import NoValidHost, schedule
 from ansible_collections.virtops.compute.plugins.plugin_utils._scheduler_weighers import normalize
@@ -245,7 +246,7 @@ def test_seed_makes_the_draw_repeatable():
     config = {"host_subset_size": 20, "random_seed": 7}
     first = placed(schedule(hosts, request(name="w", num_instances=5), config))
     assert placed(schedule(hosts, request(name="w", num_instances=5), config)) == first
-    assert len({h for _, h in first}) > 1
+    assert len({host for _name, host in first}) > 1
 
 
 def test_injected_rng_is_used():
@@ -271,3 +272,37 @@ def test_selection_dict_form():
     assert sel == {"instance_name": "web1", "instance_uuid": "9b1c", "host": "c1", "availability_zone": "nova",
                    "limits": {"memory_mb": 16384.0, "disk_gb": 100.0, "vcpu": 8.0}, "weight": 0.0,
                    "alternates": []}
+
+
+# --------------------------------------------------------------- cost per pick
+def _counting(cls):
+    class Counting(cls):
+        batches = 0
+        singles = 0
+
+        def filter_indices(self, hosts, indices, spec):
+            type(self).batches += 1
+            return super().filter_indices(hosts, indices, spec)
+
+        def host_passes(self, host, spec):
+            type(self).singles += 1
+            return super().host_passes(host, spec)
+    return Counting
+
+
+def test_after_a_pick_only_the_chosen_host_is_filtered_again(monkeypatch):
+    counting = _counting(filters.RamFilter)
+    monkeypatch.setitem(filters.FILTER_CLASSES, "RamFilter", counting)
+    hosts = [facts("c%d" % n) for n in range(300)]
+    schedule(hosts, request(name="web", num_instances=40))
+    assert counting.batches == 1          # one pass over all hosts for the whole request
+    assert counting.singles == 40         # then the chosen host once per pick
+
+
+def test_affinity_refilters_everyone_once_after_the_first_member(monkeypatch):
+    counting = _counting(filters.RamFilter)
+    monkeypatch.setitem(filters.FILTER_CLASSES, "RamFilter", counting)
+    hosts = [facts("c%d" % n) for n in range(300)]
+    schedule(hosts, request(name="db", num_instances=5, server_group={"name": "db", "policy": "affinity"}))
+    assert counting.batches == 2
+    assert counting.singles == 4

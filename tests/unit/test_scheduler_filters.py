@@ -3,11 +3,14 @@
 """Each filter's pass/fail table against Nova's semantics, and the limits it sets."""
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.plugin_utils import _scheduler_filters as filters
 from ansible_collections.virtops.compute.plugins.plugin_utils._host_state import InstanceInfo
+from ansible_collections.virtops.compute.plugins.plugin_utils._scheduler_weighers import WEIGHER_CLASSES
 from ansible_collections.virtops.compute.tests.unit.scheduler_helpers import flavor, host, spec
 
 
@@ -39,6 +42,10 @@ def test_retry_filter_inactive_without_ignore_hosts():
     (None, [{"name": "a", "metadata": {"availability_zone": "az2"}}], "az2", True),
     (None, [{"name": "a", "metadata": {"availability_zone": "az2"}}], "nova", False),
     (None, [{"name": "fast", "metadata": {"ssd": "true"}}], "nova", True),  # aggregate without zone
+    ("az1", [{"name": "fast", "metadata": {"ssd": "true"}}], "az1", True),
+    # an aggregate's zone wins over the host's own fact (vm_host_facts reports "nova" by default)
+    ("nova", [{"name": "a", "metadata": {"availability_zone": "az2"}}], "nova", False),
+    ("nova", [{"name": "a", "metadata": {"availability_zone": "az2"}}], "az2", True),
 ])
 def test_availability_zone_filter(host_zone, aggregates, wanted, expected):
     s = spec(availability_zone=wanted)
@@ -358,3 +365,48 @@ def test_same_host_and_different_host_hints():
 def test_unknown_filter_name_is_refused():
     with pytest.raises(VirtopsError, match="unknown filter 'RAMFilter'"):
         filters.make_filters(["RAMFilter"])
+
+
+# ------------------------------------------- batch form agrees with host_passes
+def _random_hosts(rng, count=400):
+    result = []
+    for n in range(count):
+        total_gb = rng.choice((0, 10, 100))
+        used_gb = rng.randint(0, 120)
+        result.append(host(
+            "h%d" % n,
+            enabled=rng.random() > 0.2,
+            availability_zone=rng.choice((None, "az1", "az2")),
+            aggregates=rng.choice(([], [{"name": "a", "metadata": {"availability_zone": "az2"}}])),
+            vcpus=rng.choice((0, 1, 2, 8)), vcpus_used=rng.randint(0, 20),
+            cpu_allocation_ratio=rng.choice((1.0, 1.5, 4.0)),
+            memory_mb=rng.choice((1024, 4096)), memory_mb_used=rng.randint(0, 6000),
+            ram_allocation_ratio=rng.choice((1.0, 1.5)),
+            local_gb=total_gb, local_gb_used=used_gb,
+            free_disk_gb=rng.choice((None, 0, 5, 50, 500, 7.5)),
+            disk_allocation_ratio=rng.choice((1.0, 2.0))))
+    return result
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_filter_indices_agrees_with_host_passes(seed):
+    rng = random.Random(seed)
+    hosts = _random_hosts(rng)
+    indices = list(range(len(hosts)))
+    for zone in (None, "nova", "az1", "az2"):
+        s = spec(availability_zone=zone, ignore_hosts=["h1", "h7"],
+                 flavor=flavor(vcpus=rng.randint(1, 4), ram_mb=rng.randint(1, 3000), root_gb=rng.randint(0, 40),
+                               ephemeral_gb=rng.randint(0, 5), swap_mb=rng.randint(0, 2048)))
+        for name in filters.FILTER_CLASSES:
+            flt = filters.make_filters([name])[0]
+            if not flt.prepare(hosts, s):
+                continue
+            expected = [i for i in indices if flt.host_passes(hosts[i], s)]
+            assert flt.filter_indices(hosts, indices, s) == expected, name
+
+
+def test_weigher_batch_form_agrees_with_raw():
+    hosts = _random_hosts(random.Random(9))
+    for cls in WEIGHER_CLASSES:
+        weigher = cls()
+        assert weigher.raw_many(hosts) == [weigher.raw(h) for h in hosts], cls.name

@@ -136,6 +136,7 @@ def test_request_names_from_name_and_count():
     ({"scheduler_hints": {"group": "g"}}, "needs the group's definition"),
     ({"flavour": {}}, "unknown key(s) flavour"),
     ({"availability_zone": "a:b:c:d"}, "use az, az:host or az:host:node"),
+    ({"image": "cirros"}, "request.image must be the image's definition"),
 ])
 def test_bad_requests_are_explained(change, words):
     with pytest.raises(VirtopsError) as err:

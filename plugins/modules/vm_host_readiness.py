@@ -1,0 +1,184 @@
+#!/usr/bin/python
+# Copyright: (c) 2026, virtops.compute contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: vm_host_readiness
+short_description: Say whether a compute host is ready, and what to fix when it is not
+version_added: 0.1.0
+description:
+  - Checks, on the host, what the compute workflows need and returns a summary and a list of
+    problems, each naming what to fix. It never fails because of a problem found; the caller
+    decides (the C(compute_host) role fails the host).
+  - "Checks: libvirt answers on O(libvirt_uri); a virt type is recorded in C(<state_dir>/host.json)
+    (see M(virtops.compute.vm_virt_type)); available RAM and free disk under O(instances_path)
+    against the thresholds; each bridge of O(bridges) exists and is up; C(ssh -o BatchMode=yes
+    -o StrictHostKeyChecking=yes USER@PEER true) succeeds to each of O(peers), as cold migration's
+    rsync needs; the Python libraries the modules import load in O(python)."
+author:
+  - virtops.compute contributors (@virtops)
+options:
+  libvirt_uri:
+    description: libvirt connection URI on the host.
+    type: str
+    default: qemu:///system
+  instances_path:
+    description: The instances path; its filesystem's free space is reported.
+    type: path
+    default: /var/lib/virtops/instances
+  state_dir:
+    description: Directory of the host record C(host.json).
+    type: path
+    default: /etc/virtops
+  bridges:
+    description: Bridges that must exist and be up.
+    type: list
+    elements: str
+    default: []
+  peers:
+    description: The other compute hosts this one must reach over ssh for migrations.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: Inventory name of the peer.
+        type: str
+        required: true
+      address:
+        description: Address migrations use to reach the peer.
+        type: str
+        required: true
+  ssh_user:
+    description: User migrations log in as on the peers.
+    type: str
+    default: root
+  connect_timeout:
+    description: ssh C(ConnectTimeout) per peer, in seconds.
+    type: int
+    default: 5
+  min_free_ram_mb:
+    description: Less available RAM (MemAvailable) than this is a problem.
+    type: int
+    default: 1024
+  min_free_disk_gb:
+    description: Less free disk under O(instances_path) than this is a problem.
+    type: int
+    default: 10
+  python:
+    description:
+      - Interpreter whose libraries are checked; defaults to the one running this module. Empty
+        string skips the check.
+    type: str
+attributes:
+  check_mode:
+    support: full
+    details:
+      - The checks change nothing and also run in check mode.
+  diff_mode:
+    support: N/A
+  idempotent:
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: Check the host
+  virtops.compute.vm_host_readiness:
+    bridges: [br-private]
+    peers:
+      - {name: compute2, address: 192.0.2.12}
+  register: readiness
+
+- name: Fail when it is not ready
+  ansible.builtin.fail:
+    msg: "{{ readiness.problems | join('; ') }}"
+  when: readiness.problems | length > 0
+"""
+
+RETURN = r"""
+ready:
+  description: Whether no problem was found.
+  returned: success
+  type: bool
+problems:
+  description: What is wrong, each with what to do about it.
+  returned: success
+  type: list
+  elements: str
+  sample: ["bridge br-private is missing: re-run prepare_hosts.yml"]
+summary:
+  description: The findings.
+  returned: success
+  type: dict
+  contains:
+    libvirt:
+      description: C(uri), C(reachable), C(error).
+      type: dict
+    virt_type:
+      description: The recorded C(virt_type), C(kvm_usable), C(reason), C(forced), or V(null).
+      type: dict
+    free_ram_mb:
+      description: MemAvailable in MiB.
+      type: int
+    free_disk_gb:
+      description: Free GiB on the instances path's filesystem.
+      type: float
+    bridges:
+      description: Per bridge C(exists), C(up), C(mtu), C(kind).
+      type: dict
+    migration_ssh:
+      description: Per peer C(address), C(ok), C(error).
+      type: dict
+    python:
+      description: C(interpreter) and the C(missing) libraries with their import errors.
+      type: dict
+lines:
+  description: The summary as short lines for the play output.
+  returned: success
+  type: list
+  elements: str
+  sample: ["libvirt qemu:///system: reachable", "virt type: qemu (/dev/kvm does not exist)", "ready"]
+"""
+
+import sys
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._host_prepare import (
+    Peer, ReadinessConfig, check_readiness)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            libvirt_uri=dict(type="str", default="qemu:///system"),
+            instances_path=dict(type="path", default="/var/lib/virtops/instances"),
+            state_dir=dict(type="path", default="/etc/virtops"),
+            bridges=dict(type="list", elements="str", default=[]),
+            peers=dict(type="list", elements="dict", default=[], options=dict(
+                name=dict(type="str", required=True),
+                address=dict(type="str", required=True),
+            )),
+            ssh_user=dict(type="str", default="root"),
+            connect_timeout=dict(type="int", default=5),
+            min_free_ram_mb=dict(type="int", default=1024),
+            min_free_disk_gb=dict(type="int", default=10),
+            python=dict(type="str"),
+        ),
+        supports_check_mode=True,
+    )
+    params = dict(module.params)
+    params["peers"] = [Peer(p["name"], p["address"]) for p in params["peers"]]
+    if params["python"] is None:
+        params["python"] = sys.executable
+    try:
+        result = check_readiness(ReadinessConfig(**params))
+    except VirtopsError as exc:
+        module.fail_json(msg=exc.msg, **exc.details)
+    module.exit_json(changed=False, ready=not result["problems"], **result)
+
+
+if __name__ == "__main__":
+    main()

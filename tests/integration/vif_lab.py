@@ -1,0 +1,204 @@
+# Copyright: (c) 2026, virtops.compute contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What the vm_vif and vm_domain integration tests share: a private lab, modules run on lab
+hosts through `ansible`, and instances prepared the way the boot flow prepares them.
+
+An instance is made as the boot role will make it: ports from the `ports` allocator, a qcow2
+overlay on the test guest's disk plus its kernel and initrd (direct kernel boot: 5 s to READY
+under TCG instead of 9 s through the boot loader), a config drive written by `_configdrive`
+from network_info, then `vm_xml` run on the host for `libvirt.xml`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from ansible_collections.virtops.compute.plugins.module_utils._configdrive import (
+    build_config_drive)
+from ansible_collections.virtops.compute.plugins.module_utils._instance_metadata import (
+    InstanceMetadata)
+
+from tests.lab.handle import LabHandle
+
+REPO = Path(__file__).resolve().parents[2]
+ANSIBLE = REPO / ".venv" / "bin" / "ansible"
+INSTANCES = "/var/lib/virtops/instances"
+READY = "VIRTOPS-GUEST-READY"
+BOOT_TIMEOUT = 180        # TCG on two shared cores; ~6 s when the machine is idle
+FLAVOR = {"name": "m1.test", "vcpus": 1, "ram_mb": 128, "root_gb": 1}
+
+
+def ansible_env() -> dict:
+    env = dict(os.environ)
+    env.update({
+        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+        # One line per host: "<host> | CHANGED => {json}" (ansible-core has no json callback).
+        "ANSIBLE_STDOUT_CALLBACK": "oneline",
+        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
+        "PYTHONPATH": str(REPO / ".cache" / "collections"),
+    })
+    return env
+
+
+@dataclass
+class ModuleRun:
+    result: dict
+    stdout: str
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.result.get("failed") or self.result.get("unreachable"))
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.result.get("changed"))
+
+    def __getitem__(self, key):
+        return self.result[key]
+
+
+class Fleet:
+    """A lab plus helpers to run our modules on its hosts."""
+
+    def __init__(self, lab: LabHandle):
+        self.lab = lab
+
+    def module(self, host: str, name: str, args: dict, check: bool = False,
+               diff: bool = False, timeout: float = 600) -> ModuleRun:
+        argv = [str(ANSIBLE), "-i", str(self.lab.inventory), host,
+                "-m", "virtops.compute.%s" % name, "-a", json.dumps(args)]
+        if check:
+            argv.append("--check")
+        if diff:
+            argv.append("--diff")
+        proc = subprocess.run(argv, capture_output=True, text=True, env=ansible_env(),
+                              cwd=REPO, timeout=timeout, check=False)
+        result = None
+        for line in proc.stdout.splitlines():
+            if line.startswith(host + " | ") and "=> " in line:
+                try:
+                    result = json.loads(line.split("=> ", 1)[1])
+                except ValueError:
+                    result = None
+        if result is None:
+            raise AssertionError("ansible %s on %s gave no result (rc=%d):\n%s\n%s"
+                                 % (name, host, proc.returncode, proc.stdout[-3000:],
+                                    proc.stderr[-3000:]))
+        return ModuleRun(result, proc.stdout)
+
+    def ok(self, host: str, name: str, args: dict, **kwargs) -> ModuleRun:
+        run = self.module(host, name, args, **kwargs)
+        assert not run.failed, "%s on %s failed: %s" % (
+            name, host, run.result.get("msg") or json.dumps(run.result)[:3000])
+        return run
+
+    # -- what a lab host has --------------------------------------------------------------
+    def host_root(self, host: str) -> Path:
+        """The lab host's /var/lib/virtops, seen from the machine."""
+        return Path(self.lab.state()["hosts"][host]["dir"]) / "root" / "var-lib-virtops"
+
+    def instance_dir(self, host: str, instance_uuid: str) -> Path:
+        return self.host_root(host) / "instances" / instance_uuid
+
+    def sh(self, host: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.lab.run(host, list(argv), check=check)
+
+    def links(self, host: str) -> Dict[str, dict]:
+        out = self.sh(host, "ip", "-j", "-d", "link", "show").stdout
+        return {entry["ifname"]: entry for entry in json.loads(out)}
+
+    def taps(self, host: str) -> List[str]:
+        return sorted(name for name, entry in self.links(host).items()
+                      if (entry.get("linkinfo") or {}).get("info_kind") == "tun")
+
+    def nwfilter_bindings(self, host: str) -> List[str]:
+        out = self.lab.virsh(host, "nwfilter-binding-list").stdout
+        return [line.split()[0] for line in out.splitlines()[2:] if line.strip()]
+
+    def ebtables_chains(self, host: str) -> List[str]:
+        out = self.sh(host, "ebtables", "-t", "nat", "-L").stdout
+        return re.findall(r"^Bridge chain: (\S+),", out, re.M)
+
+    def domstate(self, host: str, name: str) -> str:
+        proc = self.lab.virsh(host, "domstate", name, check=False)
+        return proc.stdout.strip() if proc.returncode == 0 else "absent"
+
+    def leftovers(self, host: str) -> dict:
+        """Everything an instance could leave behind on a host."""
+        instances = self.host_root(host) / "instances"
+        return {
+            "domains": self.lab.domains(host),
+            "taps": self.taps(host),
+            "nwfilter_bindings": self.nwfilter_bindings(host),
+            "ebtables_chains": [c for c in self.ebtables_chains(host)
+                                if c not in ("PREROUTING", "OUTPUT", "POSTROUTING")],
+            "instance_dirs": sorted(p.name for p in instances.iterdir()
+                                    if not p.name.startswith("_")) if instances.is_dir() else [],
+        }
+
+    # -- instances ------------------------------------------------------------------------
+    def prepare_instance(self, host: str, instance_uuid: str, name: str, network_info: list,
+                         guest, guest_network_info: Optional[list] = None) -> Path:
+        """Disks and config drive in the instance directory, then vm_xml for libvirt.xml.
+
+        ``guest_network_info`` goes onto the config drive instead of ``network_info``: a guest
+        told something else than its ports say (a spoofer, or a peer as its "gateway").
+        """
+        directory = self.instance_dir(host, instance_uuid)
+        directory.mkdir(parents=True)
+        directory.chmod(0o755)
+        inside = "%s/%s" % (INSTANCES, instance_uuid)
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
+                        str(guest.disk_qcow2), str(directory / "disk")], check=True)
+        shutil.copyfile(guest.kernel, directory / "kernel")
+        shutil.copyfile(guest.initrd, directory / "ramdisk")
+        (directory / "disk.info").write_text(json.dumps({inside + "/disk": "qcow2"}))
+        metadata = InstanceMetadata.from_params(
+            instance={"uuid": instance_uuid, "name": name},
+            network_info=guest_network_info if guest_network_info is not None else network_info)
+        build_config_drive(directory / "disk.config", metadata)
+        self.ok(host, "vm_xml", {
+            "instance": {"uuid": instance_uuid, "name": name},
+            "flavor": FLAVOR,
+            "image": {"id": "virtops-test-guest", "properties": {
+                "kernel_id": "virtops-test-kernel", "ramdisk_id": "virtops-test-initrd",
+                "os_command_line": guest.cmdline}},
+            "network_info": network_info, "config_drive": True, "virt_type": "qemu"})
+        return directory
+
+    def console(self, host: str, instance_uuid: str) -> str:
+        try:
+            return (self.instance_dir(host, instance_uuid) / "console.log").read_text(
+                errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_console(self, host: str, instance_uuid: str, marker: str,
+                     timeout: float = BOOT_TIMEOUT) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.console(host, instance_uuid)
+            if marker in text:
+                return text
+            time.sleep(0.5)
+        raise AssertionError("no %r on the console of %s within %ss:\n%s"
+                             % (marker, instance_uuid, timeout,
+                                self.console(host, instance_uuid)[-3000:]))
+
+    def delete(self, host: str, instance_uuid: str, network_info: Optional[list] = None) -> None:
+        args = {"uuid": instance_uuid, "state": "absent"}
+        if network_info is not None:
+            args["network_info"] = network_info
+        self.ok(host, "vm_domain", args)
+
+
+def guest_lines(console: str, prefix: str) -> List[str]:
+    return [line.strip() for line in console.splitlines() if line.strip().startswith(prefix)]

@@ -1,0 +1,108 @@
+# Copyright: (c) 2026, virtops.compute contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Host and domain capabilities parsing, the quick KVM check and the O_DIRECT probe."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._host_caps import (
+    DomainCapabilities, HostCapabilities, check_kvm, supports_direct_io)
+from ansible_collections.virtops.compute.plugins.module_utils._vm_xml import (
+    choose_disk_cache, nearest_existing_dir, read_disk_info_file, write_atomic)
+
+CAPS_DIR = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "host_caps"
+
+
+def load(name):
+    return (CAPS_DIR / name).read_text()
+
+
+def test_host_capabilities_machine_types_and_aliases():
+    caps = HostCapabilities.from_xml(load("capabilities_x86_64.xml"))
+    assert caps.arch == "x86_64"
+    guest = caps.guest_arch("x86_64", "qemu")
+    assert guest.emulator == "/usr/bin/qemu-system-x86_64"
+    assert set(guest.domain_types) == {"qemu", "kvm"}
+    assert caps.resolve_machine_type("x86_64", "qemu", "pc") == "pc-i440fx-7.2"
+    assert caps.resolve_machine_type("x86_64", "kvm", "q35") == "pc-q35-7.2"
+    assert caps.resolve_machine_type("x86_64", "qemu", "pc-i440fx-6.2") == "pc-i440fx-6.2"
+    with pytest.raises(VirtopsError, match="machine type 'virt' is not offered"):
+        caps.resolve_machine_type("x86_64", "qemu", "virt")
+    with pytest.raises(VirtopsError, match="cannot run hvm guests of architecture aarch64"):
+        caps.guest_arch("aarch64", "qemu")
+
+
+def test_domain_capabilities_of_pc_and_q35():
+    pc = DomainCapabilities.from_xml(load("domcaps_qemu_pc.xml"))
+    q35 = DomainCapabilities.from_xml(load("domcaps_qemu_q35.xml"))
+    assert (pc.domain, pc.arch, pc.machine) == ("qemu", "x86_64", "pc-i440fx-7.2")
+    assert "ide" in pc.disk_buses and "ide" not in q35.disk_buses
+    assert "virtio" in pc.video_models and "virtio" in pc.rng_models
+    assert "host-passthrough" not in pc.cpu_modes and "host-model" in pc.cpu_modes
+    assert pc.hyperv_features == ("spinlocks", "vendor_id")
+    assert pc.max_vcpus == 255
+
+
+def test_uefi_loader_only_when_firmware_is_listed():
+    assert DomainCapabilities.from_xml(load("domcaps_qemu_pc.xml")).uefi_loader() is None
+    ovmf = DomainCapabilities.from_xml(load("domcaps_qemu_pc_ovmf.xml"))
+    assert ovmf.firmware == ("efi",)
+    # the Secure Boot and Microsoft-key variants are skipped
+    assert ovmf.uefi_loader() == "/usr/share/OVMF/OVMF_CODE_4M.fd"
+
+
+def test_garbage_capabilities_are_refused():
+    with pytest.raises(VirtopsError, match="cannot parse libvirt capabilities XML"):
+        HostCapabilities.from_xml("<capabilities>")
+
+
+def test_kvm_check_without_a_device_means_tcg(tmp_path):
+    check = check_kvm(device=str(tmp_path / "kvm"))
+    assert (check.usable, check.virt_type) == (False, "qemu")
+    assert "cannot be opened" in check.reason
+
+
+def test_kvm_check_on_a_device_that_is_not_kvm():
+    check = check_kvm(device="/dev/null")
+    assert check.virt_type == "qemu"
+    assert "does not answer KVM ioctls" in check.reason
+
+
+@pytest.mark.skipif(not os.access("/dev/kvm", os.R_OK | os.W_OK), reason="needs /dev/kvm")
+def test_kvm_check_wants_hardware_virtualisation_flags(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse sse2 hypervisor\n")
+    assert "neither vmx nor svm" in check_kvm(cpuinfo=str(cpuinfo)).reason
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse sse2 svm\n")
+    assert check_kvm(cpuinfo=str(cpuinfo)).virt_type == "kvm"
+
+
+def test_direct_io_probe_leaves_nothing_behind(tmp_path):
+    assert supports_direct_io(str(tmp_path)) in (True, False)
+    assert os.listdir(tmp_path) == []
+    mode = choose_disk_cache("auto", str(tmp_path / "missing" / "uuid"))
+    assert mode == ("none" if supports_direct_io(str(tmp_path)) else "writeback")
+    assert choose_disk_cache("unsafe", "/nonexistent") == "unsafe"
+    assert nearest_existing_dir(str(tmp_path / "a" / "b")) == str(tmp_path)
+
+
+def test_write_atomic_replaces_and_leaves_no_temp_file(tmp_path):
+    target = tmp_path / "libvirt.xml"
+    target.write_text("old")
+    write_atomic(str(target), "<domain/>\n")
+    assert target.read_text() == "<domain/>\n"
+    assert oct(target.stat().st_mode & 0o777) == "0o644"
+    assert sorted(os.listdir(tmp_path)) == ["libvirt.xml"]
+
+
+def test_disk_info_file(tmp_path):
+    assert read_disk_info_file(str(tmp_path)) is None
+    (tmp_path / "disk.info").write_text('{"%s/disk": "qcow2"}' % tmp_path)
+    assert read_disk_info_file(str(tmp_path)) == {"%s/disk" % tmp_path: "qcow2"}
+    (tmp_path / "disk.info").write_text("[1]")
+    with pytest.raises(VirtopsError, match="JSON object"):
+        read_disk_info_file(str(tmp_path))
