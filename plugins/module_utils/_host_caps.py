@@ -9,13 +9,12 @@ video and rng models, CPU modes, Hyper-V features and the UEFI firmware paths un
 ``<os><loader>``). Both are plain data: the designer decides with them, tests build them from
 captured XML.
 
-``detect_virt_type()`` is the quick KVM check used when no virt type is given; the thorough
-probe (running a tiny guest under KVM) belongs to host preparation (``vm_host_facts``).
+Whether KVM is usable is not decided here: that is ``_virt_probe`` (host preparation records
+its answer, see ``vm_virt_type``), because libvirt advertises ``kvm`` whenever /dev/kvm exists.
 """
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import tempfile
 import traceback
@@ -41,12 +40,6 @@ except ImportError:  # pragma: no cover - exercised by ansible-test sanity only
     LIBVIRT_IMPORT_ERROR = traceback.format_exc()
 
 from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
-
-KVM_DEVICE = "/dev/kvm"
-KVM_API_VERSION = 12
-_KVM_GET_API_VERSION = 0xAE00   # _IO(KVMIO, 0x00)
-_KVM_CREATE_VM = 0xAE01         # _IO(KVMIO, 0x01)
-
 
 def _parse(text, what: str):
     try:
@@ -187,58 +180,6 @@ class DomainCapabilities:
                  if not any(tag in os.path.basename(p).lower()
                             for tag in ("secboot", ".secure", ".ms.", "_ms.", "snakeoil"))]
         return plain[0] if plain else None
-
-
-@dataclass(frozen=True)
-class KvmCheck:
-    usable: bool
-    reason: str
-
-    @property
-    def virt_type(self) -> str:
-        return "kvm" if self.usable else "qemu"
-
-
-def check_kvm(device: str = KVM_DEVICE, cpuinfo: str = "/proc/cpuinfo") -> KvmCheck:
-    """The quick KVM check behind ``virt_type: auto``.
-
-    KVM counts as usable only when all of these hold: ``/dev/kvm`` opens read-write, its API
-    version is 12, it creates a VM, and the CPU flags in ``/proc/cpuinfo`` include ``vmx`` or
-    ``svm``. The last test matters: some nested or para-virtualised hosts expose a ``/dev/kvm``
-    that creates VMs but lacks CPU features guest kernels need (QEMU warns "host doesn't
-    support requested feature"); those hosts must run guests under TCG (``qemu``).
-    """
-    try:
-        fd = os.open(device, os.O_RDWR | os.O_CLOEXEC)
-    except OSError as exc:
-        return KvmCheck(False, "%s cannot be opened: %s" % (device, os.strerror(exc.errno)))
-    try:
-        version = fcntl.ioctl(fd, _KVM_GET_API_VERSION)
-        if version != KVM_API_VERSION:
-            return KvmCheck(False, "%s reports KVM API version %s, expected %d"
-                            % (device, version, KVM_API_VERSION))
-        try:
-            vm_fd = fcntl.ioctl(fd, _KVM_CREATE_VM, 0)
-        except OSError as exc:
-            return KvmCheck(False, "%s cannot create a VM: %s" % (device, os.strerror(exc.errno)))
-        os.close(vm_fd)
-    except OSError as exc:
-        return KvmCheck(False, "%s does not answer KVM ioctls: %s"
-                        % (device, os.strerror(exc.errno)))
-    finally:
-        os.close(fd)
-    flags = set()
-    try:
-        with open(cpuinfo) as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    flags.update(line.split(":", 1)[1].split())
-    except OSError as exc:
-        return KvmCheck(False, "cannot read %s: %s" % (cpuinfo, os.strerror(exc.errno)))
-    if not flags & {"vmx", "svm"}:
-        return KvmCheck(False, "%s works but the CPU flags show neither vmx nor svm "
-                        "(nested or emulated KVM); using TCG" % device)
-    return KvmCheck(True, "%s creates VMs and the CPU has hardware virtualisation" % device)
 
 
 def supports_direct_io(dirpath: str) -> bool:

@@ -49,6 +49,27 @@ def read_instance_records(instances_path: str) -> List[dict]:
     return records
 
 
+def cpu_info(capabilities_xml: str) -> dict:
+    """Nova's cpu_info from libvirt's host capabilities: arch, model, vendor, topology, features."""
+    try:
+        from lxml import etree
+    except ImportError:
+        return {}
+    root = etree.fromstring(capabilities_xml.encode("utf-8"))
+    cpu = root.find("host/cpu")
+    if cpu is None:
+        return {}
+    topology = cpu.find("topology")
+    return {
+        "arch": cpu.findtext("arch"),
+        "model": cpu.findtext("model"),
+        "vendor": cpu.findtext("vendor"),
+        "topology": {k: int(v) for k, v in (topology.attrib.items() if topology is not None else [])
+                     if v.isdigit()},
+        "features": sorted(f.get("name") for f in cpu.findall("feature") if f.get("name")),
+    }
+
+
 def total_memory_mb(libvirt_mb: int) -> int:
     """MemTotal from /proc/meminfo; libvirt sums NUMA nodes, which misses hot-added memory."""
     try:
@@ -68,6 +89,7 @@ def gather(config: HostConfig) -> dict:
         hypervisor_type = conn.getType()
         hypervisor_version = conn.getVersion()
         libvirt_version = conn.getLibVersion()
+        host_cpu = cpu_info(conn.getCapabilities())
     fs_path = config.instances_path if os.path.isdir(config.instances_path) else "/"
     stat = os.statvfs(fs_path)
     local_gb = stat.f_blocks * stat.f_frsize // GIB
@@ -105,7 +127,7 @@ def gather(config: HostConfig) -> dict:
         "libvirt_uri": config.libvirt_uri,
         "instances_path": config.instances_path,
         "capabilities": {"hypervisor_type": hypervisor_type, "arch": model,
-                         "virt_type": probe.virt_type},
+                         "virt_type": probe.virt_type, "cpu_info": host_cpu},
         "instances": [summarise(r) for r in records],
     }
 

@@ -25,14 +25,18 @@ from ansible_collections.virtops.compute.plugins.module_utils._guest_designer im
     FlavorSpec, HostView, ImageSpec, InstanceSpec, Recorded, choose_machine_type, design_guest,
     resolve_disk_formats)
 from ansible_collections.virtops.compute.plugins.module_utils._host_caps import (
-    check_kvm, open_connection, read_domain_capabilities, read_host_capabilities,
+    open_connection, read_domain_capabilities, read_host_capabilities,
     supports_direct_io)
 from ansible_collections.virtops.compute.plugins.module_utils._network_info import (
     parse_network_info)
+from ansible_collections.virtops.compute.plugins.module_utils._virt_probe import (
+    detect_virt_type)
 
 DEFAULT_INSTANCES_PATH = "/var/lib/virtops/instances"
 XML_FILE = "libvirt.xml"
 DISK_INFO_FILE = "disk.info"
+DEFAULT_STATE_DIR = "/etc/virtops"
+HOST_RECORD_NAME = "host.json"
 SUPPORTED_ARCHES = ("x86_64", "i686")
 
 
@@ -46,6 +50,7 @@ class VmXmlParams:
     disk_formats: Optional[dict] = None
     instances_path: str = DEFAULT_INSTANCES_PATH
     virt_type: str = "auto"
+    state_dir: str = DEFAULT_STATE_DIR
     libvirt_uri: str = "qemu:///system"
     vnc_listen: str = "127.0.0.1"
     config_drive: bool = False
@@ -136,12 +141,15 @@ def choose_disk_cache(requested: str, instance_dir: str) -> str:
     return "none" if supports_direct_io(nearest_existing_dir(instance_dir)) else "writeback"
 
 
-def resolve_virt_type(requested: str, caps, arch: str):
+def resolve_virt_type(requested: str, caps, arch: str, state_dir: str = DEFAULT_STATE_DIR):
+    """kvm or qemu: as requested, else what host preparation recorded, else a live probe.
+
+    The record (``<state_dir>/host.json``, written by vm_virt_type) and the probe are the same
+    ones vm_host_facts uses, so the scheduler and the domain XML always agree.
+    """
     if requested == "auto":
-        check = check_kvm()
-        virt_type, reason = check.virt_type, check.reason
-        if virt_type == "kvm" and "kvm" not in caps.guest_arch(arch, "qemu").domain_types:
-            virt_type, reason = "qemu", "libvirt offers no kvm domain type for %s" % arch
+        probe = detect_virt_type(None, recorded_path=os.path.join(state_dir, HOST_RECORD_NAME))
+        virt_type, reason = probe.virt_type, probe.reason
     elif requested in ("kvm", "qemu"):
         virt_type, reason = requested, "set by virt_type"
     else:
@@ -208,7 +216,7 @@ def build(params: VmXmlParams, now: Optional[datetime] = None) -> VmXmlResult:
         if arch not in SUPPORTED_ARCHES:
             raise VirtopsError("host architecture %s is not supported (only %s)"
                                % (arch, ", ".join(SUPPORTED_ARCHES)))
-        virt_type, reason = resolve_virt_type(params.virt_type, caps, arch)
+        virt_type, reason = resolve_virt_type(params.virt_type, caps, arch, params.state_dir)
         recorded.extend(read_live_definition(conn, instance.uuid, instance.name))
         machine = choose_machine_type(image, caps, arch, virt_type, recorded)
         domcaps = read_domain_capabilities(conn, virt_type, arch, machine)

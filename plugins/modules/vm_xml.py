@@ -173,11 +173,17 @@ options:
     default: /var/lib/virtops/instances
   virt_type:
     description:
-      - Domain type. C(auto) uses C(kvm) only when C(/dev/kvm) opens, answers the KVM API,
-        creates a VM, and the CPU flags show C(vmx) or C(svm); otherwise C(qemu) (TCG).
+      - Domain type. C(auto) takes the virt type host preparation recorded in
+        C(<state_dir>/host.json) (see M(virtops.compute.vm_virt_type)); without a record it runs
+        the same probe, which uses C(kvm) only when a tiny guest really runs under KVM, else
+        C(qemu) (TCG emulation).
     type: str
     choices: [auto, kvm, qemu]
     default: auto
+  state_dir:
+    description: Directory of the host record C(host.json) read when O(virt_type=auto).
+    type: path
+    default: /etc/virtops
   libvirt_uri:
     description: libvirt connection URI, opened read-only for capabilities and the existing definition.
     type: str
@@ -223,6 +229,7 @@ notes:
 seealso:
   - module: virtops.compute.vm_image
   - module: virtops.compute.vm_domain
+  - module: virtops.compute.vm_virt_type
 """
 
 EXAMPLES = r"""
@@ -347,6 +354,7 @@ def main():
                                      default="iso9660"),
             instances_path=dict(type="path", default=DEFAULT_INSTANCES_PATH),
             virt_type=dict(type="str", choices=["auto", "kvm", "qemu"], default="auto"),
+            state_dir=dict(type="path", default="/etc/virtops"),
             libvirt_uri=dict(type="str", default="qemu:///system"),
             vnc_listen=dict(type="str", default="127.0.0.1"),
             disk_cache=dict(type="str", default="auto", choices=[
@@ -366,7 +374,7 @@ def main():
         instance=_drop_none(p["instance"]), flavor=_drop_none(p["flavor"]),
         image=_drop_none(p["image"]), network_info=p["network_info"],
         disk_info=p["disk_info"], disk_formats=p["disk_formats"],
-        instances_path=p["instances_path"], virt_type=p["virt_type"],
+        instances_path=p["instances_path"], virt_type=p["virt_type"], state_dir=p["state_dir"],
         libvirt_uri=p["libvirt_uri"], vnc_listen=p["vnc_listen"],
         config_drive=p["config_drive"], config_drive_format=p["config_drive_format"],
         disk_cache=p["disk_cache"], nwfilter=p["nwfilter"])

@@ -1,6 +1,6 @@
 # Copyright: (c) 2026, virtops.compute contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Host and domain capabilities parsing, the quick KVM check and the O_DIRECT probe."""
+"""Host and domain capabilities parsing, the O_DIRECT probe, and vm_xml's file helpers."""
 from __future__ import annotations
 
 import os
@@ -10,9 +10,10 @@ import pytest
 
 from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._host_caps import (
-    DomainCapabilities, HostCapabilities, check_kvm, supports_direct_io)
+    DomainCapabilities, HostCapabilities, supports_direct_io)
 from ansible_collections.virtops.compute.plugins.module_utils._vm_xml import (
-    choose_disk_cache, nearest_existing_dir, read_disk_info_file, write_atomic)
+    choose_disk_cache, nearest_existing_dir, read_disk_info_file, resolve_virt_type,
+    write_atomic)
 
 CAPS_DIR = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "host_caps"
 
@@ -60,27 +61,6 @@ def test_garbage_capabilities_are_refused():
         HostCapabilities.from_xml("<capabilities>")
 
 
-def test_kvm_check_without_a_device_means_tcg(tmp_path):
-    check = check_kvm(device=str(tmp_path / "kvm"))
-    assert (check.usable, check.virt_type) == (False, "qemu")
-    assert "cannot be opened" in check.reason
-
-
-def test_kvm_check_on_a_device_that_is_not_kvm():
-    check = check_kvm(device="/dev/null")
-    assert check.virt_type == "qemu"
-    assert "does not answer KVM ioctls" in check.reason
-
-
-@pytest.mark.skipif(not os.access("/dev/kvm", os.R_OK | os.W_OK), reason="needs /dev/kvm")
-def test_kvm_check_wants_hardware_virtualisation_flags(tmp_path):
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse sse2 hypervisor\n")
-    assert "neither vmx nor svm" in check_kvm(cpuinfo=str(cpuinfo)).reason
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse sse2 svm\n")
-    assert check_kvm(cpuinfo=str(cpuinfo)).virt_type == "kvm"
-
-
 def test_direct_io_probe_leaves_nothing_behind(tmp_path):
     assert supports_direct_io(str(tmp_path)) in (True, False)
     assert os.listdir(tmp_path) == []
@@ -106,3 +86,14 @@ def test_disk_info_file(tmp_path):
     (tmp_path / "disk.info").write_text("[1]")
     with pytest.raises(VirtopsError, match="JSON object"):
         read_disk_info_file(str(tmp_path))
+
+
+def test_auto_virt_type_takes_the_host_preparation_record(tmp_path):
+    caps = HostCapabilities.from_xml(load("capabilities_x86_64.xml"))
+    (tmp_path / "host.json").write_text('{"virt_type": "kvm", "reason": "probe ran"}')
+    assert resolve_virt_type("auto", caps, "x86_64", str(tmp_path)) == ("kvm", "probe ran")
+    (tmp_path / "host.json").write_text('{"virt_type": "qemu", "reason": "no KVM"}')
+    assert resolve_virt_type("auto", caps, "x86_64", str(tmp_path)) == ("qemu", "no KVM")
+    assert resolve_virt_type("kvm", caps, "x86_64", str(tmp_path)) == ("kvm", "set by virt_type")
+    with pytest.raises(VirtopsError, match="cannot run hvm guests of architecture aarch64"):
+        resolve_virt_type("qemu", caps, "aarch64", str(tmp_path))
