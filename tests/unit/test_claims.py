@@ -40,8 +40,8 @@ def params(tmp_path, **overrides):
 def test_usage_counts_building_instances_and_both_sides_of_a_resize(tmp_path):
     store = RecordStore(str(tmp_path))
     store.save(record("a"))
-    resizing = record("b", new_flavor=Flavor.from_dict({"name": "big", "vcpus": 2, "ram_mb": 3000,
-                                                         "root_gb": 5}))
+    big = Flavor.from_dict({"name": "big", "vcpus": 2, "ram_mb": 3000, "root_gb": 5})
+    resizing = record("b", new_flavor=big)
     store.save(resizing)
     source_copy = record("c")
     store.save(source_copy, resize=True)  # <uuid>_resize on the source
