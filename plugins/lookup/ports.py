@@ -4,7 +4,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: ports
-author: virtops.compute contributors
+author: virtops.compute contributors (@virtops)
 short_description: Allocate ports (MAC, device name, fixed IPs) for new instances
 description:
   - Gives every NIC an instance asks for a port, the way Neutron does for Nova, and returns the
@@ -50,8 +50,8 @@ options:
     type: raw
   allocated:
     description:
-      - Allocations made earlier in the same run that the host facts do not show yet: results of
-        an earlier call of this lookup, or plain IP addresses.
+      - Allocations made earlier in the same run that the host facts do not show yet, that is
+        results of an earlier call of this lookup, or plain IP addresses.
     type: list
     elements: raw
     default: []

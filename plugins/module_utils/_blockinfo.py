@@ -154,10 +154,10 @@ class DiskInfo:
 
     def boot_devs(self) -> List[str]:
         """``<boot dev>`` order: devices with a boot index, by index (Nova's get_boot_order)."""
-        booted = sorted((int(m.boot_index), BOOT_DEV_FOR_TYPE[m.type]) for _, m in self.disks()
-                        if m.boot_index is not None)
+        booted = sorted((int(m.boot_index), BOOT_DEV_FOR_TYPE[m.type])
+                        for _name, m in self.disks() if m.boot_index is not None)
         order = []
-        for _, dev in booted:
+        for _index, dev in booted:
             if dev not in order:
                 order.append(dev)
         return order

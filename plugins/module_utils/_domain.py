@@ -476,8 +476,11 @@ class DomainManager:
 
     def start(self, dom, paused: bool = False, task_state: str = "powering-on") -> None:
         """Create the domain (paused while the VIFs are checked), resume, wait RUNNING."""
-        vm_state = VM_STATE_FOR[self._power_state(dom)] if dom is not None else "building"
-        self._transition(vm_state, task_state, self._power_state(dom))
+        if self._defined_now:
+            self._transition("building", "spawning", "pending")
+        else:
+            current = self._power_state(dom)
+            self._transition(VM_STATE_FOR[current], task_state, current)
         self._act("start domain %s%s" % (self.result.name, " paused" if paused else ""))
         if self.check_mode:
             return
@@ -503,14 +506,14 @@ class DomainManager:
                     dom.resume()
             except self.libvirt.libvirtError as exc:
                 self._fail_start(dom, "resuming domain %s failed: %s" % (self.result.name, exc))
-        self._wait_for_state(dom, VIR_PAUSED if paused else VIR_RUNNING, started)
+        self._wait_for_state(dom, VIR_PAUSED if paused else VIR_RUNNING)
         self.result.spawn_seconds = self.clock() - started
         if not paused and self.params.wait_for_console:
             self._wait_for_console(offset)
         final = "paused" if paused else "active"
         self._transition(final, None, self._power_state(dom))
 
-    def _wait_for_state(self, dom, wanted: int, started: float) -> None:
+    def _wait_for_state(self, dom, wanted: int) -> None:
         timeout = self.params.vif_plugging_timeout or 300
         deadline = self.clock() + timeout
         begun = self.clock()
@@ -578,7 +581,7 @@ class DomainManager:
         while self.clock() < deadline:
             if last is None or self.clock() - last >= self.params.retry_interval:
                 try:
-                    dom.shutdownFlags(self.libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
+                    dom.shutdown()    # ACPI power button (or the guest agent), as Nova
                     requests += 1
                 except self.libvirt.libvirtError:
                     if not dom.isActive():
@@ -654,14 +657,8 @@ class DomainManager:
                                                  " paused" if state == "paused" else ""))
             self.result.power_state = "absent"
             return
-        active = current not in ("shutdown",)
-        if self.result.definition_changed and active and not self.check_mode \
-                and not self.params.reboot:
-            self.result.restart_required = True
-            self.result.warnings.append(
-                "domain %s runs with its previous definition; the changed %s takes effect at "
-                "its next start (stop and start it, or reboot with reboot_type=hard)"
-                % (self.result.name, XML_FILE))
+        # A domain that stays up keeps the definition it was started with.
+        stale = self.result.definition_changed and current != "shutdown"
         if state == "running":
             if self.params.reboot:
                 self.reboot(dom, current)
@@ -673,7 +670,10 @@ class DomainManager:
             elif current == "suspended":
                 self._act("wake up domain %s" % self.result.name)
                 if not self.check_mode:
-                    dom.pMWakeup()
+                    try:
+                        dom.pMWakeup()
+                    except self.libvirt.libvirtError as exc:
+                        raise self._error("waking up", exc)
             elif current != "running":
                 self.start(dom)
         elif state == "paused":
@@ -693,8 +693,12 @@ class DomainManager:
         self.result.defined = True
         self.result.power_state = self._power_state(dom) if not self.check_mode else {
             "running": "running", "paused": "paused", "stopped": "shutdown"}[state]
-        if self.result.restart_required:
-            self.result.restart_required = self.result.power_state != "shutdown"
+        restarted = any(a.startswith("start domain") for a in self.result.actions)
+        if stale and not restarted and self.result.power_state != "shutdown":
+            self.result.restart_required = True
+            self.result.warnings.append(
+                "domain %s runs with its previous definition; the changed %s takes effect at "
+                "its next start (stop and start it, or reboot it)" % (self.result.name, XML_FILE))
 
     def _resume(self, dom) -> None:
         self._transition("paused", "unpausing", "paused")

@@ -832,7 +832,7 @@ class Guest(ConfigObject):
             devices=devices)
 
     def devices_of(self, klass) -> list:
-        return [d for d in self.devices if type(d) is klass]
+        return [d for d in self.devices if isinstance(d, klass)]
 
 
 _UNITS = {"b": 1, "bytes": 1, "k": 1024, "kib": 1024, "kb": 1000, "m": 1024 ** 2,

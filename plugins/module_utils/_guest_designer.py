@@ -19,7 +19,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.virtops.compute.plugins.module_utils._blockinfo import DiskInfo
 from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
@@ -556,9 +556,8 @@ def design_guest(instance: InstanceSpec, flavor: FlavorSpec, image: ImageSpec,
     devices.extend(_interface(vif, model, host) for vif in vifs)
     # A pty serial port: 'virsh console' attaches to the pty while virtlogd copies all output
     # to console.log (a file-type port would give the log but no interactive console).
-    devices.append(GuestSerial(type="pty", log_file=os.path.join(host.instance_dir,
-                                                                  "console.log"),
-                               log_append=True, target_port=0))
+    console_log = os.path.join(host.instance_dir, "console.log")
+    devices.append(GuestSerial(type="pty", log_file=console_log, log_append=True, target_port=0))
     devices.append(GuestConsole(type="pty", target_type="serial", target_port=0))
     if props.hw_qemu_guest_agent:
         devices.append(GuestChannel(type="unix", source_mode="bind", target_type="virtio",

@@ -41,6 +41,7 @@ except ImportError:  # pragma: no cover - exercised by ansible-test sanity only
 
 from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
 
+
 def _parse(text, what: str):
     try:
         parser = etree.XMLParser(resolve_entities=False, no_network=True)

@@ -10,6 +10,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
+from ansible_collections.virtops.compute.plugins.module_utils._domain import POWER_STATE_NAMES
+from ansible_collections.virtops.compute.plugins.module_utils import _libvirt
+from ansible_collections.virtops.compute.plugins.module_utils._claims import usage
+from ansible_collections.virtops.compute.plugins.module_utils._instance_record import RecordStore
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt import connect
 from ansible_collections.virtops.compute.plugins.module_utils._virt_probe import detect_virt_type
 
@@ -30,6 +34,7 @@ class HostConfig:
     reserved_host_memory_mb: int = 512
     reserved_host_disk_mb: int = 0
     virt_type: Optional[str] = None
+    capabilities: dict = field(default_factory=dict)
 
 
 def read_instance_records(instances_path: str) -> List[dict]:
@@ -90,17 +95,18 @@ def gather(config: HostConfig) -> dict:
         hypervisor_version = conn.getVersion()
         libvirt_version = conn.getLibVersion()
         host_cpu = cpu_info(conn.getCapabilities())
+        power_states = domain_power_states(conn)
     fs_path = config.instances_path if os.path.isdir(config.instances_path) else "/"
     stat = os.statvfs(fs_path)
     local_gb = stat.f_blocks * stat.f_frsize // GIB
     free_disk_gb = stat.f_bavail * stat.f_frsize // GIB
     records = read_instance_records(config.instances_path)
-    vcpus_used = sum(int(r.get("flavor", {}).get("vcpus", 0)) for r in records)
-    ram_used = config.reserved_host_memory_mb + sum(
-        int(r.get("flavor", {}).get("ram_mb", 0)) for r in records)
-    disk_used = config.reserved_host_disk_mb // 1024 + sum(
-        int(r.get("flavor", {}).get("root_gb", 0)) + int(r.get("flavor", {}).get("ephemeral_gb", 0))
-        for r in records)
+    # The same count the claims make under their lock (both flavors of an open resize, not
+    # deleted records), so the scheduler and the claim agree on what is used.
+    used = usage(RecordStore(config.instances_path), config.reserved_host_memory_mb)
+    vcpus_used = used.vcpus
+    ram_used = used.memory_mb
+    disk_used = config.reserved_host_disk_mb // 1024 + used.disk_gb
     return {
         "hostname": config.hostname,
         "host_fqdn": socket.getfqdn(),
@@ -126,13 +132,37 @@ def gather(config: HostConfig) -> dict:
         "disk_allocation_ratio": config.disk_allocation_ratio,
         "libvirt_uri": config.libvirt_uri,
         "instances_path": config.instances_path,
-        "capabilities": {"hypervisor_type": hypervisor_type, "arch": model,
-                         "virt_type": probe.virt_type, "cpu_info": host_cpu},
-        "instances": [summarise(r) for r in records],
+        # Operator-declared capabilities first: the measured ones cannot be overridden.
+        "capabilities": dict(config.capabilities or {}, hypervisor_type=hypervisor_type,
+                             arch=model, virt_type=probe.virt_type, cpu_info=host_cpu),
+        "instances": [summarise(r, config.hostname, power_states) for r in records],
     }
 
 
-def summarise(record: dict) -> dict:
-    return {key: record.get(key) for key in (
-        "uuid", "name", "vm_state", "task_state", "power_state", "flavor", "image", "ips",
-        "server_group", "migration")}
+def domain_power_states(conn) -> dict:
+    """Nova's power state name of every domain libvirt knows, by domain uuid."""
+    states = {}
+    for dom in conn.listAllDomains(0):
+        try:
+            states[dom.UUIDString()] = POWER_STATE_NAMES.get(dom.state()[0], "pending")
+        except _libvirt.libvirt.libvirtError:
+            # A domain that vanished between the listing and the look: it has no state.
+            continue
+    return states
+
+
+SUMMARY_KEYS = ("uuid", "name", "vm_state", "task_state", "flavor", "image", "ips",
+                "server_group", "migration", "availability_zone", "network_info", "fault",
+                "created_at", "launched_at")
+
+
+def summarise(record: dict, host: Optional[str] = None, power_states: Optional[dict] = None) -> dict:
+    """What the fleet needs to know of one record. ``power_state`` is the live state of its
+    domain (``absent`` when libvirt has none), else what the record says."""
+    summary = {key: record.get(key) for key in SUMMARY_KEYS}
+    summary["host"] = host
+    if power_states is not None:
+        summary["power_state"] = power_states.get(record.get("uuid"), "absent")
+    else:
+        summary["power_state"] = record.get("power_state")
+    return summary

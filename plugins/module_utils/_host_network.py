@@ -268,7 +268,16 @@ def ensure_network(spec: NetworkSpec, check_mode: bool = False) -> NetworkPlan:
     plan = plan_network(spec)
     if not check_mode:
         for argv in plan.actions:
-            run(argv)
+            try:
+                run(argv)
+            except VirtopsError as exc:
+                if "Unknown device type" in exc.msg and "type" in argv:
+                    kind = argv[argv.index("type") + 1]
+                    module = {"vlan": "8021q", "vxlan": "vxlan", "bridge": "bridge"}.get(kind, kind)
+                    raise VirtopsError("network %s: this kernel cannot create %s links (%s): load "
+                                       "the kernel module %s (modprobe %s)"
+                                       % (spec.name, kind, exc.msg, module, module))
+                raise
     return plan
 
 

@@ -19,7 +19,8 @@ from typing import Dict, List, Optional, Sequence
 
 from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._fileio import atomic_write_json
-from ansible_collections.virtops.compute.plugins.module_utils._host_network import bridge_state
+from ansible_collections.virtops.compute.plugins.module_utils._host_network import (
+    BRIDGED_VIF_TYPES, bridge_state)
 from ansible_collections.virtops.compute.plugins.module_utils._process import find_binary, run
 from ansible_collections.virtops.compute.plugins.module_utils._virt_probe import (
     VirtProbe, probe_virt_type, recorded_virt_type)
@@ -57,7 +58,8 @@ def libvirt_answers(uri: str, timeout: float = 20.0) -> str:
         return exc.msg
     if result.rc == 0:
         return ""
-    return (result.stderr.strip() or result.stdout.strip() or "virsh exited %d" % result.rc)[-500:]
+    text = result.stderr.strip() or result.stdout.strip() or "virsh exited %d" % result.rc
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())[-500:]
 
 
 def pid_from_file(path: str) -> Optional[int]:
@@ -115,14 +117,16 @@ def ensure_libvirt_running(uri: str, daemons: Sequence[Daemon], start: bool, che
     began = time.monotonic()
     while reason:
         if time.monotonic() - began > timeout:
-            stuck = ["%s (pid %d)" % (d.name, running_pid(d)) for d in daemons if running_pid(d)]
+            live = [(d.name, running_pid(d)) for d in daemons]
+            stuck = ["%s (pid %s)" % (name, pid) for name, pid in live if pid]
             raise VirtopsError(
                 "libvirt does not answer on %s after %ds: %s. %s" % (
                     uri, timeout, reason,
                     ("%s runs but does not answer: see /var/log/libvirt/libvirtd.log, or stop it "
                      "and re-run" % ", ".join(stuck)) if stuck else
-                    "libvirtd is not running and could not be started: see "
-                    "/var/log/libvirt/libvirtd.log"),
+                    ("libvirtd did not come up: see /var/log/libvirt/libvirtd.log" if start else
+                     "the service manager did not bring libvirtd up: see 'systemctl status "
+                     "libvirtd' and /var/log/libvirt/libvirtd.log")),
                 started=result.started)
         time.sleep(poll)
         reason = libvirt_answers(uri)
@@ -213,6 +217,17 @@ class ReadinessConfig:
     min_free_disk_gb: int = 10
     python: str = ""
     python_libraries: Sequence[str] = tuple(PYTHON_LIBRARIES)
+
+
+def bridges_of(networks: Dict[str, dict]) -> List[str]:
+    """Bridges the host must have for the fleet's ``networks`` (inventory form)."""
+    bridges = []
+    for _name, network in sorted((networks or {}).items()):
+        network = network or {}
+        if network.get("vif_type", "bridge") in BRIDGED_VIF_TYPES and network.get("bridge"):
+            if network["bridge"] not in bridges:
+                bridges.append(network["bridge"])
+    return bridges
 
 
 def check_python_libraries(python: str, names: Sequence[str]) -> Dict[str, str]:
@@ -333,7 +348,8 @@ def summary_lines(summary: dict, problems: Sequence[str]) -> List[str]:
     lines.append("virt type: %s" % ("%s (%s%s)" % (virt["virt_type"], virt["reason"],
                                                    ", forced" if virt["forced"] else "")
                                     if virt else "NOT RECORDED"))
-    lines.append("free: %s MiB RAM, %s GiB disk" % (summary["free_ram_mb"], summary["free_disk_gb"]))
+    lines.append("free: %s MiB RAM, %s GiB disk" % (
+        summary["free_ram_mb"], "?" if summary["free_disk_gb"] is None else summary["free_disk_gb"]))
     if summary["bridges"]:
         lines.append("bridges: " + ", ".join(
             "%s %s" % (name, ("up" if s["up"] else "DOWN") if s["exists"] else "MISSING")

@@ -19,7 +19,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._errors import Vir
 from ansible_collections.virtops.compute.plugins.module_utils._fileio import (
     atomic_write_json, read_json)
 from ansible_collections.virtops.compute.plugins.module_utils._image_cache import (
-    BASE_DIR, CachedBase, ImageCache)
+    BASE_DIR, CachedBase, ImageCache, ImageSource)
 from ansible_collections.virtops.compute.plugins.module_utils._locks import file_lock
 from ansible_collections.virtops.compute.plugins.module_utils._process import find_binary, run
 from ansible_collections.virtops.compute.plugins.module_utils._qemu_img import QemuImg
@@ -212,6 +212,12 @@ def in_use_bases(instances_path: str, qemu_img: QemuImg) -> List[str]:
         base = record.get("image_base")
         if base:
             used.append(base)
+        image = record.get("image") or {}
+        if isinstance(image, dict) and (image.get("id") or image.get("url")):
+            # Nova: the base named after the SHA-1 of an instance's image id is in use.
+            source = ImageSource(url=str(image.get("url") or ""), disk_format="raw",
+                                 image_id=image.get("id"))
+            used.append(os.path.join(instances_path, BASE_DIR, source.base_name))
         formats = read_json(os.path.join(directory, "disk.info"), default={}) or {}
         for disk, fmt in formats.items():
             if fmt == "qcow2" and os.path.exists(disk):

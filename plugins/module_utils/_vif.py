@@ -13,10 +13,12 @@ never removes them; it removes only the taps plug created for ``ethernet`` VIFs.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ansible_collections.virtops.compute.plugins.module_utils import _libvirt
 from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
@@ -30,6 +32,8 @@ VXLAN_OVERHEAD = 50          # outer Ethernet + IPv4 + UDP + VXLAN headers
 FLOOD_MAC = "00:00:00:00:00:00"
 SYSFS_NET = "/sys/class/net"
 TAP_BRIDGED_TYPES = ("bridge", "vlan", "vxlan")
+LOCK_DIRS = ("/run/lock", "/var/lock", "/tmp")
+LOCK_NAME = "virtops-vif.lock"
 
 
 @dataclass(frozen=True)
@@ -139,10 +143,9 @@ class Plan:
         return bool(self.steps)
 
 
-def vlan_ifname(physical: str, vlan: int) -> str:
-    """``eth0.100`` like Nova's linux_net, ``vlan100`` when that would not fit IFNAMSIZ."""
-    name = "%s.%d" % (physical, vlan)
-    return name if len(name) <= IFNAMSIZ else "vlan%d" % vlan
+def vlan_ifname(vlan: int) -> str:
+    """Nova's linux_net name for a new VLAN interface: ``vlan<id>``."""
+    return "vlan%d" % vlan
 
 
 def vxlan_ifname(vni: int) -> str:
@@ -274,7 +277,11 @@ class _Planner:
         physical = self._physical(vif)
         if vif.vlan is None:
             raise VirtopsError("port %s: VIF type vlan needs network.meta.vlan" % vif.id)
-        name = vlan_ifname(physical.name, vif.vlan)
+        # Any VLAN interface with this id on this NIC will do, whoever named it
+        # (host preparation, the operator's eth0.100): there can be only one.
+        existing = [l for l in self.links.values() if l.kind == "vlan"
+                    and l.vlan_id == vif.vlan and l.parent == physical.name]
+        name = existing[0].name if existing else vlan_ifname(vif.vlan)
         link = self.links.get(name)
         if link is None:
             self._touch(name)
@@ -332,7 +339,10 @@ class _Planner:
             self._set(link)
             self.flood[name] = []
         else:
-            expected = (vif.vxlan_id, local, physical.name, port, vif.vxlan_group)
+            # An interface made without "local" or "dev" (the kernel then picks by route)
+            # serves as well; what is set must match.
+            expected = (vif.vxlan_id, local if link.vxlan_local else None,
+                        physical.name if link.vxlan_dev else None, port, vif.vxlan_group)
             actual = (link.vxlan_id, link.vxlan_local, link.vxlan_dev, link.vxlan_port,
                       link.vxlan_group)
             if link.kind != "vxlan" or expected != actual:
@@ -541,21 +551,39 @@ class PlugResult:
         return {"changed": self.changed, "actions": self.actions, "vifs": self.vifs}
 
 
+@contextmanager
+def host_lock() -> Iterator[None]:
+    """One plug or unplug at a time on a host: two instances of a network started at once
+    would otherwise both see no bridge and both try to create it (Nova takes a lock too)."""
+    directory = next((d for d in LOCK_DIRS if os.path.isdir(d) and os.access(d, os.W_OK)), None)
+    if directory is None:
+        yield
+        return
+    fd = os.open(os.path.join(directory, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def plug_vifs(vifs: Sequence[Vif], conn=None, check_mode: bool = False,
               nwfilter: str = "clean-traffic", host: Optional[HostNetwork] = None) -> PlugResult:
     host = host or HostNetwork()
-    plan = plan_plug(vifs, host.snapshot(vifs, conn), ip=host.ip, bridge_cmd=host.bridge,
-                     start_network=start_libvirt_network(conn) if conn is not None else None,
-                     nwfilter=nwfilter)
-    actions = [s.description for s in plan.steps] if check_mode else host.apply(plan)
+    with host_lock():
+        plan = plan_plug(vifs, host.snapshot(vifs, conn), ip=host.ip, bridge_cmd=host.bridge,
+                         start_network=start_libvirt_network(conn) if conn is not None else None,
+                         nwfilter=nwfilter)
+        actions = [s.description for s in plan.steps] if check_mode else host.apply(plan)
     return PlugResult(plan.changed, actions, plan.warnings, plan.vifs, plan.before, plan.after)
 
 
 def unplug_vifs(vifs: Sequence[Vif], check_mode: bool = False,
                 host: Optional[HostNetwork] = None) -> PlugResult:
     host = host or HostNetwork()
-    plan = plan_unplug(vifs, host.snapshot(vifs, None, check_filters=False), ip=host.ip)
-    actions = [s.description for s in plan.steps] if check_mode else host.apply(plan)
+    with host_lock():
+        plan = plan_unplug(vifs, host.snapshot(vifs, None, check_filters=False), ip=host.ip)
+        actions = [s.description for s in plan.steps] if check_mode else host.apply(plan)
     return PlugResult(plan.changed, actions, plan.warnings, plan.vifs, plan.before, plan.after)
 
 

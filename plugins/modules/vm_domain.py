@@ -37,7 +37,7 @@ description:
     under O(instances_path). The instance record C(instance.json) goes with its directory,
     which releases the instance's claim on the host's resources."
 author:
-  - virtops.compute contributors
+  - virtops.compute contributors (@virtops)
 options:
   uuid:
     description: Instance UUID, which is also the domain UUID and the name of its directory.
@@ -233,8 +233,8 @@ transitions:
     - {at: "2026-01-02T03:04:05.123Z", vm_state: building, task_state: powering-on, power_state: absent}
     - {at: "2026-01-02T03:04:11.456Z", vm_state: active, task_state: null, power_state: running}
 power_off:
-  description: How the guest was powered off, when this run powered it off.
-  returned: when the domain was powered off
+  description: How the guest was powered off; null when this run did not power it off.
+  returned: always
   type: dict
   contains:
     method:
@@ -250,8 +250,8 @@ power_off:
       description: Why this method was used.
       type: str
 vifs:
-  description: The interface checks of the last start, one per interface.
-  returned: when the domain was started
+  description: The interface checks of this run's start, one per interface; empty without a start.
+  returned: always
   type: list
   elements: dict
   contains:
@@ -268,12 +268,14 @@ vifs:
       description: Why it is not plugged, or null.
       type: str
 spawn_seconds:
-  description: Seconds from creating the domain until it ran (Nova's "Took N seconds to spawn").
-  returned: when the domain was started
+  description:
+    - Seconds from creating the domain until it ran (Nova's "Took N seconds to spawn"); null
+      without a start.
+  returned: always
   type: float
 console_match:
-  description: The console text that matched O(wait_for_console).
-  returned: when O(wait_for_console) was waited for
+  description: The console text that matched O(wait_for_console); null when nothing was waited for.
+  returned: always
   type: str
 timings:
   description:

@@ -13,7 +13,9 @@ description:
     disk, allocation ratios, availability zone, aggregates and the instances it holds.
   - The virt type comes from a real probe (a tiny guest run under KVM), not from libvirt's
     capabilities, which advertise C(kvm) whenever C(/dev/kvm) is accessible.
-  - Usage counts instance records as Nova's resource tracker does, plus O(reserved_host_memory_mb).
+  - Usage counts instance records as Nova's resource tracker does and exactly as the claims of
+    M(virtops.compute.vm_instance) count them (instances being built, the larger flavor of an
+    open resize, not deleted ones), plus O(reserved_host_memory_mb) and O(reserved_host_disk_mb).
   - The result is also set as the fact C(virtops_host) for the scheduler lookup.
 author:
   - virtops.compute contributors (@virtops)
@@ -56,6 +58,19 @@ options:
     description: RAM kept for the host itself, counted as used.
     type: int
     default: 512
+  reserved_host_disk_mb:
+    description: Disk kept for the host itself, counted as used (Nova's option of the same name).
+    type: int
+    default: 0
+  capabilities:
+    description:
+      - "Capabilities the operator declares for this host, for example C({storage: ssd}). They
+        are reported in RV(host.capabilities) beside the measured ones (C(cpu_info), C(arch),
+        C(hypervisor_type), C(virt_type)), which they cannot override, so that a flavor extra
+        spec such as C(capabilities:storage=ssd) steers instances to these hosts
+        (ComputeCapabilitiesFilter)."
+    type: dict
+    default: {}
   virt_type:
     description:
       - Force the virt type instead of probing (C(kvm) or C(qemu) for TCG emulation).
@@ -124,10 +139,73 @@ host:
     free_disk_gb:
       description: Free space on the filesystem holding the instances path, in GiB.
       type: int
+    capabilities:
+      description:
+        - What flavor extra specs are matched against - O(capabilities), then C(hypervisor_type),
+          C(arch), C(virt_type) and C(cpu_info) (C(arch), C(model), C(vendor), C(topology),
+          C(features)).
+      type: dict
     instances:
-      description: The instances recorded on this host.
+      description:
+        - The instances recorded on this host (directories C(<uuid>) and C(<uuid>_resize)).
       type: list
       elements: dict
+      contains:
+        uuid:
+          description: Instance uuid.
+          type: str
+        name:
+          description: Instance name.
+          type: str
+        host:
+          description: This host's name (O(hostname)).
+          type: str
+        vm_state:
+          description: Nova vm_state from the record.
+          type: str
+          sample: active
+        task_state:
+          description: Nova task_state from the record, or null.
+          type: str
+        power_state:
+          description:
+            - Live state of the instance's libvirt domain (C(running), C(paused), C(shutdown),
+              C(crashed), C(suspended), C(pending)), or C(absent) when libvirt has no domain
+              with the instance's uuid.
+          type: str
+          sample: running
+        flavor:
+          description: The flavor the instance holds.
+          type: dict
+        image:
+          description: The image the instance was booted from.
+          type: dict
+        ips:
+          description: Fixed IPs of its ports.
+          type: list
+          elements: str
+        network_info:
+          description: Its ports, Nova-shaped.
+          type: list
+          elements: dict
+        server_group:
+          description: Server group it belongs to, or null.
+          type: str
+        availability_zone:
+          description: Zone it was booted in, or null.
+          type: str
+        migration:
+          description: The migration in flight, or null.
+          type: dict
+        fault:
+          description: Why it is in error, or null.
+          type: dict
+        created_at:
+          description: When the record was created (UTC).
+          type: str
+        launched_at:
+          description: When it first became active (UTC), or null.
+          type: str
 ansible_facts:
   description: The same dictionary, as the fact C(virtops_host).
   returned: success
@@ -157,6 +235,8 @@ def main():
             ram_allocation_ratio=dict(type="float", default=1.0),
             disk_allocation_ratio=dict(type="float", default=1.0),
             reserved_host_memory_mb=dict(type="int", default=512),
+            reserved_host_disk_mb=dict(type="int", default=0),
+            capabilities=dict(type="dict", default={}),
             virt_type=dict(type="str", choices=["kvm", "qemu"]),
         ),
         supports_check_mode=True,

@@ -22,6 +22,8 @@ description:
     reports no change for them.
 author:
   - virtops.compute contributors (@virtops)
+extends_documentation_fragment:
+  - virtops.compute.attributes
 options:
   name:
     description: Name of the network (the key in C(networks)), for messages.

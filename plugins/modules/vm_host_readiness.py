@@ -13,11 +13,14 @@ description:
     decides (the C(compute_host) role fails the host).
   - "Checks: libvirt answers on O(libvirt_uri); a virt type is recorded in C(<state_dir>/host.json)
     (see M(virtops.compute.vm_virt_type)); available RAM and free disk under O(instances_path)
-    against the thresholds; each bridge of O(bridges) exists and is up; C(ssh -o BatchMode=yes
+    against the thresholds; the bridge of each network in O(networks) exists and is up; C(ssh -o BatchMode=yes
     -o StrictHostKeyChecking=yes USER@PEER true) succeeds to each of O(peers), as cold migration's
     rsync needs; the Python libraries the modules import load in O(python)."
 author:
   - virtops.compute contributors (@virtops)
+extends_documentation_fragment:
+  - virtops.compute.attributes
+  - virtops.compute.attributes.INFO_MODULE
 options:
   libvirt_uri:
     description: libvirt connection URI on the host.
@@ -31,11 +34,12 @@ options:
     description: Directory of the host record C(host.json).
     type: path
     default: /etc/virtops
-  bridges:
-    description: Bridges that must exist and be up.
-    type: list
-    elements: str
-    default: []
+  networks:
+    description:
+      - The fleet's networks as in the inventory's C(networks); the C(bridge) of each V(bridge),
+        V(vlan) or V(vxlan) network (C(vif_type), default V(bridge)) must exist and be up.
+    type: dict
+    default: {}
   peers:
     description: The other compute hosts this one must reach over ssh for migrations.
     type: list
@@ -71,21 +75,13 @@ options:
       - Interpreter whose libraries are checked; defaults to the one running this module. Empty
         string skips the check.
     type: str
-attributes:
-  check_mode:
-    support: full
-    details:
-      - The checks change nothing and also run in check mode.
-  diff_mode:
-    support: N/A
-  idempotent:
-    support: full
 """
 
 EXAMPLES = r"""
 - name: Check the host
   virtops.compute.vm_host_readiness:
-    bridges: [br-private]
+    networks:
+      private: {bridge: br-private, vif_type: bridge, cidr: 10.10.0.0/24}
     peers:
       - {name: compute2, address: 192.0.2.12}
   register: readiness
@@ -147,7 +143,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._host_prepare import (
-    Peer, ReadinessConfig, check_readiness)
+    Peer, ReadinessConfig, bridges_of, check_readiness)
 
 
 def main():
@@ -156,7 +152,7 @@ def main():
             libvirt_uri=dict(type="str", default="qemu:///system"),
             instances_path=dict(type="path", default="/var/lib/virtops/instances"),
             state_dir=dict(type="path", default="/etc/virtops"),
-            bridges=dict(type="list", elements="str", default=[]),
+            networks=dict(type="dict", default={}),
             peers=dict(type="list", elements="dict", default=[], options=dict(
                 name=dict(type="str", required=True),
                 address=dict(type="str", required=True),
@@ -170,6 +166,7 @@ def main():
         supports_check_mode=True,
     )
     params = dict(module.params)
+    params["bridges"] = bridges_of(params.pop("networks"))
     params["peers"] = [Peer(p["name"], p["address"]) for p in params["peers"]]
     if params["python"] is None:
         params["python"] = sys.executable

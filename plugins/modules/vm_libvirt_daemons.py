@@ -18,6 +18,8 @@ description:
   - Fails with a message naming the daemon that runs but does not answer, or the log to read.
 author:
   - virtops.compute contributors (@virtops)
+extends_documentation_fragment:
+  - virtops.compute.attributes
 options:
   libvirt_uri:
     description: libvirt connection URI that must answer.

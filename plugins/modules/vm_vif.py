@@ -12,16 +12,16 @@ description:
     C(plug_vifs) with Neutron's Linux bridge agent, and checks what the anti-spoofing filter
     needs. It changes only what differs, so a second run reports no change.
   - "Per VIF type (C(network_info[].type)): C(bridge): the bridge C(network.bridge) exists, is
-    up and has the network's MTU. C(vlan): the same bridge plus a VLAN interface
-    C(<physical_interface>.<vlan>) (C(vlan<id>) when that is longer than 15 characters) on
-    C(network.meta.physical_interface), enslaved to the bridge. C(vxlan): the same bridge plus a
-    VXLAN interface C(vxlan-<vni>) whose local endpoint is the first IPv4 address of
-    C(network.meta.physical_interface), with one flood entry per peer of
-    C(network.meta.vxlan_peers) (head-end replication; flood entries for hosts no longer
-    listed are removed) or the multicast C(network.meta.vxlan_group). C(ethernet): a tap named
-    after the port's C(devname), up, with the network's MTU. C(network): the libvirt network
-    named like the network's label is started if it is inactive. C(direct) (macvtap): the
-    physical interface exists and is up."
+    up and has the network's MTU. C(vlan): the same bridge plus a VLAN interface with the
+    network's id on C(network.meta.physical_interface), enslaved to the bridge; an existing one
+    is used whatever its name, a new one is called C(vlan<id>) as in Nova. C(vxlan): the same
+    bridge plus a VXLAN interface C(vxlan-<vni>) whose local endpoint is the first IPv4 address
+    of C(network.meta.physical_interface) (one made without a local address is accepted), with
+    one flood entry per peer of C(network.meta.vxlan_peers) (head-end replication; flood
+    entries for hosts no longer listed are removed) or the multicast
+    C(network.meta.vxlan_group). C(ethernet): a tap named after the port's C(devname), up,
+    with the network's MTU. C(network): the libvirt network named like the network's label is
+    started if it is inactive. C(direct) (macvtap): the physical interface exists and is up."
   - New bridges get no STP and no forward delay, so a new tap forwards at once.
   - A network with C(network.meta.create_bridge=false) uses a bridge that belongs to the
     operator. It must exist, and it is never changed; when it is down or its MTU differs the
@@ -39,7 +39,7 @@ description:
     another bridge), when a physical interface is missing, or when two ports share a MAC or a
     device name.
 author:
-  - virtops.compute contributors
+  - virtops.compute contributors (@virtops)
 options:
   network_info:
     description:
@@ -83,7 +83,7 @@ notes:
   - Run it as root on the compute host. Bridges and interfaces live in the host's network
     namespace.
   - VLAN interfaces need the kernel's 8021q support. VXLAN needs the vxlan module and UDP
-    O(network_info[].network.meta.vxlan_port) (default 4789) open between the hosts.
+    C(network.meta.vxlan_port) (default 4789) open between the hosts.
   - "For C(ethernet) ports the tap exists before the domain starts, as in Nova. The domain XML
     must then say C(<target dev='...' managed='no'/>); libvirt refuses to start a domain
     whose managed tap already exists."

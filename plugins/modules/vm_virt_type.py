@@ -17,6 +17,8 @@ description:
   - The file is rewritten only when the result differs, atomically.
 author:
   - virtops.compute contributors (@virtops)
+extends_documentation_fragment:
+  - virtops.compute.attributes
 options:
   virt_type:
     description:

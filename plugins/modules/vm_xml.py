@@ -12,7 +12,7 @@ description:
     network_info, the way Nova's libvirt driver does in C(_get_guest_config), and writes it
     atomically to C(<instances_path>/<uuid>/libvirt.xml). It does not define or start the
     domain; M(virtops.compute.vm_domain) does that from this file.
-  - The document is built from typed objects, never from strings, and is deterministic: the same
+  - The document is built from typed objects, never from strings, and is deterministic; the same
     inputs give byte-identical XML, so a second run reports no change.
   - The domain carries, in the C(https://virtops.dev/xmlns/compute/1.0) namespace of its
     C(<metadata>), the instance name, creation time, flavor, image, owner and ports with their
@@ -28,10 +28,10 @@ description:
     host offers it, so the guest's virtual hardware does not change under it.
   - Refuses what cannot work, with a message saying why. This includes a disk bus the virt type,
     machine type or host does not offer, more disks than a bus takes (IDE takes four, the
-    cdrom included), UEFI (O(image.properties.hw_firmware_type=uefi)) on a host without UEFI
+    cdrom included), UEFI (image property C(hw_firmware_type=uefi)) on a host without UEFI
     firmware, unknown VIF models, unsafe instance names and text that XML cannot carry.
 author:
-  - virtops.compute contributors
+  - virtops.compute contributors (@virtops)
 options:
   instance:
     description: The instance.

@@ -382,8 +382,8 @@ class Allocator:
             # Earlier allocations of this run: Allocation dicts or plain IP strings.
             if isinstance(entry, Mapping):
                 owners = _owner_keys(entry)
-                where = "instance %s (allocated in this run)" % (entry.get("name")
-                                                               or entry.get("uuid"))
+                label = entry.get("name") or entry.get("uuid")
+                where = "instance %s (allocated in this run)" % label
                 for vif in parse_network_info(entry.get("network_info")):
                     self._hold_vif(vif, owners, where)
                 for ip in entry.get("ips") or []:

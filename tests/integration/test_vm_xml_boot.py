@@ -13,6 +13,7 @@ Every domain, tap and directory made here is removed, also on failure.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import io
 import json
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._guest_config import Guest
 from ansible_collections.virtops.compute.plugins.module_utils._vm_xml import (
     VmXmlParams, ensure_libvirt_xml)
@@ -202,6 +204,19 @@ def test_blank_disk_domain_runs_with_a_logged_pty_console(instances_path, conn):
         iface = live.devices[[type(d).__name__ for d in live.devices].index("GuestInterface")]
         assert (iface.mac, iface.target_dev, iface.filtername, iface.filterparams) == (
             vif["address"], "tap" + vif["id"][:11], "clean-traffic", [("IP", "10.99.0.5")])
+
+        # the live definition keeps identity even without the file
+        (inst_dir / "libvirt.xml").unlink()
+        moved = dict(vif, address="fa:16:3e:00:00:99")
+        with pytest.raises(VirtopsError, match="the libvirt domain %s records %s"
+                           % (inst["name"], vif["address"])):
+            ensure_libvirt_xml(dataclasses.replace(params, network_info=[moved]))
+        with pytest.raises(VirtopsError, match="does not rename defined domains"):
+            ensure_libvirt_xml(dataclasses.replace(params, instance=dict(inst, name="renamed")))
+        other = dict(inst, uuid=str(uuid.uuid4()))
+        with pytest.raises(VirtopsError, match="another domain named %r" % inst["name"]):
+            ensure_libvirt_xml(dataclasses.replace(params, instance=other))
+        assert ensure_libvirt_xml(params).xml == result.xml
 
     # redefining from the same inputs changes nothing
     assert ensure_libvirt_xml(params).changed is False

@@ -52,10 +52,12 @@ def ansible_env() -> dict:
 class ModuleRun:
     result: dict
     stdout: str
+    status: str           # SUCCESS, CHANGED, FAILED!, UNREACHABLE!
+    seconds: float
 
     @property
     def failed(self) -> bool:
-        return bool(self.result.get("failed") or self.result.get("unreachable"))
+        return self.status in ("FAILED!", "UNREACHABLE!") or bool(self.result.get("failed"))
 
     @property
     def changed(self) -> bool:
@@ -78,21 +80,26 @@ class Fleet:
         if check:
             argv.append("--check")
         if diff:
-            argv.append("--diff")
+            # Callbacks drop "diff" from the printed result below verbosity 3.
+            argv += ["--diff", "-vvv"]
+        started = time.monotonic()
         proc = subprocess.run(argv, capture_output=True, text=True, env=ansible_env(),
                               cwd=REPO, timeout=timeout, check=False)
-        result = None
+        seconds = time.monotonic() - started
+        result = status = None
         for line in proc.stdout.splitlines():
             if line.startswith(host + " | ") and "=> " in line:
+                head, _sep, body = line.partition(" => ")
+                status = head.split(" | ", 1)[1].strip()
                 try:
-                    result = json.loads(line.split("=> ", 1)[1])
+                    result = json.loads(body)
                 except ValueError:
                     result = None
         if result is None:
             raise AssertionError("ansible %s on %s gave no result (rc=%d):\n%s\n%s"
                                  % (name, host, proc.returncode, proc.stdout[-3000:],
                                     proc.stderr[-3000:]))
-        return ModuleRun(result, proc.stdout)
+        return ModuleRun(result, proc.stdout, status, seconds)
 
     def ok(self, host: str, name: str, args: dict, **kwargs) -> ModuleRun:
         run = self.module(host, name, args, **kwargs)
@@ -202,3 +209,46 @@ class Fleet:
 
 def guest_lines(console: str, prefix: str) -> List[str]:
     return [line.strip() for line in console.splitlines() if line.strip().startswith(prefix)]
+
+
+LAB_DIR = Path(os.environ.get("VIRTOPS_VIF_LAB_DIR", "/var/tmp/virtops-vif-lab"))
+
+
+def lab_fleet(prefix: str = "vn", subnet: str = "10.77.4"):
+    """A private two-host lab (generator for a module-scoped fixture); always torn down.
+
+    Private because these tests add bridges, VXLAN tunnels and addresses to the hosts, and a
+    netns that goes away takes all of that with it, whatever a failing test left. A fixed
+    state directory lets the next run remove what an interrupted one left.
+    """
+    lab = LabHandle(LAB_DIR, prefix=prefix, subnet=subnet)
+    lab.down()
+    try:
+        lab.up(2)
+        yield Fleet(lab)
+    finally:
+        proc = lab.down()
+        assert proc.returncode == 0, proc.stderr
+
+
+class Instances:
+    """Instances a test made, deleted at its end even when it fails (at most two guests run
+    at once: TCG costs CPU)."""
+
+    def __init__(self, fleet: Fleet):
+        self.fleet = fleet
+        self.made: List[tuple] = []
+
+    def add(self, host: str, instance_uuid: str) -> str:
+        self.made.append((host, instance_uuid))
+        return instance_uuid
+
+    def cleanup(self) -> None:
+        for host, instance_uuid in reversed(self.made):
+            run = self.fleet.module(host, "vm_domain", {"uuid": instance_uuid, "state": "absent"})
+            if run.failed:
+                # Whatever the module could not do, the lab's virsh can.
+                self.fleet.lab.virsh(host, "destroy", instance_uuid, check=False)
+                self.fleet.lab.virsh(host, "undefine", "--nvram", instance_uuid, check=False)
+                shutil.rmtree(self.fleet.instance_dir(host, instance_uuid), ignore_errors=True)
+        self.made.clear()

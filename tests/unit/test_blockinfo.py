@@ -63,7 +63,7 @@ def test_scsi_disk_and_ide_cdrom():
 def test_all_on_ide_fills_the_four_slots():
     info = get_disk_info("qemu", machine_type=PC, disk_bus="ide", ephemeral_gb=1, swap_mb=1,
                          config_drive_format="iso9660")
-    assert [m.dev for _, m in info.disks()] == ["hda", "hdb", "hdc", "hdd"]
+    assert [m.dev for _name, m in info.disks()] == ["hda", "hdb", "hdc", "hdd"]
 
 
 def test_iso_image_boots_from_a_cdrom_root():

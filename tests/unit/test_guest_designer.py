@@ -147,7 +147,7 @@ MATRIX = [(img, vifs, FLAVORS[i % len(FLAVORS)], CONFIG_DRIVES[(i // 2) % len(CO
     "img_case, vif_case, flv, config_drive", MATRIX,
     ids=["%s-%s-%s-%s" % (i[0], v[0], f.name, c) for i, v, f, c in MATRIX])
 def test_matrix_validates_defines_and_parses_back(img_case, vif_case, flv, config_drive, tmp_path):
-    _, virt_type, img = img_case
+    virt_type, img = img_case[1:]
     caps_name = None
     if img.properties.hw_firmware_type == "uefi":
         caps_name = "qemu_q35_ovmf"

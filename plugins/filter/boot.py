@@ -1,0 +1,47 @@
+# Copyright: (c) 2026, virtops.compute contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters of the boot, delete and list flows (the roles' controller-side bookkeeping).
+
+Thin wrappers over ``plugins/plugin_utils/_boot_plan.py`` and ``_fleet.py``; each filter is
+documented in the YAML file of its name beside this one.
+"""
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.plugin_utils import _boot_plan, _fleet
+
+
+def _wrap(function):
+    def filter_function(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except VirtopsError as exc:
+            raise AnsibleFilterError(exc.msg) from exc
+    filter_function.__name__ = function.__name__
+    filter_function.__doc__ = function.__doc__
+    return filter_function
+
+
+class FilterModule:
+    def filters(self):
+        return {name: _wrap(function) for name, function in {
+            "boot_request": _boot_plan.boot_request,
+            "boot_plan": _boot_plan.boot_plan,
+            "boot_start_attempt": _boot_plan.boot_start_attempt,
+            "boot_schedule_requests": _boot_plan.schedule_requests,
+            "boot_fallback_counts": _boot_plan.fallback_counts,
+            "boot_placed": _boot_plan.boot_placed,
+            "boot_unschedulable": _boot_plan.boot_unschedulable,
+            "boot_ports_request": _boot_plan.ports_request,
+            "boot_ported": _boot_plan.boot_ported,
+            "boot_host_work": _boot_plan.host_work,
+            "boot_attempt_hosts": _boot_plan.attempt_hosts,
+            "boot_needs_work": _boot_plan.needs_work,
+            "boot_collect": _boot_plan.boot_collect,
+            "boot_summary": _boot_plan.boot_summary,
+            "fleet_servers": _fleet.fleet_servers,
+            "server_table": _fleet.server_table,
+            "server_locations": _fleet.server_locations,
+        }.items()}

@@ -1,0 +1,287 @@
+# Copyright: (c) 2026, virtops.compute contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""playbooks/boot.yml end to end on a lab of three compute hosts (prefix vb, 10.77.5.0/24).
+
+The tests run in file order on one lab, taken down at the end even on failure:
+
+* one server boots for real and its console shows the uuid it read from its config drive;
+  booting it again changes nothing; servers.yml lists it;
+* two servers placed on two hosts (anti-affinity) are built at the same time, then deleted;
+* placement proofs run in check mode (scheduler, ports and the claim check on the chosen
+  hosts, nothing built): a multiple create of 4 spreads with the RAM weigher and stacks with
+  a negative multiplier; an anti-affinity group puts 3 members on 3 hosts and refuses a 4th;
+  an availability zone and a capability steer placement;
+* a server too big for any host fails with the per-filter explanation;
+* a host forced to fail its build (virtops_fail_build) is cleaned and the server boots on an
+  alternate (run under ansible-runner, as an AWX job); when every host fails, the server is in
+  error with each attempt's reason and nothing is left anywhere;
+* ten concurrent claims onto a host with room for five: exactly five succeed.
+
+At most three test guests run at once (TCG, 128 MiB each).
+"""
+from __future__ import annotations
+
+import collections
+import json
+import os
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+
+import pytest
+
+from tests.integration.boot_fleet import CONSOLE_META, INSTANCES, Fleet, ansible
+from tests.lab.handle import LabHandle
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
+
+HOSTS = ("compute1", "compute2", "compute3")
+WEB = {"name": "web1", "flavor": "m1.nano", "image": "guest", "networks": [{"network": "private"}],
+       "key_name": "ops", "config_drive": True, "metadata": {"role": "web"},
+       "admin_pass": "Sesame-42-open", "user_data": "#cloud-config\nhostname: web1\n"}
+RAM_ONLY = {"disk_weight_multiplier": 0.0, "cpu_weight_multiplier": 0.0}
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    from tests.fixtures.guest import GuestBuildError, ensure_guest
+    try:
+        ensure_guest()
+    except GuestBuildError as exc:
+        pytest.skip("the test guest cannot be built here: %s" % exc)
+    tmp = tmp_path_factory.mktemp("boot")
+    lab = LabHandle(tmp / "lab", prefix="vb", subnet="10.77.5")
+    lab.down()
+    try:
+        lab.up(3)
+        yield Fleet(lab, tmp)
+    finally:
+        proc = lab.down()
+        assert proc.returncode == 0, proc.stderr
+
+
+def placements(run) -> dict:
+    return {s["name"]: s["host"] for s in run.boot["servers"]}
+
+
+def test_boot_one_server_that_reads_its_config_drive(fleet):
+    run = fleet.boot(WEB, server_boot_wait_for_console=CONSOLE_META)
+    assert run.rc == 0, run.failures()
+    (server,) = run.boot["servers"]
+    assert server["result"] == "booted" and server["host"] in HOSTS
+    host, inst_uuid = server["host"], server["uuid"]
+    # The guest printed the uuid and hostname it read from the config drive.
+    assert server["console"] == "VIRTOPS-META uuid=%s hostname=web1" % inst_uuid
+    assert fleet.lab.virsh(host, "domstate", "web1").stdout.strip() == "running"
+    record = fleet.record(host, inst_uuid)
+    assert (record["vm_state"], record["task_state"], record["host"]) == ("active", None, host)
+    assert record["ips"] == server["ips"] and record["ips"][0].startswith("10.90.0.")
+    assert "VIRTOPS-NET eth0 %s %s/24" % (record["network_info"][0]["address"],
+                                          record["ips"][0]) in fleet.console(host, inst_uuid)
+    # The admin password reached the guest's config drive, never the output.
+    assert WEB["admin_pass"] not in run.output + run.stderr
+    for other in HOSTS:
+        if other != host:
+            assert fleet.instance_dirs(other) == []
+
+    again = fleet.boot(WEB, server_boot_wait_for_console=CONSOLE_META)
+    assert again.rc == 0, again.failures()
+    assert again.changed == {}, again.changed_tasks()
+    assert again.boot["servers"][0]["result"] == "unchanged"
+    assert again.boot["servers"][0]["uuid"] == inst_uuid
+
+    listed = [s for s in fleet.servers() if s["name"] == "web1"]
+    assert listed == [{"name": "web1", "uuid": inst_uuid, "host": host, "vm_state": "active",
+                       "task_state": None, "power_state": "running", "flavor": "m1.nano",
+                       "image": "guest", "ips": record["ips"], "server_group": None,
+                       "fault": None}]
+
+
+def test_instances_on_different_hosts_build_at_the_same_time(fleet):
+    server = {"name": "par", "flavor": "m1.nano", "image": "guest", "max_count": 2,
+              "networks": [{"network": "private"}], "scheduler_hints": {"group": "spread"}}
+    run = fleet.boot(server)
+    assert run.rc == 0, run.failures()
+    built = run.boot["servers"]
+    assert [s["result"] for s in built] == ["booted", "booted"]
+    assert len({s["host"] for s in built}) == 2
+    spans = []
+    for item in built:
+        record = fleet.record(item["host"], item["uuid"])
+        assert record["server_group"] == "spread"
+        marks = {(h["vm_state"], h["task_state"]): h["at"] for h in record["history"]}
+        spans.append((datetime.fromisoformat(marks[("building", "spawning")]),
+                      datetime.fromisoformat(marks[("active", None)])))
+    # one play over the compute group: both hosts spawned at once, not one after the other
+    assert max(start for start, _end in spans) < min(end for _start, end in spans), spans
+
+    gone = fleet.delete(server)
+    assert gone.rc == 0, gone.failures()
+    assert all("par-" not in " ".join(fleet.lab.domains(h)) for h in HOSTS)
+
+
+def test_multiple_create_spreads_by_ram_and_stacks_with_a_negative_multiplier(fleet):
+    spread = fleet.boot({"name": "sp", "flavor": "m1.nano", "image": "guest", "max_count": 4},
+                        "--check", virtops_scheduler=RAM_ONLY)
+    assert spread.rc == 0, spread.failures()
+    counts = collections.Counter(placements(spread).values())
+    assert sorted(counts.values()) == [1, 1, 2] and set(counts) == set(HOSTS)
+    # each pick consumed RAM before the next: the host that already runs web1 gets one
+    assert {s["result"] for s in spread.boot["servers"]} == {"placed (check mode)"}
+    # the claims were checked on the chosen hosts, and nothing was written
+    claimed = {result["instance"]["name"]: host for play in spread.plays
+               for task in play["tasks"] for host, result in task["hosts"].items()
+               if result.get("msg") == "claimed" and isinstance(result.get("instance"), dict)}
+    assert claimed == placements(spread)
+    assert [s["name"] for s in fleet.servers()] == ["web1"]
+
+    stack = fleet.boot({"name": "st", "flavor": "m1.nano", "image": "guest", "max_count": 4},
+                       "--check", virtops_scheduler=dict(RAM_ONLY, ram_weight_multiplier=-1.0))
+    assert stack.rc == 0, stack.failures()
+    web1_host = [s["host"] for s in fleet.servers() if s["name"] == "web1"][0]
+    # stacking fills the fullest host that fits: the one running web1
+    assert set(placements(stack).values()) == {web1_host}
+
+
+def test_anti_affinity_puts_members_on_different_hosts_and_refuses_when_it_cannot(fleet):
+    group = {"name": "aa", "flavor": "m1.nano", "image": "guest", "max_count": 3,
+             "scheduler_hints": {"group": "spread"}}
+    run = fleet.boot(group, "--check")
+    assert run.rc == 0, run.failures()
+    assert sorted(placements(run).values()) == sorted(HOSTS)
+
+    refused = fleet.boot(dict(group, max_count=4, min_count=4), "--check")
+    assert refused.rc != 0
+    assert refused.boot["failed"] == ["aa-1", "aa-2", "aa-3", "aa-4"]
+    fault = refused.boot["servers"][3]["fault"]
+    assert fault.startswith("No valid host was found for aa-4: 3 hosts; "
+                            "ServerGroupAntiAffinityFilter removed 3"), fault
+
+    # min_count lower than max_count: as many as fit, the rest are not created
+    fewer = fleet.boot(dict(group, max_count=4, min_count=2), "--check")
+    assert fewer.rc == 0, fewer.failures()
+    results = {s["name"]: s["result"] for s in fewer.boot["servers"]}
+    assert results == {"aa-1": "placed (check mode)", "aa-2": "placed (check mode)",
+                       "aa-3": "placed (check mode)", "aa-4": "not created"}
+
+
+def test_availability_zone_and_capability_steer_placement(fleet):
+    fleet.set_host_vars(compute3={"availability_zone": "az2"},
+                        compute2={"virtops_host_capabilities": {"storage": "ssd"}})
+    try:
+        in_az2 = fleet.boot({"name": "z2", "flavor": "m1.nano", "image": "guest",
+                             "availability_zone": "az2", "max_count": 2}, "--check")
+        assert in_az2.rc == 0, in_az2.failures()
+        assert set(placements(in_az2).values()) == {"compute3"}
+
+        ssd = fleet.boot({"name": "ssd", "flavor": "m1.ssd", "image": "guest", "max_count": 2},
+                         "--check")
+        assert ssd.rc == 0, ssd.failures()
+        assert set(placements(ssd).values()) == {"compute2"}
+
+        neither = fleet.boot({"name": "none1", "flavor": "m1.ssd", "image": "guest",
+                              "availability_zone": "az2"}, "--check")
+        assert neither.rc != 0
+        assert neither.boot["servers"][0]["fault"] == (
+            "No valid host was found for none1: 3 hosts; AvailabilityZoneFilter removed 2, "
+            "ComputeCapabilitiesFilter removed 1")
+    finally:
+        fleet.set_host_vars()
+
+
+def test_too_big_for_any_host_fails_naming_each_filter(fleet):
+    run = fleet.boot({"name": "big1", "flavor": "m1.huge", "image": "guest"})
+    assert run.rc != 0
+    assert run.boot["failed"] == ["big1"]
+    fault = run.boot["servers"][0]["fault"]
+    assert fault == "No valid host was found for big1: 3 hosts; RamFilter removed 3", fault
+    message = run.task("Fail for the servers that could not be built")["localhost"]["msg"]
+    assert "big1: No valid host was found for big1: 3 hosts; RamFilter removed 3" in message
+    assert sum(len(fleet.instance_dirs(h)) for h in HOSTS) == 1      # web1 only
+    again = fleet.boot({"name": "big1", "flavor": "m1.huge", "image": "guest"})
+    assert again.rc != 0 and again.changed == {}
+
+
+def test_a_failing_host_is_cleaned_and_the_server_boots_on_an_alternate(fleet):
+    """Run as AWX runs a job template: ansible-runner, extra vars in env/extravars."""
+    pytest.importorskip("ansible_runner")
+    # compute1 has the most free RAM (smallest reservation), so it is tried first, and fails
+    # after its disks, VIFs and domain XML exist and the domain was started.
+    fleet.set_host_vars(compute1={"reserved_host_memory_mb": 64, "virtops_fail_build": "domain"},
+                        compute2={"reserved_host_memory_mb": 1024},
+                        compute3={"reserved_host_memory_mb": 2048})
+    busy_hosts = {s["host"] for s in fleet.servers()}
+    bases_before = fleet.bases("compute1")
+    try:
+        server = {"name": "rs1", "flavor": "m1.nano", "image": "guest",
+                  "networks": [{"network": "private"}], "config_drive": True}
+        extravars = {"server": server, "virtops_scheduler": RAM_ONLY}
+        run = fleet.runner("playbooks/boot.yml", extravars, "boot-rs1")
+        assert run.rc == 0, run.output[-3000:]
+        (result,) = run.boot["servers"]
+        assert result["result"] == "booted" and result["host"] != "compute1"
+        assert result["attempts"] == [{
+            "host": "compute1", "step": "domain",
+            "reason": "failure injected by virtops_fail_build=domain on compute1"}]
+        assert run.stats["compute1"]["rescued"] == 1
+        # nothing of rs1 is left on compute1: domain, directory (record, disks), tap
+        assert "rs1" not in fleet.lab.domains("compute1")
+        assert result["uuid"] not in fleet.instance_dirs("compute1")
+        if "compute1" not in busy_hosts:
+            assert fleet.taps("compute1") == []
+        # the cached base stays: other instances share it
+        assert fleet.bases("compute1") and set(bases_before) <= set(fleet.bases("compute1"))
+        record = fleet.record(result["host"], result["uuid"])
+        assert record["vm_state"] == "active"
+
+        again = fleet.boot(server, virtops_scheduler=RAM_ONLY)
+        assert again.rc == 0, again.failures()
+        assert again.changed == {}, again.changed_tasks()
+    finally:
+        fleet.set_host_vars()
+
+
+def test_every_attempt_failing_ends_in_error_and_leaves_nothing(fleet):
+    dirs_before = {h: fleet.instance_dirs(h) for h in HOSTS}
+    fleet.set_host_vars(**{h: {"virtops_fail_build": "claim"} for h in HOSTS})
+    try:
+        run = fleet.boot({"name": "doomed", "flavor": "m1.nano", "image": "guest"})
+    finally:
+        fleet.set_host_vars()
+    assert run.rc != 0
+    (server,) = run.boot["servers"]
+    assert server["result"] == "failed" and server["host"] is None
+    assert sorted(a["host"] for a in server["attempts"]) == sorted(HOSTS)
+    assert {a["step"] for a in server["attempts"]} == {"claim"}
+    assert server["fault"].endswith("gave up after 3 attempts (max_attempts)")
+    # every claim was released: the hosts hold what they held before
+    assert {h: fleet.instance_dirs(h) for h in HOSTS} == dirs_before
+    assert "doomed" not in [s["name"] for s in fleet.servers()]
+
+
+def test_concurrent_claims_never_oversubscribe_a_host(fleet):
+    """Ten vm_instance claims at once onto a host with room for exactly five."""
+    host = "compute3"
+    facts = ansible(fleet, host, "virtops.compute.vm_host_facts", {"hostname": host})
+    used = json.loads(facts.stdout.split("=>", 1)[1])["host"]["memory_mb_used"]
+    uuids = [str(uuid.uuid4()) for _index in range(10)]
+    flavor = {"name": "c100", "vcpus": 1, "ram_mb": 100, "root_gb": 0}
+
+    def claim(index):
+        return ansible(fleet, host, "virtops.compute.vm_instance", {
+            "uuid": uuids[index], "name": "claim%d" % index, "flavor": flavor,
+            "limits": {"memory_mb": used + 5 * 100}})
+
+    try:
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            results = list(pool.map(claim, range(10)))
+        won = [r for r in results if r.returncode == 0]
+        lost = [r for r in results if r.returncode != 0]
+        assert len(won) == 5, [r.stdout[-300:] for r in results]
+        assert all("Insufficient compute resources: Free memory" in r.stdout for r in lost), \
+            [r.stdout[-300:] for r in lost]
+        claimed = [u for u in uuids if u in fleet.instance_dirs(host)]
+        assert len(claimed) == 5
+    finally:
+        fleet.lab.run(host, ["rm", "-rf"] + ["%s/%s" % (INSTANCES, u) for u in uuids])
