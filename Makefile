@@ -7,12 +7,12 @@ export PYTHONPATH := $(CURDIR)/.cache/collections
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: help setup guest demo test sanity unit integration lab-up lab-down lab-status bench build clean
+.PHONY: help setup guest demo test sanity lint unit integration lab-up lab-down lab-status bench build clean
 
 help:
 	@echo "make demo         set up this machine and boot a demo server on localhost"
 	@echo "make test         set up, then sanity + unit + integration tests (what CI runs)"
-	@echo "make unit | sanity | integration | bench | build"
+	@echo "make unit | sanity | lint | integration | bench | build"
 	@echo "make lab-up N=2 | lab-status | lab-down   a multi-host lab on this machine"
 
 setup:
@@ -26,11 +26,15 @@ demo: setup guest
 
 test: setup guest
 	@$(MAKE) --no-print-directory sanity
+	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
 
 sanity:
 	@bash scripts/sanity.sh
+
+lint:
+	$(VENV)/bin/ansible-lint --profile production roles playbooks
 
 unit:
 	$(PYTEST) tests/unit -q

@@ -568,6 +568,7 @@ class GuestInterface(ConfigObject):
     source_dev: Optional[str] = None  # bridge name, network name, or host NIC for direct
     source_mode: Optional[str] = None  # direct only: bridge | vepa | private | passthrough
     target_dev: Optional[str] = None
+    target_managed: Optional[str] = None  # "no": use the tap vm_vif made (ethernet VIFs)
     model: Optional[str] = None
     mtu: Optional[int] = None
     filtername: Optional[str] = None
@@ -581,7 +582,7 @@ class GuestInterface(ConfigObject):
         if attr and self.source_dev is not None:
             _sub(el, "source", **{attr: self.source_dev, "mode": self.source_mode})
         if self.target_dev is not None:
-            _sub(el, "target", dev=self.target_dev)
+            _sub(el, "target", dev=self.target_dev, managed=self.target_managed)
         if self.model is not None:
             _sub(el, "model", type=self.model)
         if self.filtername is not None:
@@ -608,6 +609,7 @@ class GuestInterface(ConfigObject):
             source_dev=source.get(attr) if source is not None and attr else None,
             source_mode=source.get("mode") if source is not None else None,
             target_dev=target.get("dev") if target is not None else None,
+            target_managed=target.get("managed") if target is not None else None,
             model=model.get("type") if model is not None else None,
             mtu=_int(mtu.get("size")) if mtu is not None else None,
             filtername=ref.get("filter") if ref is not None else None,

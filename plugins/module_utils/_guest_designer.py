@@ -487,7 +487,8 @@ def _interface(vif: Vif, model: str, host: HostView) -> GuestInterface:
         conf.net_type, conf.source_dev, conf.source_mode = "direct", vif.physical_interface, \
             "bridge"
     elif vif.vif_type == "ethernet":
-        conf.net_type = "ethernet"     # libvirt creates the tap; vm_vif wires it up
+        # vm_vif pre-creates the tap; libvirt 9 refuses an existing tap unless unmanaged.
+        conf.net_type, conf.target_managed = "ethernet", "no"
     else:
         raise VirtopsError("port %s: VIF type %r cannot be expressed in domain XML"
                            % (vif.id, vif.vif_type))

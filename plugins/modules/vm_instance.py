@@ -72,7 +72,6 @@ options:
   key_name:
     description: Name of the keypair injected into the instance.
     type: str
-    no_log: false
   launch_index:
     description: Index of this instance in a multiple create.
     type: int

@@ -48,6 +48,7 @@ PRIVATE_MOUNTS = (
     ("var-cache-libvirt", "/var/cache/libvirt"),
     ("var-lib-virtops", "/var/lib/virtops"),
     ("root-ssh", "/root/.ssh"),
+    ("etc-virtops", "/etc/virtops"),  # host preparation's record (virt type)
 )
 DAEMONS = ("virtlogd", "libvirtd", "sshd")
 DAEMON_BINARIES = {"virtlogd": "/usr/sbin/virtlogd", "libvirtd": "/usr/sbin/libvirtd",
@@ -348,6 +349,7 @@ def write_inventory(lab: Lab) -> None:
             # Daemons of a lab host keep their pid files in its state dir, not the shared /run.
             "virtops_libvirtd_pidfile": str(host.path / "libvirtd.pid"),
             "virtops_virtlogd_pidfile": str(host.path / "virtlogd.pid"),
+            "virtops_ssh_host_key_files": [str(host.path / "ssh_host_ed25519_key.pub")],
             "availability_zone": "az1",
         }
     inventory = {
@@ -374,7 +376,10 @@ def wait_for_ssh(lab: Lab, host: Host, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     argv = ssh_argv(lab, host, ["true"])
     while True:
-        proc = run(argv, check=False, timeout=30)
+        try:
+            proc = run(argv, check=False, timeout=30)
+        except subprocess.TimeoutExpired:
+            proc = subprocess.CompletedProcess(argv, 255, "", "ssh timed out")
         if proc.returncode == 0:
             return
         if time.monotonic() > deadline:

@@ -25,7 +25,7 @@ def test_unknown_accelerator_is_reported_not_raised():
 
 
 def test_missing_kvm_device_means_qemu(tmp_path):
-    probe = detect_virt_type(kvm_device=str(tmp_path / "kvm"))
+    probe = detect_virt_type(kvm_device=str(tmp_path / "kvm"), recorded_path=None)
     assert probe.virt_type == "qemu" and not probe.kvm_usable
     assert "does not exist" in probe.reason
 
