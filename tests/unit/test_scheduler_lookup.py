@@ -43,7 +43,9 @@ def run_playbook(tmp_path, hosts, request, config=None):
         mode: "0644"
 """)
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
+               # JSON results: the YAML format folds long messages across lines.
+               ANSIBLE_CALLBACK_RESULT_FORMAT="json")
     proc = subprocess.run([str(PLAYBOOK), "-c", "local", "-i", "localhost,", "play.yml",
                            "-e", "ansible_python_interpreter=" + sys.executable], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=120, check=False)
