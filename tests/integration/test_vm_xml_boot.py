@@ -35,6 +35,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._vm_xml import (
     VmXmlParams, ensure_libvirt_xml)
 
 libvirt = pytest.importorskip("libvirt")
+etree = pytest.importorskip("lxml.etree")
 
 LIBVIRT_URI = "qemu:///system"
 RUN_TIMEOUT = 30.0
@@ -95,18 +96,33 @@ def ethernet_vif(port_filter: bool, address: str = "10.99.0.5") -> dict:
                         "subnets": [{"cidr": "10.99.0.0/24", "ips": [{"address": address}]}]}}
 
 
+def unmanaged_taps(xml: str):
+    """The taps an ethernet interface expects to exist (vm_vif pre-creates them)."""
+    root = etree.fromstring(xml.encode())
+    return [t.get("dev") for t in root.findall("devices/interface[@type='ethernet']/target")
+            if t.get("managed") == "no"]
+
+
 @contextmanager
 def running(conn, xml: str):
-    dom = conn.defineXML(xml)
+    taps = unmanaged_taps(xml)
+    for tap in taps:
+        subprocess.run(["ip", "tuntap", "add", "dev", tap, "mode", "tap"], check=True)
+        subprocess.run(["ip", "link", "set", tap, "up"], check=True)
     try:
-        dom.create()
-        yield dom
-    finally:
+        dom = conn.defineXML(xml)
         try:
-            if dom.isActive():
-                dom.destroy()
+            dom.create()
+            yield dom
         finally:
-            dom.undefine()
+            try:
+                if dom.isActive():
+                    dom.destroy()
+            finally:
+                dom.undefine()
+    finally:
+        for tap in taps:
+            subprocess.run(["ip", "link", "del", tap], check=False)
 
 
 def wait_running(dom) -> float:
