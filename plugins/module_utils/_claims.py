@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
-from ansible_collections.virtops.compute.plugins.module_utils._instance_disks import Flavor
+from ansible_collections.virtops.compute.plugins.module_utils._flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._instance_record import (
     InstanceRecord, RecordStore)
 from ansible_collections.virtops.compute.plugins.module_utils._locks import file_lock

@@ -23,6 +23,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.virtops.compute.plugins.module_utils._blockinfo import DiskInfo
 from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._guest_config import (
     Guest, GuestChannel, GuestClock, GuestConsole, GuestController, GuestCPU, GuestCPUTopology,
     GuestDisk, GuestFeatures, GuestGraphics, GuestHyperVFeature, GuestInput, GuestInterface,
@@ -125,70 +126,6 @@ def normalise_time(value) -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
     return moment.strftime("%Y-%m-%d %H:%M:%S")
-
-
-@dataclass(frozen=True)
-class CpuTopologySpec:
-    sockets: int
-    cores: int
-    threads: int
-
-
-@dataclass(frozen=True)
-class FlavorSpec:
-    name: str
-    vcpus: int
-    ram_mb: int
-    root_gb: int = 0
-    ephemeral_gb: int = 0
-    swap_mb: int = 0
-    extra_specs: Tuple[Tuple[str, str], ...] = ()
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> "FlavorSpec":
-        if not isinstance(data, Mapping):
-            raise VirtopsError("flavor must be a dict, got %r" % (data,))
-        extra = data.get("extra_specs") or {}
-        if not isinstance(extra, Mapping):
-            raise VirtopsError("flavor extra_specs must be a dict")
-        return cls(
-            name=validate_text(data.get("name"), "flavor name"),
-            vcpus=_int_field(data, "vcpus", "flavor", minimum=1),
-            ram_mb=_int_field(data, "ram_mb", "flavor", minimum=1),
-            root_gb=_int_field(data, "root_gb", "flavor", default=0),
-            ephemeral_gb=_int_field(data, "ephemeral_gb", "flavor", default=0),
-            swap_mb=_int_field(data, "swap_mb", "flavor", default=0),
-            extra_specs=tuple(sorted((str(k), str(v)) for k, v in extra.items())))
-
-    def extra(self, key: str) -> Optional[str]:
-        return dict(self.extra_specs).get(key)
-
-    def cpu_topology(self) -> Optional[CpuTopologySpec]:
-        """``hw:cpu_sockets/cores/threads``; missing parts are derived, the product must fit."""
-        given = {}
-        for part in ("sockets", "cores", "threads"):
-            value = self.extra("hw:cpu_" + part)
-            if value is not None:
-                given[part] = _int_field({part: value}, part, "flavor extra spec hw:cpu_",
-                                         minimum=1)
-        if not given:
-            return None
-        threads = given.get("threads", 1)
-        if "sockets" in given and "cores" in given:
-            sockets, cores = given["sockets"], given["cores"]
-        elif "sockets" in given:
-            sockets = given["sockets"]
-            cores = self.vcpus // (sockets * threads) or 1
-        elif "cores" in given:
-            cores = given["cores"]
-            sockets = self.vcpus // (cores * threads) or 1
-        else:
-            sockets, cores = self.vcpus // threads or 1, 1
-        if sockets * cores * threads != self.vcpus:
-            raise VirtopsError("flavor %s: CPU topology %d sockets x %d cores x %d threads does "
-                               "not give its %d vCPUs" % (self.name, sockets, cores, threads,
-                                                          self.vcpus))
-        return CpuTopologySpec(sockets, cores, threads)
 
 
 @dataclass(frozen=True)
@@ -439,7 +376,7 @@ def _features_and_clock(image: ImageSpec, host: HostView) -> Tuple[GuestFeatures
     return features, clock
 
 
-def _cpu(flavor: FlavorSpec, host: HostView) -> Optional[GuestCPU]:
+def _cpu(flavor: Flavor, host: HostView) -> Optional[GuestCPU]:
     topology = flavor.cpu_topology()
     topo = GuestCPUTopology(topology.sockets, topology.cores, topology.threads) \
         if topology else None
@@ -502,7 +439,7 @@ def _interface(vif: Vif, model: str, host: HostView) -> GuestInterface:
     return conf
 
 
-def _rng(image: ImageSpec, flavor: FlavorSpec, host: HostView) -> Optional[GuestRng]:
+def _rng(image: ImageSpec, flavor: Flavor, host: HostView) -> Optional[GuestRng]:
     model = image.properties.hw_rng_model or "virtio"
     allowed = flavor.extra("hw_rng:allowed")
     if model == "none" or (allowed is not None and not _boolish(allowed, "hw_rng:allowed")):
@@ -530,7 +467,7 @@ def _video(image: ImageSpec, host: HostView) -> Optional[GuestVideo]:
     return None if model == "none" else GuestVideo(model=model)
 
 
-def design_guest(instance: InstanceSpec, flavor: FlavorSpec, image: ImageSpec,
+def design_guest(instance: InstanceSpec, flavor: Flavor, image: ImageSpec,
                  disk_info: DiskInfo, disk_formats: Mapping[str, str], vifs: Sequence[Vif],
                  host: HostView, recorded: Sequence[Recorded] = (),
                  now: Optional[datetime] = None) -> Guest:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._fileio import (
     atomic_write_json, read_json)
+from ansible_collections.virtops.compute.plugins.module_utils._flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._image_cache import (
     BASE_DIR, CachedBase, ImageCache, ImageSource)
 from ansible_collections.virtops.compute.plugins.module_utils._locks import file_lock
@@ -28,43 +29,6 @@ GIB = 1024 ** 3
 MIB = 1024 ** 2
 BACKENDS = ("qcow2", "flat")
 EPHEMERAL_FS = "ext4"
-
-
-@dataclass(frozen=True)
-class Flavor:
-    name: str
-    vcpus: int
-    ram_mb: int
-    root_gb: int = 0
-    ephemeral_gb: int = 0
-    swap_mb: int = 0
-    extra_specs: Dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Flavor":
-        try:
-            flavor = cls(name=str(data.get("name", "")), vcpus=int(data["vcpus"]),
-                         ram_mb=int(data["ram_mb"]), root_gb=int(data.get("root_gb") or 0),
-                         ephemeral_gb=int(data.get("ephemeral_gb") or 0),
-                         swap_mb=int(data.get("swap_mb") or 0),
-                         extra_specs={str(k): str(v) for k, v in
-                                      (data.get("extra_specs") or {}).items()})
-        except (KeyError, TypeError, ValueError) as exc:
-            raise VirtopsError("flavor %r is incomplete or not numeric (%s): it needs vcpus, "
-                               "ram_mb, and optionally root_gb, ephemeral_gb, swap_mb"
-                               % (data.get("name"), exc))
-        for attr in ("vcpus", "ram_mb"):
-            if getattr(flavor, attr) < 1:
-                raise VirtopsError("flavor %s: %s must be at least 1" % (flavor.name, attr))
-        for attr in ("root_gb", "ephemeral_gb", "swap_mb"):
-            if getattr(flavor, attr) < 0:
-                raise VirtopsError("flavor %s: %s cannot be negative" % (flavor.name, attr))
-        return flavor
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "vcpus": self.vcpus, "ram_mb": self.ram_mb,
-                "root_gb": self.root_gb, "ephemeral_gb": self.ephemeral_gb,
-                "swap_mb": self.swap_mb, "extra_specs": dict(self.extra_specs)}
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Dict, List, Optional
 from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._fileio import (
     atomic_write_json, read_json)
-from ansible_collections.virtops.compute.plugins.module_utils._instance_disks import Flavor
+from ansible_collections.virtops.compute.plugins.module_utils._flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._names import (
     validate_instance_name, validate_uuid)
 

@@ -56,12 +56,13 @@ from ansible_collections.virtops.compute.plugins.module_utils._domain import (
     POWER_STATE_NAMES, DomainManager, DomainParams)
 from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._fileio import read_json
+from ansible_collections.virtops.compute.plugins.module_utils._flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._guest_config import Guest
 from ansible_collections.virtops.compute.plugins.module_utils._image_cache import (
     BASE_DIR, INFO_SUFFIX, ImageCache, ImageSource)
 from ansible_collections.virtops.compute.plugins.module_utils._image_inspect import inspect_image
 from ansible_collections.virtops.compute.plugins.module_utils._instance_disks import (
-    DiskBuilder, DiskPlan, Flavor, write_disk_info)
+    DiskBuilder, DiskPlan, write_disk_info)
 from ansible_collections.virtops.compute.plugins.module_utils._instance_record import (
     InstanceRecord, RecordStore, utcnow)
 from ansible_collections.virtops.compute.plugins.module_utils._locks import file_lock

@@ -32,12 +32,13 @@ from ansible_collections.virtops.compute.plugins.module_utils._blockinfo import 
 from ansible_collections.virtops.compute.plugins.module_utils._configdrive import (
     build_config_drive, inspect_config_drive)
 from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._image_cache import (
     CachedBase, ImageCache, ImageSource)
 from ansible_collections.virtops.compute.plugins.module_utils._image_inspect import (
     QEMU_FORMATS, check_flavor_fits)
 from ansible_collections.virtops.compute.plugins.module_utils._instance_disks import (
-    GIB, MIB, DiskBuilder, DiskPlan, DiskState, Flavor, in_use_bases, plan_root,
+    GIB, MIB, DiskBuilder, DiskPlan, DiskState, in_use_bases, plan_root,
     remove_instance_disks, write_disk_info)
 from ansible_collections.virtops.compute.plugins.module_utils._instance_metadata import (
     InstanceInfo, InstanceMetadata, content_digest)

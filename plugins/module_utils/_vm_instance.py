@@ -11,8 +11,8 @@ from typing import Optional
 from ansible_collections.virtops.compute.plugins.module_utils._claims import (
     ClaimManager, HostCapacity, Limits)
 from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._host_facts import total_memory_mb
-from ansible_collections.virtops.compute.plugins.module_utils._instance_disks import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._instance_record import (
     InstanceRecord, RecordStore)
 

@@ -20,9 +20,10 @@ from ansible_collections.virtops.compute.plugins.module_utils import _host_caps
 from ansible_collections.virtops.compute.plugins.module_utils._blockinfo import (
     DiskInfo, get_disk_info)
 from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._guest_config import Guest
 from ansible_collections.virtops.compute.plugins.module_utils._guest_designer import (
-    FlavorSpec, HostView, ImageSpec, InstanceSpec, Recorded, choose_machine_type, design_guest,
+    HostView, ImageSpec, InstanceSpec, Recorded, choose_machine_type, design_guest,
     resolve_disk_formats)
 from ansible_collections.virtops.compute.plugins.module_utils._host_caps import (
     open_connection, read_domain_capabilities, read_host_capabilities,
@@ -190,7 +191,11 @@ def build(params: VmXmlParams, now: Optional[datetime] = None) -> VmXmlResult:
     timings: Dict[str, float] = {}
     started = time.monotonic()
     instance = InstanceSpec.from_dict(params.instance)
-    flavor = FlavorSpec.from_dict(params.flavor)
+    flavor = Flavor.from_dict(params.flavor)
+    if not flavor.name:
+        # The domain's <metadata> records the flavor by name.
+        raise VirtopsError("flavor name is missing: the domain definition records it; give "
+                           "flavor.name (for example m1.tiny)")
     image = ImageSpec.from_dict(params.image)
     vifs = parse_network_info(params.network_info)
     if not os.path.isabs(params.instances_path):

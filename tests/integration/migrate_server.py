@@ -25,8 +25,9 @@ from ansible_collections.virtops.compute.plugins.module_utils._domain import (
     DomainManager, DomainParams)
 from ansible_collections.virtops.compute.plugins.module_utils._image_cache import (
     ImageCache, ImageSource)
+from ansible_collections.virtops.compute.plugins.module_utils._flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._instance_disks import (
-    DiskBuilder, DiskPlan, Flavor, plan_root, write_disk_info)
+    DiskBuilder, DiskPlan, plan_root, write_disk_info)
 from ansible_collections.virtops.compute.plugins.module_utils._instance_metadata import (
     InstanceMetadata)
 from ansible_collections.virtops.compute.plugins.module_utils._instance_record import (

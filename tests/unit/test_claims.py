@@ -10,7 +10,7 @@ import pytest
 from ansible_collections.virtops.compute.plugins.module_utils._claims import (
     ClaimManager, HostCapacity, Limits, check_fits, usage)
 from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
-from ansible_collections.virtops.compute.plugins.module_utils._instance_disks import Flavor
+from ansible_collections.virtops.compute.plugins.module_utils._flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._instance_record import (
     InstanceRecord, RecordStore)
 from ansible_collections.virtops.compute.plugins.module_utils._vm_instance import run

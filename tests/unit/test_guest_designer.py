@@ -20,10 +20,11 @@ import pytest
 
 from ansible_collections.virtops.compute.plugins.module_utils._blockinfo import get_disk_info
 from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._guest_config import (
     Guest, GuestChannel, GuestCPU, GuestDisk, GuestInterface, GuestRng, GuestSerial, GuestVideo)
 from ansible_collections.virtops.compute.plugins.module_utils._guest_designer import (
-    FlavorSpec, HostView, ImageSpec, InstanceSpec, Recorded, choose_machine_type, design_guest,
+    HostView, ImageSpec, InstanceSpec, Recorded, choose_machine_type, design_guest,
     resolve_disk_formats)
 from ansible_collections.virtops.compute.plugins.module_utils._host_caps import (
     DomainCapabilities, HostCapabilities)
@@ -62,10 +63,10 @@ def instance(**over) -> InstanceSpec:
     return InstanceSpec.from_dict(data)
 
 
-def flavor(**over) -> FlavorSpec:
+def flavor(**over) -> Flavor:
     data = {"name": "m1.tiny", "vcpus": 1, "ram_mb": 128, "root_gb": 1}
     data.update(over)
-    return FlavorSpec.from_dict(data)
+    return Flavor.from_dict(data)
 
 
 def image(disk_format=None, **props) -> ImageSpec:
@@ -359,7 +360,7 @@ def test_a_recorded_definition_of_another_uuid_is_refused():
     (lambda: instance(uuid="{%s}" % UUID), "canonical form"),
     (lambda: instance(hostname="web\x01"), "control character"),
     (lambda: instance(created_at="yesterday"), "not an ISO 8601 time"),
-    (lambda: flavor(vcpus=0), "'vcpus' must be an integer >= 1"),
+    (lambda: flavor(vcpus=0), "vcpus must be at least 1"),
     (lambda: flavor(ram_mb="lots"), "'ram_mb' must be an integer"),
     (lambda: image(hw_vif_model="vmxnet9"), "hw_vif_model 'vmxnet9' is not supported"),
     (lambda: image(hw_firmware_type="coreboot"), "hw_firmware_type 'coreboot'"),

@@ -12,10 +12,11 @@ import time
 import pytest
 
 from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._image_cache import (
     ImageCache, ImageSource)
 from ansible_collections.virtops.compute.plugins.module_utils._instance_disks import (
-    GIB, DiskBuilder, DiskPlan, Flavor, in_use_bases, plan_root, remove_instance_disks,
+    GIB, DiskBuilder, DiskPlan, in_use_bases, plan_root, remove_instance_disks,
     write_disk_info)
 from tests.fixtures.hostile_images import build_corpus
 
@@ -207,5 +208,5 @@ def test_impossible_flavors_are_refused():
         Flavor.from_dict({"name": "z", "vcpus": 0, "ram_mb": 64})
     with pytest.raises(VirtopsError, match="root_gb cannot be negative"):
         Flavor.from_dict({"name": "z", "vcpus": 1, "ram_mb": 64, "root_gb": -1})
-    with pytest.raises(VirtopsError, match="incomplete"):
+    with pytest.raises(VirtopsError, match="'vcpus' must be an integer"):
         Flavor.from_dict({"name": "z", "vcpus": "many", "ram_mb": 64})

@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
-from ansible_collections.virtops.compute.plugins.module_utils._instance_disks import Flavor
+from ansible_collections.virtops.compute.plugins.module_utils._flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._instance_record import (
     InstanceRecord, RecordStore)
 from ansible_collections.virtops.compute.plugins.module_utils._migrate import (
