@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import shutil
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -135,10 +136,18 @@ class RecordStore:
         return InstanceRecord.from_dict(data) if data else None
 
     def save(self, record: InstanceRecord, resize: bool = False) -> None:
+        """Write the record; a directory made for it goes again when the write fails (a full
+        or read-only filesystem), so a refused claim leaves nothing behind."""
         directory = self.instance_dir(record.uuid, resize)
+        created = not os.path.isdir(directory)
         os.makedirs(directory, mode=0o755, exist_ok=True)
         record.updated_at = utcnow()
-        atomic_write_json(os.path.join(directory, RECORD), record.to_dict(), mode=0o600)
+        try:
+            atomic_write_json(os.path.join(directory, RECORD), record.to_dict(), mode=0o600)
+        except BaseException:
+            if created:
+                shutil.rmtree(directory, ignore_errors=True)
+            raise
 
     def all(self) -> List[InstanceRecord]:
         """Every record on this host, ``<uuid>`` and ``<uuid>_resize`` directories alike."""

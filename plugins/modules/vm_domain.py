@@ -289,7 +289,8 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.virtops.compute.plugins.module_utils._domain import (
     DEFAULT_INSTANCES_PATH, HAS_LXML, LXML_IMPORT_ERROR, DomainManager, DomainParams)
-from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._errors import (
+    VirtopsError, host_os_error)
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt import (
     HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR, connect)
 
@@ -337,6 +338,8 @@ def main():
             result = manager.ensure()
     except VirtopsError as exc:
         module.fail_json(msg=exc.msg, **exc.details)
+    except OSError as exc:
+        module.fail_json(msg=host_os_error(exc))
     for warning in result.warnings:
         module.warn(warning)
     output = result.as_module_result()

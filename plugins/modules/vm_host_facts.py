@@ -216,7 +216,8 @@ import socket
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._errors import (
+    VirtopsError, host_os_error)
 from ansible_collections.virtops.compute.plugins.module_utils._host_facts import HostConfig, gather
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt import (
     HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR)
@@ -250,6 +251,8 @@ def main():
         facts = gather(HostConfig(**params))
     except VirtopsError as exc:
         module.fail_json(msg=exc.msg, **exc.details)
+    except OSError as exc:
+        module.fail_json(msg=host_os_error(exc))
     module.exit_json(changed=False, host=facts, ansible_facts={"virtops_host": facts})
 
 

@@ -121,7 +121,8 @@ commands:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._errors import (
+    VirtopsError, host_os_error)
 from ansible_collections.virtops.compute.plugins.module_utils._host_network import (
     NetworkSpec, ensure_network)
 
@@ -150,6 +151,8 @@ def main():
         plan = ensure_network(NetworkSpec(**params), check_mode=module.check_mode)
     except VirtopsError as exc:
         module.fail_json(msg=exc.msg, **exc.details)
+    except OSError as exc:
+        module.fail_json(msg=host_os_error(exc))
     for warning in plan.warnings:
         module.warn(warning)
     module.exit_json(changed=plan.changed, bridge=plan.bridge, member=plan.member,

@@ -141,7 +141,8 @@ import sys
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._errors import (
+    VirtopsError, host_os_error)
 from ansible_collections.virtops.compute.plugins.module_utils._host_prepare import (
     Peer, ReadinessConfig, bridges_of, check_readiness)
 
@@ -174,6 +175,8 @@ def main():
         result = check_readiness(ReadinessConfig(**params))
     except VirtopsError as exc:
         module.fail_json(msg=exc.msg, **exc.details)
+    except OSError as exc:
+        module.fail_json(msg=host_os_error(exc))
     module.exit_json(changed=False, ready=not result["problems"], **result)
 
 

@@ -518,7 +518,8 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.virtops.compute.plugins.module_utils._configdrive import (
     HAS_PYCDLIB, PYCDLIB_IMPORT_ERROR)
-from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._errors import (
+    VirtopsError, host_os_error)
 from ansible_collections.virtops.compute.plugins.module_utils._image_inspect import (
     FORMAT_INSPECTOR_IMPORT_ERROR, HAS_FORMAT_INSPECTOR)
 from ansible_collections.virtops.compute.plugins.module_utils._vm_image import (
@@ -616,6 +617,8 @@ def main():
         result = run(params, check_mode=module.check_mode)
     except VirtopsError as exc:
         module.fail_json(msg=exc.msg, **exc.details)
+    except OSError as exc:
+        module.fail_json(msg=host_os_error(exc))
     output = result.as_module_result()
     if module._diff:
         header = result.instance_dir or params.instances_path

@@ -180,7 +180,8 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._errors import (
+    VirtopsError, host_os_error)
 from ansible_collections.virtops.compute.plugins.module_utils._vm_instance import run
 
 
@@ -220,6 +221,8 @@ def main():
         outcome = run(module.params, module.check_mode)
     except VirtopsError as exc:
         module.fail_json(msg=exc.msg, **exc.details)
+    except OSError as exc:
+        module.fail_json(msg=host_os_error(exc))
     after = outcome.record.to_dict() if outcome.record else None
     result = dict(changed=outcome.changed, instance=after, msg=outcome.msg)
     if module._diff:

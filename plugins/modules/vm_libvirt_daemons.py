@@ -86,7 +86,8 @@ from dataclasses import asdict
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._errors import (
+    VirtopsError, host_os_error)
 from ansible_collections.virtops.compute.plugins.module_utils._host_prepare import (
     Daemon, ensure_libvirt_running)
 
@@ -110,6 +111,8 @@ def main():
                                         module.check_mode, timeout=params["timeout"])
     except VirtopsError as exc:
         module.fail_json(msg=exc.msg, **exc.details)
+    except OSError as exc:
+        module.fail_json(msg=host_os_error(exc))
     module.exit_json(**asdict(result))
 
 

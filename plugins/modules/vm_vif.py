@@ -168,7 +168,8 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._errors import (
+    VirtopsError, host_os_error)
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt import (
     HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR, connect)
 from ansible_collections.virtops.compute.plugins.module_utils._network_info import (
@@ -214,6 +215,8 @@ def main():
         output = run_module(module)
     except VirtopsError as exc:
         module.fail_json(msg=exc.msg, **exc.details)
+    except OSError as exc:
+        module.fail_json(msg=host_os_error(exc))
     module.exit_json(**output)
 
 

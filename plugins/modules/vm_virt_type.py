@@ -82,7 +82,8 @@ path:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._errors import (
+    VirtopsError, host_os_error)
 from ansible_collections.virtops.compute.plugins.module_utils._host_prepare import ensure_virt_record
 
 
@@ -101,6 +102,8 @@ def main():
                                     module.check_mode)
     except VirtopsError as exc:
         module.fail_json(msg=exc.msg, **exc.details)
+    except OSError as exc:
+        module.fail_json(msg=host_os_error(exc))
     output = dict(changed=result.changed, path=result.path, **result.after)
     if module._diff:
         output["diff"] = {"before": result.before or {}, "after": result.after,

@@ -307,7 +307,8 @@ timings:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._errors import (
+    VirtopsError, host_os_error)
 from ansible_collections.virtops.compute.plugins.module_utils._guest_config import (
     HAS_LXML, LXML_IMPORT_ERROR)
 from ansible_collections.virtops.compute.plugins.module_utils._host_caps import (
@@ -382,6 +383,8 @@ def main():
         result = ensure_libvirt_xml(params, check_mode=module.check_mode)
     except VirtopsError as exc:
         module.fail_json(msg=exc.msg, **exc.details)
+    except OSError as exc:
+        module.fail_json(msg=host_os_error(exc))
     output = result.as_module_result()
     if module._diff:
         output["diff"] = {"before": result.before or "", "after": result.xml,

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
+import libvirt
 import pytest
 
+from tests.fixtures.guest import GuestBuildError, ensure_guest
+from tests.integration.vif_lab import Instances, lab_fleet
 from tests.lab.handle import LabHandle
 
 # Concurrent test sessions (a developer and CI, or parallel runs) each take a free slot: a lab
 # of their own with its own prefix and subnet. The slot's lock is held for the whole session, so
 # cleaning a slot's leftovers never touches a lab another session is using.
+LIBVIRT_URI = "qemu:///system"
 SLOTS = [("vt", "10.77.1"), ("vt1", "10.77.21"), ("vt2", "10.77.22"), ("vt3", "10.77.23")]
 LOCK_DIR = Path("/run/virtops-test-lab")
 STATE_ROOT = Path(os.environ.get("VIRTOPS_TEST_LAB_DIR", "/var/tmp/virtops-test-lab"))
@@ -49,3 +55,54 @@ def lab():
             assert proc.returncode == 0, proc.stderr
     finally:
         os.close(fd)
+
+
+# The vm_vif / vm_domain lab (prefix vn), brought up per test module that asks for it.
+@pytest.fixture(scope="module")
+def vif_fleet():
+    yield from lab_fleet()
+
+
+@pytest.fixture(scope="session")
+def guest():
+    """The test guest's files (built once, cached); the tests that boot it skip where it
+    cannot be built."""
+    try:
+        return ensure_guest()
+    except GuestBuildError as exc:
+        pytest.skip("the test guest cannot be built here: %s" % exc)
+
+
+@pytest.fixture
+def qemu_tmp():
+    """A temporary directory libvirt's qemu user can traverse (pytest's tmp_path has 0700
+    parents), removed afterwards."""
+    path = Path(tempfile.mkdtemp(prefix="vo-test-", dir="/var/tmp"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def conn():
+    """A libvirt connection to this machine's libvirtd (not a lab host's)."""
+    try:
+        connection = libvirt.open(LIBVIRT_URI)
+    except libvirt.libvirtError as exc:
+        pytest.skip("%s not reachable: %s" % (LIBVIRT_URI, exc))
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def vif_instances(vif_fleet):
+    """Instances a test makes on the vif lab, removed afterwards whatever happened."""
+    made = Instances(vif_fleet)
+    try:
+        yield made
+    finally:
+        made.cleanup()

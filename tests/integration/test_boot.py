@@ -15,7 +15,9 @@ The tests run in file order on one lab, taken down at the end even on failure:
 * a host forced to fail its build (virtops_fail_build) is cleaned and the server boots on an
   alternate (run under ansible-runner, as an AWX job); when every host fails, the server is in
   error with each attempt's reason and nothing is left anywhere;
-* ten concurrent claims onto a host with room for five: exactly five succeed.
+* ten concurrent claims onto a host with room for five: exactly five succeed;
+* a cold migration whose first pick refuses the claim (the server's directory there is on a
+  read-only filesystem) claims on the alternate and moves there.
 
 At most three test guests run at once (TCG, 128 MiB each).
 """
@@ -285,3 +287,46 @@ def test_concurrent_claims_never_oversubscribe_a_host(fleet):
         assert len(claimed) == 5
     finally:
         fleet.lab.run(host, ["rm", "-rf"] + ["%s/%s" % (INSTANCES, u) for u in uuids])
+
+
+def test_cold_migration_claims_on_an_alternate_when_the_first_pick_refuses(fleet):
+    # The RAM weigher sends the boot to compute3 (smallest reservation) and, with compute3
+    # the source, the migration to compute1 first, then compute2.
+    fleet.set_host_vars(compute3={"reserved_host_memory_mb": 64})
+    server = {"name": "mv1", "flavor": "m1.nano", "image": "guest",
+              "networks": [{"network": "private"}], "config_drive": True}
+    booted = fleet.boot(server, virtops_scheduler=RAM_ONLY)
+    blocked = None
+    try:
+        assert booted.rc == 0, booted.failures()
+        (result,) = booted.boot["servers"]
+        assert result["host"] == "compute3"
+        server_uuid = result["uuid"]
+        # compute1's directory for the server sits on a read-only filesystem (a failing disk):
+        # the scheduler cannot see that; the claim there fails when it writes the record.
+        blocked = "%s/%s" % (INSTANCES, server_uuid)
+        fleet.lab.run("compute1", ["mkdir", "-p", blocked])
+        fleet.lab.run("compute1", ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "virtops-test", blocked])
+        fleet.set_host_vars(compute1={"reserved_host_memory_mb": 64},
+                            compute2={"reserved_host_memory_mb": 1024},
+                            compute3={"reserved_host_memory_mb": 2048})
+        moved = fleet.playbook("cold_migrate.yml", {
+            "server": "mv1", "virtops_scheduler": RAM_ONLY, "server_migrate_auto_confirm": True,
+            "virtops_shutdown_timeout": 20, "virtops_shutdown_retry_interval": 5})
+        assert moved.rc == 0, moved.failures()
+        report = next(iter(moved.task("Report").values()))["msg"]
+        assert "compute3 -> compute2" in report
+        assert "Claims refused first: compute1: " in report and "Read-only file system" in report
+        assert "mv1" in fleet.lab.domains("compute2")
+        assert "mv1" not in fleet.lab.domains("compute3")
+        assert fleet.record("compute2", server_uuid)["vm_state"] == "active"
+        assert server_uuid not in fleet.instance_dirs("compute3")
+        # nothing of mv1 was written on the host that refused
+        assert fleet.lab.run("compute1", ["ls", "-A", blocked]).stdout.strip() == ""
+    finally:
+        if blocked:
+            fleet.lab.run("compute1", ["umount", blocked], check=False)
+            fleet.lab.run("compute1", ["rmdir", blocked], check=False)
+        fleet.set_host_vars()
+        fleet.delete({"name": "mv1"})
+    assert "mv1" not in [s["name"] for s in fleet.servers()]

@@ -11,12 +11,10 @@ guest off cleanly.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import secrets
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -31,24 +29,6 @@ etree = pytest.importorskip("lxml.etree")
 
 LIBVIRT_URI = "qemu:///system"
 BOOT_TIMEOUT = 120.0  # TCG on 2 shared cores; a boot takes ~6 s when idle
-GUEST_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "guest"
-
-
-def _load_guest_fixture():
-    """Import tests/fixtures/guest as a package, whatever sys.path pytest set up."""
-    name = "virtops_test_guest"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(
-        name, GUEST_DIR / "__init__.py", submodule_search_locations=[str(GUEST_DIR)]
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-guest_fixture = _load_guest_fixture()
 
 
 # --- domain XML ------------------------------------------------------------------
@@ -160,40 +140,12 @@ def make_config_drive(path: Path, meta: dict, network: dict | None) -> Path:
 # --- fixtures ------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def guest_image():
-    return guest_fixture.ensure_guest()
-
-
-@pytest.fixture(scope="module")
-def conn():
-    try:
-        connection = libvirt.open(LIBVIRT_URI)
-    except libvirt.libvirtError as exc:
-        pytest.skip(f"{LIBVIRT_URI} not reachable: {exc}")
-    try:
-        yield connection
-    finally:
-        connection.close()
-
-
 @pytest.fixture
-def workdir():
-    # Not pytest's tmp_path: its 0700 parents keep libvirt's qemu user out.
-    path = Path(tempfile.mkdtemp(prefix="vo-test-", dir="/var/tmp"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def boot_disk(guest_image, workdir) -> Path:
+def boot_disk(guest, qemu_tmp) -> Path:
     """A qcow2 overlay on a private copy of the built disk."""
-    base = workdir / "base.qcow2"
-    shutil.copyfile(guest_image.disk_qcow2, base)
-    overlay = workdir / "disk.qcow2"
+    base = qemu_tmp / "base.qcow2"
+    shutil.copyfile(guest.disk_qcow2, base)
+    overlay = qemu_tmp / "disk.qcow2"
     subprocess.run(
         ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(base), str(overlay)],
         check=True,
@@ -241,10 +193,10 @@ def bridge():
         subprocess.run(["ip", "link", "del", "dev", name], check=False, capture_output=True)
 
 
-def new_domain(workdir: Path, **kwargs) -> GuestDomain:
+def new_domain(qemu_tmp: Path, **kwargs) -> GuestDomain:
     return GuestDomain(
         name=f"vo-test-{secrets.token_hex(4)}",
-        console_log=workdir / "console.log",
+        console_log=qemu_tmp / "console.log",
         **kwargs,
     )
 
@@ -252,8 +204,8 @@ def new_domain(workdir: Path, **kwargs) -> GuestDomain:
 # --- tests ------------------------------------------------------------------------------
 
 
-def test_boots_from_disk(workdir, boot_disk, run_domain, record_property):
-    spec = new_domain(workdir, disk=boot_disk)
+def test_boots_from_disk(qemu_tmp, boot_disk, run_domain, record_property):
+    spec = new_domain(qemu_tmp, disk=boot_disk)
     started = time.monotonic()
     run_domain(spec)
     seconds = wait_for_marker(spec, "VIRTOPS-GUEST-READY", started)
@@ -264,10 +216,10 @@ def test_boots_from_disk(workdir, boot_disk, run_domain, record_property):
     assert "VIRTOPS-CONFIGDRIVE none" in console
 
 
-def test_direct_kernel_boot(guest_image, workdir, run_domain, record_property):
-    kernel = shutil.copyfile(guest_image.kernel, workdir / "vmlinuz")
-    initrd = shutil.copyfile(guest_image.initrd, workdir / "initrd.gz")
-    spec = new_domain(workdir, kernel=kernel, initrd=initrd, cmdline=guest_image.cmdline)
+def test_direct_kernel_boot(guest, qemu_tmp, run_domain, record_property):
+    kernel = shutil.copyfile(guest.kernel, qemu_tmp / "vmlinuz")
+    initrd = shutil.copyfile(guest.initrd, qemu_tmp / "initrd.gz")
+    spec = new_domain(qemu_tmp, kernel=kernel, initrd=initrd, cmdline=guest.cmdline)
     started = time.monotonic()
     run_domain(spec)
     seconds = wait_for_marker(spec, "VIRTOPS-GUEST-READY", started)
@@ -276,22 +228,22 @@ def test_direct_kernel_boot(guest_image, workdir, run_domain, record_property):
     assert "SYSLINUX" not in console_text(spec)
 
 
-def test_config_drive_metadata(workdir, boot_disk, run_domain):
+def test_config_drive_metadata(qemu_tmp, boot_disk, run_domain):
     instance_uuid = str(uuid.uuid4())
     iso = make_config_drive(
-        workdir / "config.iso",
+        qemu_tmp / "config.iso",
         {"hostname": "guest-one", "name": "guest-one", "uuid": instance_uuid,
          "availability_zone": "nova", "launch_index": 0},
         None,
     )
-    spec = new_domain(workdir, disk=boot_disk, cdrom=iso)
+    spec = new_domain(qemu_tmp, disk=boot_disk, cdrom=iso)
     started = time.monotonic()
     run_domain(spec)
     wait_for_marker(spec, "VIRTOPS-GUEST-READY", started)
     assert f"VIRTOPS-META uuid={instance_uuid} hostname=guest-one" in console_text(spec)
 
 
-def test_network_from_config_drive(guest_image, workdir, bridge, run_domain):
+def test_network_from_config_drive(guest, qemu_tmp, bridge, run_domain):
     mac = random_mac()
     network_data = {
         "links": [{"id": "tap0", "type": "phy", "ethernet_mac_address": mac,
@@ -305,13 +257,13 @@ def test_network_from_config_drive(guest_image, workdir, bridge, run_domain):
         "services": [],
     }
     iso = make_config_drive(
-        workdir / "config.iso",
+        qemu_tmp / "config.iso",
         {"uuid": str(uuid.uuid4()), "hostname": "guest-net"},
         network_data,
     )
-    kernel = shutil.copyfile(guest_image.kernel, workdir / "vmlinuz")
-    initrd = shutil.copyfile(guest_image.initrd, workdir / "initrd.gz")
-    spec = new_domain(workdir, kernel=kernel, initrd=initrd, cmdline=guest_image.cmdline,
+    kernel = shutil.copyfile(guest.kernel, qemu_tmp / "vmlinuz")
+    initrd = shutil.copyfile(guest.initrd, qemu_tmp / "initrd.gz")
+    spec = new_domain(qemu_tmp, kernel=kernel, initrd=initrd, cmdline=guest.cmdline,
                       cdrom=iso, nics=[Nic(bridge, mac)])
     started = time.monotonic()
     run_domain(spec)
@@ -321,8 +273,8 @@ def test_network_from_config_drive(guest_image, workdir, bridge, run_domain):
     assert "VIRTOPS-PING 10.99.0.1 ok" in console
 
 
-def test_virsh_shutdown_powers_off(workdir, boot_disk, conn, run_domain):
-    spec = new_domain(workdir, disk=boot_disk)
+def test_virsh_shutdown_powers_off(qemu_tmp, boot_disk, conn, run_domain):
+    spec = new_domain(qemu_tmp, disk=boot_disk)
     started = time.monotonic()
     dom = run_domain(spec)
     wait_for_marker(spec, "VIRTOPS-GUEST-READY", started)
@@ -338,11 +290,11 @@ def test_virsh_shutdown_powers_off(workdir, boot_disk, conn, run_domain):
     assert "VIRTOPS-SHUTDOWN" in console_text(spec)
 
 
-def test_poweroff_cmdline_option(guest_image, workdir, conn, run_domain):
-    kernel = shutil.copyfile(guest_image.kernel, workdir / "vmlinuz")
-    initrd = shutil.copyfile(guest_image.initrd, workdir / "initrd.gz")
-    spec = new_domain(workdir, kernel=kernel, initrd=initrd,
-                      cmdline=f"{guest_image.cmdline} virtops.poweroff")
+def test_poweroff_cmdline_option(guest, qemu_tmp, conn, run_domain):
+    kernel = shutil.copyfile(guest.kernel, qemu_tmp / "vmlinuz")
+    initrd = shutil.copyfile(guest.initrd, qemu_tmp / "initrd.gz")
+    spec = new_domain(qemu_tmp, kernel=kernel, initrd=initrd,
+                      cmdline=f"{guest.cmdline} virtops.poweroff")
     started = time.monotonic()
     dom = run_domain(spec)
     wait_for_marker(spec, "VIRTOPS-GUEST-READY", started)

@@ -15,7 +15,8 @@ between phases and break one on purpose:
 * a resize on the server's own host (allowed) reverts and confirms in place;
 * a resize down is refused before anything changes, by prep and by migrate;
 * the destination's disk fills up mid-copy: the source runs again, nothing is left there;
-* the playbooks (role server_migrate) migrate and confirm, resize and revert.
+* the playbooks (role server_migrate) migrate and confirm, resize and revert, and confirm
+  automatically a resize older than virtops_resize_confirm_window.
 
 At most one guest runs at a time (the source is off before the destination starts).
 """
@@ -26,6 +27,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -467,4 +469,26 @@ def test_playbooks_migrate_confirm_resize_revert(lab, servers, extra_inventory):
     assert back["flavor"]["name"] == "m1.tiny" and back["vm_state"] == "stopped"
     assert not exists(lab, DST, "%s/%s" % (INSTANCES, sid))
     again = playbook(lab, extra_inventory, "revert_resize.yml", "-e", "server=" + name)
+    assert again["rc"] == 0 and changed(again) == [], failures(again) + str(changed(again))
+
+    # Nova's automatic confirmation, as an AWX schedule runs it: no server, a window. A resize
+    # finished within the window is left alone; once older, it is confirmed.
+    refused = playbook(lab, extra_inventory, "confirm_resize.yml")
+    assert refused["rc"] != 0 and "must then be more than 0" in failures(refused)
+    resized = playbook(lab, extra_inventory, "resize.yml", "-e", "server=" + name,
+                       "-e", "flavor=m1.small")
+    assert resized["rc"] == 0, failures(resized)
+    fresh = playbook(lab, extra_inventory, "confirm_resize.yml",
+                     "-e", "virtops_resize_confirm_window=3600")
+    assert fresh["rc"] == 0 and changed(fresh) == [], failures(fresh) + str(changed(fresh))
+    assert record(lab, DST, sid)["vm_state"] == "resized"
+    assert exists(lab, SRC, "%s/%s_resize" % (INSTANCES, sid))
+    time.sleep(2)
+    due = playbook(lab, extra_inventory, "confirm_resize.yml", "-e", "virtops_resize_confirm_window=1")
+    assert due["rc"] == 0, failures(due)
+    confirmed = record(lab, DST, sid)
+    assert confirmed["vm_state"] == "stopped" and confirmed["flavor"]["name"] == "m1.small"
+    assert not exists(lab, SRC, "%s/%s_resize" % (INSTANCES, sid))
+    assert domain_state(lab, SRC, name) == "undefined"
+    again = playbook(lab, extra_inventory, "confirm_resize.yml", "-e", "virtops_resize_confirm_window=1")
     assert again["rc"] == 0 and changed(again) == [], failures(again) + str(changed(again))

@@ -14,14 +14,11 @@ Every domain, tap and directory made here is removed, also on failure.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import io
 import json
 import os
 import shutil
 import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from contextlib import contextmanager
@@ -33,6 +30,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._errors import Vir
 from ansible_collections.virtops.compute.plugins.module_utils._guest_config import Guest
 from ansible_collections.virtops.compute.plugins.module_utils._vm_xml import (
     VmXmlParams, ensure_libvirt_xml)
+from tests.fixtures.guest import KERNEL_CMDLINE, READY_MARKER
 
 libvirt = pytest.importorskip("libvirt")
 etree = pytest.importorskip("lxml.etree")
@@ -40,47 +38,11 @@ etree = pytest.importorskip("lxml.etree")
 LIBVIRT_URI = "qemu:///system"
 RUN_TIMEOUT = 30.0
 BOOT_TIMEOUT = 120.0          # TCG on 2 shared cores; the guest takes ~6-10 s when idle
-GUEST_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "guest"
 
 
-def _load_guest_fixture():
-    """tests/fixtures/guest as a package, whatever sys.path pytest set up (None if absent)."""
-    name = "virtops_test_guest"
-    if name in sys.modules:
-        return sys.modules[name]
-    if not (GUEST_DIR / "__init__.py").is_file():
-        return None
-    spec = importlib.util.spec_from_file_location(
-        name, GUEST_DIR / "__init__.py", submodule_search_locations=[str(GUEST_DIR)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture
-def instances_path():
-    # libvirt's qemu user must traverse it: not under a 0700 pytest tmp dir.
-    path = Path(tempfile.mkdtemp(prefix="vmxml-it-", dir="/var/tmp"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def conn():
-    connection = libvirt.open(LIBVIRT_URI)
-    try:
-        yield connection
-    finally:
-        connection.close()
-
-
-def new_instance(instances_path: Path):
+def new_instance(qemu_tmp: Path):
     inst_uuid = str(uuid.uuid4())
-    inst_dir = instances_path / inst_uuid
+    inst_dir = qemu_tmp / inst_uuid
     inst_dir.mkdir(mode=0o755)
     name = "vmxml-it-" + inst_uuid[:8]
     return {"uuid": inst_uuid, "name": name, "hostname": name,
@@ -196,13 +158,13 @@ def make_vfat_config_drive(path: Path, files: dict, workdir: Path) -> None:
     shutil.rmtree(tree)
 
 
-def test_blank_disk_domain_runs_with_a_logged_pty_console(instances_path, conn):
-    inst, inst_dir = new_instance(instances_path)
+def test_blank_disk_domain_runs_with_a_logged_pty_console(qemu_tmp, conn):
+    inst, inst_dir = new_instance(qemu_tmp)
     qemu_img_create(inst_dir / "disk")
     vif = ethernet_vif(port_filter=True)
     params = VmXmlParams(instance=inst, flavor={"name": "m1.nano", "vcpus": 1, "ram_mb": 64},
                          image={"id": "blank"}, disk_formats={"disk": "qcow2"},
-                         network_info=[vif], instances_path=str(instances_path),
+                         network_info=[vif], instances_path=str(qemu_tmp),
                          virt_type="qemu", libvirt_uri=LIBVIRT_URI)
     result = ensure_libvirt_xml(params)
     assert result.changed and result.path == str(inst_dir / "libvirt.xml")
@@ -238,47 +200,35 @@ def test_blank_disk_domain_runs_with_a_logged_pty_console(instances_path, conn):
     assert ensure_libvirt_xml(params).changed is False
 
 
-def guest_or_skip():
-    fixture = _load_guest_fixture()
-    if fixture is None:
-        pytest.skip("the test guest fixture (tests/fixtures/guest) is not present")
-    try:
-        return fixture, fixture.ensure_guest()
-    except fixture.GuestBuildError as exc:
-        pytest.skip("the test guest cannot be built here: %s" % exc)
-
-
 @pytest.mark.slow
-def test_guest_boots_by_direct_kernel_boot_with_iso_config_drive(instances_path, conn):
-    fixture, image = guest_or_skip()
-    inst, inst_dir = new_instance(instances_path)
-    shutil.copyfile(image.kernel, inst_dir / "kernel")
-    shutil.copyfile(image.initrd, inst_dir / "ramdisk")
+def test_guest_boots_by_direct_kernel_boot_with_iso_config_drive(guest, qemu_tmp, conn):
+    inst, inst_dir = new_instance(qemu_tmp)
+    shutil.copyfile(guest.kernel, inst_dir / "kernel")
+    shutil.copyfile(guest.initrd, inst_dir / "ramdisk")
     qemu_img_create(inst_dir / "disk")
     vif = ethernet_vif(port_filter=False, address="10.99.0.7")
     make_iso_config_drive(inst_dir / "disk.config", config_drive_files(inst, vif))
     params = VmXmlParams(
         instance=inst, flavor={"name": "m1.tiny", "vcpus": 1, "ram_mb": 128},
         image={"id": "guest-kernel", "properties": {
-            "kernel_id": "k", "ramdisk_id": "r", "os_command_line": fixture.KERNEL_CMDLINE}},
+            "kernel_id": "k", "ramdisk_id": "r", "os_command_line": KERNEL_CMDLINE}},
         disk_formats={"disk": "qcow2"}, network_info=[vif], config_drive=True,
-        config_drive_format="iso9660", instances_path=str(instances_path), virt_type="qemu",
+        config_drive_format="iso9660", instances_path=str(qemu_tmp), virt_type="qemu",
         libvirt_uri=LIBVIRT_URI)
     result = ensure_libvirt_xml(params)
     assert result.disk_info["mapping"]["disk.config"] == {"bus": "ide", "dev": "hda",
                                                           "type": "cdrom"}
     with running(conn, result.xml) as dom:
         wait_running(dom)
-        log = wait_for_log(inst_dir / "console.log", fixture.READY_MARKER)
+        log = wait_for_log(inst_dir / "console.log", READY_MARKER)
     assert "VIRTOPS-META uuid=%s hostname=%s" % (inst["uuid"], inst["hostname"]) in log
     assert " %s 10.99.0.7/24" % vif["address"] in log       # VIRTOPS-NET <if> <mac> <ip>
 
 
 @pytest.mark.slow
-def test_guest_boots_from_disk_with_vfat_config_drive(instances_path, conn):
-    fixture, image = guest_or_skip()
-    inst, inst_dir = new_instance(instances_path)
-    shutil.copyfile(image.disk_qcow2, inst_dir / "disk")
+def test_guest_boots_from_disk_with_vfat_config_drive(guest, qemu_tmp, conn):
+    inst, inst_dir = new_instance(qemu_tmp)
+    shutil.copyfile(guest.disk_qcow2, inst_dir / "disk")
     vif = ethernet_vif(port_filter=False, address="10.99.0.8")
     make_vfat_config_drive(inst_dir / "disk.config", config_drive_files(inst, vif), inst_dir)
     (inst_dir / "disk.info").write_text(json.dumps({str(inst_dir / "disk"): "qcow2",
@@ -286,13 +236,13 @@ def test_guest_boots_from_disk_with_vfat_config_drive(instances_path, conn):
     params = VmXmlParams(
         instance=inst, flavor={"name": "m1.tiny", "vcpus": 1, "ram_mb": 128},
         image={"id": "guest-disk"}, network_info=[vif], config_drive=True,
-        config_drive_format="vfat", instances_path=str(instances_path), virt_type="qemu",
+        config_drive_format="vfat", instances_path=str(qemu_tmp), virt_type="qemu",
         libvirt_uri=LIBVIRT_URI)
     result = ensure_libvirt_xml(params)        # formats come from disk.info
     assert result.disk_info["mapping"]["disk.config"] == {"bus": "virtio", "dev": "vdb",
                                                           "type": "disk"}
     with running(conn, result.xml) as dom:
         wait_running(dom)
-        log = wait_for_log(inst_dir / "console.log", fixture.READY_MARKER)
+        log = wait_for_log(inst_dir / "console.log", READY_MARKER)
     assert "VIRTOPS-META uuid=%s hostname=%s" % (inst["uuid"], inst["hostname"]) in log
     assert " %s 10.99.0.8/24" % vif["address"] in log

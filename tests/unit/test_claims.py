@@ -135,3 +135,33 @@ def test_names_with_path_characters_are_refused(tmp_path):
     with pytest.raises(VirtopsError):
         run(params(tmp_path, uuid="../../etc"), check_mode=False)
     assert not (tmp_path / "etc").exists()
+
+
+def test_a_claim_whose_record_cannot_be_written_leaves_no_directory(tmp_path, monkeypatch):
+    from ansible_collections.virtops.compute.plugins.module_utils import _instance_record
+
+    def disk_full(path, document, mode=0o644):
+        raise OSError(28, "No space left on device", path)
+
+    monkeypatch.setattr(_instance_record, "atomic_write_json", disk_full)
+    store = RecordStore(str(tmp_path))
+    manager = ClaimManager(store, CAPACITY)
+    new = record("web1")
+    with pytest.raises(OSError, match="No space left"):
+        manager.instance_claim(new)
+    assert not (tmp_path / new.uuid).exists()
+    # A directory that was there before the failed write is not the claim's to remove.
+    kept = tmp_path / new.uuid
+    kept.mkdir()
+    with pytest.raises(OSError):
+        store.save(new)
+    assert kept.is_dir()
+
+
+def test_an_os_error_at_a_module_edge_names_the_path_and_what_to_check():
+    from ansible_collections.virtops.compute.plugins.module_utils._errors import host_os_error
+    message = host_os_error(OSError(30, "Read-only file system", "/var/lib/virtops/instances/x"))
+    assert message.startswith("the host refused a file operation on /var/lib/virtops/instances/x: "
+                              "Read-only file system (errno 30).")
+    assert "read-only mount" in message
+    assert "->" in host_os_error(OSError(18, "Invalid cross-device link", "/a", None, "/b"))
