@@ -120,7 +120,7 @@ def test_power_lifecycle_leaves_exactly_what_each_state_needs(vif_fleet, guest, 
     gone = domain(vif_fleet, instance_uuid, state="absent")
     assert gone["power_state"] == "absent" and gone["transitions"][-1]["vm_state"] == "deleted"
     assert vif_fleet.leftovers(HOST) == {"domains": [], "taps": [], "nwfilter_bindings": [],
-                                     "ebtables_chains": [], "instance_dirs": []}
+                                         "ebtables_chains": [], "instance_dirs": []}
     assert not domain(vif_fleet, instance_uuid, state="absent").changed
 
 
@@ -135,7 +135,7 @@ def test_a_vif_that_never_gets_plugged_fails_in_time_and_leaves_nothing(
         vif_fleet.prepare_instance(HOST, instance_uuid, name, info, guest)
         timeout = 5
         run = vif_fleet.module(HOST, "vm_domain", {"uuid": instance_uuid, "network_info": info,
-                                               "vif_plugging_timeout": timeout})
+                                                   "vif_plugging_timeout": timeout})
         assert run.failed
         assert run["msg"] == "VIFs of domain %s not plugged after %.1fs: bridge br-ops of %s " \
                              "is down" % (name, timeout, info[0]["devname"])

@@ -46,7 +46,7 @@ def prepare(vif_fleet, host, instance_uuid, name, network_info, guest, guest_net
 
 def start(vif_fleet, host, instance_uuid, network_info):
     return vif_fleet.ok(host, "vm_domain", {"uuid": instance_uuid, "network_info": network_info,
-                                        "wait_for_console": READY, "console_timeout": 180})
+                                            "wait_for_console": READY, "console_timeout": 180})
 
 
 def link(vif_fleet, host, name):
@@ -149,7 +149,7 @@ def test_guest_with_one_nic_gets_its_address_and_reaches_its_gateway(vif_fleet, 
     # With the guest up, both modules find nothing to do.
     assert not vif_fleet.ok(HOST1, "vm_vif", {"network_info": info}).changed
     assert not vif_fleet.ok(HOST1, "vm_domain", {"uuid": instance_uuid, "network_info": info,
-                                             "wait_for_console": READY}).changed
+                                                 "wait_for_console": READY}).changed
 
 
 def test_guest_with_two_nics_is_reachable_on_both(vif_fleet, guest, vif_instances):
@@ -169,7 +169,7 @@ def test_guest_with_two_nics_is_reachable_on_both(vif_fleet, guest, vif_instance
     assert "VIRTOPS-PING 10.77.51.1 ok" in console       # the guest pings its first gateway
     for ip in addresses:                                 # and the host reaches both NICs
         assert vif_fleet.sh(HOST2, "busybox", "ping", "-c", "1", "-W", "3", ip,
-                        check=False).returncode == 0, ip
+                            check=False).returncode == 0, ip
     assert link(vif_fleet, HOST2, info[1]["devname"])["mtu"] == 1400
 
 
@@ -226,6 +226,6 @@ def test_a_spoofing_guest_is_cut_off_and_an_unfiltered_one_is_not(vif_fleet, gue
     assert "VIRTOPS-PING 10.77.51.1 fail" in spoofer
     assert "VIRTOPS-PING 10.77.51.1 ok" in control
     assert vif_fleet.sh(HOST1, "busybox", "ping", "-c", "1", "-W", "2", "10.77.51.77",
-                    check=False).returncode != 0
+                        check=False).returncode != 0
     assert vif_fleet.sh(HOST1, "busybox", "ping", "-c", "1", "-W", "2", "10.77.51.78",
-                    check=False).returncode == 0
+                        check=False).returncode == 0
