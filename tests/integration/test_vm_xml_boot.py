@@ -81,7 +81,7 @@ def running(conn, xml: str):
                 if dom.isActive():
                     dom.destroy()
             finally:
-                dom.undefine()
+                dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
     finally:
         for tap in taps:
             subprocess.run(["ip", "link", "del", tap], check=False)
@@ -246,3 +246,38 @@ def test_guest_boots_from_disk_with_vfat_config_drive(guest, qemu_tmp, conn):
         log = wait_for_log(inst_dir / "console.log", READY_MARKER)
     assert "VIRTOPS-META uuid=%s hostname=%s" % (inst["uuid"], inst["hostname"]) in log
     assert " %s 10.99.0.8/24" % vif["address"] in log
+
+
+@pytest.mark.slow
+def test_uefi_guest_boots_with_its_own_nvram_which_goes_with_the_domain(guest, qemu_tmp, conn):
+    """hw_firmware_type=uefi: OVMF from the host's domain capabilities, NVRAM in the instance
+    directory (made by libvirt from the firmware's variables template), removed on undefine."""
+    inst, inst_dir = new_instance(qemu_tmp)
+    shutil.copyfile(guest.kernel, inst_dir / "kernel")
+    shutil.copyfile(guest.initrd, inst_dir / "ramdisk")
+    qemu_img_create(inst_dir / "disk")
+    # OVMF with this kernel needs more than 128 MiB: at 128 it stops with #UD (seen).
+    params = VmXmlParams(
+        instance=inst, flavor={"name": "m1.small", "vcpus": 1, "ram_mb": 256},
+        image={"id": "guest-uefi", "properties": {
+            "hw_firmware_type": "uefi", "kernel_id": "k", "ramdisk_id": "r",
+            "os_command_line": KERNEL_CMDLINE}},
+        disk_formats={"disk": "qcow2"}, network_info=[], instances_path=str(qemu_tmp),
+        virt_type="qemu", libvirt_uri=LIBVIRT_URI)
+    try:
+        result = ensure_libvirt_xml(params)
+    except VirtopsError as exc:
+        if "no UEFI firmware" in exc.msg:
+            pytest.skip("no UEFI firmware on this machine (Debian: ovmf): %s" % exc.msg)
+        raise
+    os_el = etree.fromstring(result.xml.encode()).find("os")
+    loader, nvram = os_el.find("loader"), os_el.find("nvram")
+    assert (loader.get("type"), loader.get("readonly")) == ("pflash", "yes")
+    assert "OVMF" in loader.text and "secboot" not in loader.text
+    assert nvram.text == str(inst_dir / "nvram.fd")
+    with running(conn, result.xml) as dom:
+        wait_running(dom)
+        log = wait_for_log(inst_dir / "console.log", READY_MARKER)
+        assert (inst_dir / "nvram.fd").stat().st_size > 0
+    assert READY_MARKER in log
+    assert not (inst_dir / "nvram.fd").exists()
