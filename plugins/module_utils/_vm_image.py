@@ -57,7 +57,8 @@ CONFIG_DRIVE = "disk.config"
 DISK_INFO = "disk.info"
 # Leftovers of an interrupted write (DiskBuilder, build_config_drive): removed with the disks.
 TMP_LEFTOVERS = ("disk.tmp", "disk.local.tmp", "disk.swap.tmp", "disk.config.tmp")
-TIMING_KEYS = ("lock_wait", "fetch", "inspect", "convert", "create", "config_drive", "total")
+TIMING_KEYS = ("lock_wait", "fetch", "inspect", "convert", "checksum_wait", "create", "config_drive",
+               "total")
 
 
 def _elapsed(started: float) -> float:

@@ -507,11 +507,13 @@ cache:
 timings:
   description:
     - Seconds per phase. With O(state=present) C(lock_wait) (waiting for another run's
-      fetch), C(fetch), C(inspect), C(convert), C(create) (the disks), C(config_drive) and
-      C(total); a phase that did not run is V(0.0). Other states give C(total).
+      fetch), C(fetch), C(inspect), C(convert), C(checksum_wait) (the checksum runs while the
+      image is inspected and converted; this is what was left to wait for after them),
+      C(create) (the disks), C(config_drive) and C(total); a phase that did not run is
+      V(0.0). Other states give C(total).
   returned: always
   type: dict
-  sample: {lock_wait: 0.0, fetch: 0.41, inspect: 0.02, convert: 0.08, create: 0.05, config_drive: 0.01, total: 0.6}
+  sample: {lock_wait: 0.0, fetch: 0.41, inspect: 0.02, convert: 0.08, checksum_wait: 0.0, create: 0.05, config_drive: 0.01, total: 0.6}
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib

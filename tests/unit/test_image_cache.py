@@ -210,3 +210,24 @@ def test_impossible_flavors_are_refused():
         Flavor.from_dict({"name": "z", "vcpus": 1, "ram_mb": 64, "root_gb": -1})
     with pytest.raises(VirtopsError, match="'vcpus' must be an integer"):
         Flavor.from_dict({"name": "z", "vcpus": "many", "ram_mb": 64})
+
+
+def test_a_download_that_is_not_what_was_declared_says_so_before_its_format_does(tmp_path):
+    # Declared qcow2 with a checksum; the bytes are neither: the checksum is the first problem.
+    junk = tmp_path / "junk.qcow2"
+    junk.write_bytes(b"\x00not an image\x00" * 4096)
+    source = ImageSource.from_dict({"url": str(junk), "disk_format": "qcow2",
+                                    "checksum": "sha256:" + "1" * 64})
+    cache = ImageCache(str(tmp_path / "instances"))
+    with pytest.raises(VirtopsError) as caught:
+        cache.ensure(source)
+    assert caught.value.msg.startswith("checksum mismatch for image %s: expected sha256:%s, got "
+                                       "sha256:" % (junk, "1" * 64))
+    assert os.listdir(tmp_path / "instances" / "_base") == []
+    # With the right checksum the format is what is wrong.
+    right = ImageSource.from_dict({"url": str(junk), "disk_format": "qcow2",
+                                   "checksum": "sha256:" + hashlib.sha256(junk.read_bytes()).hexdigest()})
+    with pytest.raises(VirtopsError) as caught:
+        cache.ensure(right)
+    assert "checksum" not in caught.value.msg
+    assert os.listdir(tmp_path / "instances" / "_base") == []
