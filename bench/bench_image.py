@@ -49,7 +49,6 @@ if COLLECTIONS.is_dir():
 
 from ansible_collections.virtops.compute.plugins.module_utils._image_cache import (  # noqa: E402
     ImageCache, ImageSource)
-from ansible_collections.virtops.compute.plugins.module_utils._qemu_img import QemuImg  # noqa: E402
 from ansible_collections.virtops.compute.plugins.module_utils._vm_image import (  # noqa: E402
     VmImageParams, ensure_present)
 

@@ -74,7 +74,7 @@ def guest():
 
 
 @pytest.fixture
-def qemu_tmp():
+def var_tmp():
     """A temporary directory libvirt's qemu user can traverse (pytest's tmp_path has 0700
     parents), removed afterwards."""
     path = Path(tempfile.mkdtemp(prefix="vo-test-", dir="/var/tmp"))

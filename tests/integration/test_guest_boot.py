@@ -141,11 +141,11 @@ def make_config_drive(path: Path, meta: dict, network: dict | None) -> Path:
 
 
 @pytest.fixture
-def boot_disk(guest, qemu_tmp) -> Path:
+def boot_disk(guest, var_tmp) -> Path:
     """A qcow2 overlay on a private copy of the built disk."""
-    base = qemu_tmp / "base.qcow2"
+    base = var_tmp / "base.qcow2"
     shutil.copyfile(guest.disk_qcow2, base)
-    overlay = qemu_tmp / "disk.qcow2"
+    overlay = var_tmp / "disk.qcow2"
     subprocess.run(
         ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(base), str(overlay)],
         check=True,
@@ -193,10 +193,10 @@ def bridge():
         subprocess.run(["ip", "link", "del", "dev", name], check=False, capture_output=True)
 
 
-def new_domain(qemu_tmp: Path, **kwargs) -> GuestDomain:
+def new_domain(var_tmp: Path, **kwargs) -> GuestDomain:
     return GuestDomain(
         name=f"vo-test-{secrets.token_hex(4)}",
-        console_log=qemu_tmp / "console.log",
+        console_log=var_tmp / "console.log",
         **kwargs,
     )
 
@@ -204,8 +204,8 @@ def new_domain(qemu_tmp: Path, **kwargs) -> GuestDomain:
 # --- tests ------------------------------------------------------------------------------
 
 
-def test_boots_from_disk(qemu_tmp, boot_disk, run_domain, record_property):
-    spec = new_domain(qemu_tmp, disk=boot_disk)
+def test_boots_from_disk(var_tmp, boot_disk, run_domain, record_property):
+    spec = new_domain(var_tmp, disk=boot_disk)
     started = time.monotonic()
     run_domain(spec)
     seconds = wait_for_marker(spec, "VIRTOPS-GUEST-READY", started)
@@ -216,10 +216,10 @@ def test_boots_from_disk(qemu_tmp, boot_disk, run_domain, record_property):
     assert "VIRTOPS-CONFIGDRIVE none" in console
 
 
-def test_direct_kernel_boot(guest, qemu_tmp, run_domain, record_property):
-    kernel = shutil.copyfile(guest.kernel, qemu_tmp / "vmlinuz")
-    initrd = shutil.copyfile(guest.initrd, qemu_tmp / "initrd.gz")
-    spec = new_domain(qemu_tmp, kernel=kernel, initrd=initrd, cmdline=guest.cmdline)
+def test_direct_kernel_boot(guest, var_tmp, run_domain, record_property):
+    kernel = shutil.copyfile(guest.kernel, var_tmp / "vmlinuz")
+    initrd = shutil.copyfile(guest.initrd, var_tmp / "initrd.gz")
+    spec = new_domain(var_tmp, kernel=kernel, initrd=initrd, cmdline=guest.cmdline)
     started = time.monotonic()
     run_domain(spec)
     seconds = wait_for_marker(spec, "VIRTOPS-GUEST-READY", started)
@@ -228,22 +228,22 @@ def test_direct_kernel_boot(guest, qemu_tmp, run_domain, record_property):
     assert "SYSLINUX" not in console_text(spec)
 
 
-def test_config_drive_metadata(qemu_tmp, boot_disk, run_domain):
+def test_config_drive_metadata(var_tmp, boot_disk, run_domain):
     instance_uuid = str(uuid.uuid4())
     iso = make_config_drive(
-        qemu_tmp / "config.iso",
+        var_tmp / "config.iso",
         {"hostname": "guest-one", "name": "guest-one", "uuid": instance_uuid,
          "availability_zone": "nova", "launch_index": 0},
         None,
     )
-    spec = new_domain(qemu_tmp, disk=boot_disk, cdrom=iso)
+    spec = new_domain(var_tmp, disk=boot_disk, cdrom=iso)
     started = time.monotonic()
     run_domain(spec)
     wait_for_marker(spec, "VIRTOPS-GUEST-READY", started)
     assert f"VIRTOPS-META uuid={instance_uuid} hostname=guest-one" in console_text(spec)
 
 
-def test_network_from_config_drive(guest, qemu_tmp, bridge, run_domain):
+def test_network_from_config_drive(guest, var_tmp, bridge, run_domain):
     mac = random_mac()
     network_data = {
         "links": [{"id": "tap0", "type": "phy", "ethernet_mac_address": mac,
@@ -257,13 +257,13 @@ def test_network_from_config_drive(guest, qemu_tmp, bridge, run_domain):
         "services": [],
     }
     iso = make_config_drive(
-        qemu_tmp / "config.iso",
+        var_tmp / "config.iso",
         {"uuid": str(uuid.uuid4()), "hostname": "guest-net"},
         network_data,
     )
-    kernel = shutil.copyfile(guest.kernel, qemu_tmp / "vmlinuz")
-    initrd = shutil.copyfile(guest.initrd, qemu_tmp / "initrd.gz")
-    spec = new_domain(qemu_tmp, kernel=kernel, initrd=initrd, cmdline=guest.cmdline,
+    kernel = shutil.copyfile(guest.kernel, var_tmp / "vmlinuz")
+    initrd = shutil.copyfile(guest.initrd, var_tmp / "initrd.gz")
+    spec = new_domain(var_tmp, kernel=kernel, initrd=initrd, cmdline=guest.cmdline,
                       cdrom=iso, nics=[Nic(bridge, mac)])
     started = time.monotonic()
     run_domain(spec)
@@ -273,8 +273,8 @@ def test_network_from_config_drive(guest, qemu_tmp, bridge, run_domain):
     assert "VIRTOPS-PING 10.99.0.1 ok" in console
 
 
-def test_virsh_shutdown_powers_off(qemu_tmp, boot_disk, conn, run_domain):
-    spec = new_domain(qemu_tmp, disk=boot_disk)
+def test_virsh_shutdown_powers_off(var_tmp, boot_disk, conn, run_domain):
+    spec = new_domain(var_tmp, disk=boot_disk)
     started = time.monotonic()
     dom = run_domain(spec)
     wait_for_marker(spec, "VIRTOPS-GUEST-READY", started)
@@ -290,10 +290,10 @@ def test_virsh_shutdown_powers_off(qemu_tmp, boot_disk, conn, run_domain):
     assert "VIRTOPS-SHUTDOWN" in console_text(spec)
 
 
-def test_poweroff_cmdline_option(guest, qemu_tmp, conn, run_domain):
-    kernel = shutil.copyfile(guest.kernel, qemu_tmp / "vmlinuz")
-    initrd = shutil.copyfile(guest.initrd, qemu_tmp / "initrd.gz")
-    spec = new_domain(qemu_tmp, kernel=kernel, initrd=initrd,
+def test_poweroff_cmdline_option(guest, var_tmp, conn, run_domain):
+    kernel = shutil.copyfile(guest.kernel, var_tmp / "vmlinuz")
+    initrd = shutil.copyfile(guest.initrd, var_tmp / "initrd.gz")
+    spec = new_domain(var_tmp, kernel=kernel, initrd=initrd,
                       cmdline=f"{guest.cmdline} virtops.poweroff")
     started = time.monotonic()
     dom = run_domain(spec)

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -59,16 +57,8 @@ def changed(result: dict) -> list:
             if t["hosts"].get("localhost", {}).get("changed")]
 
 
-@pytest.fixture
-def workdir():
-    path = Path(tempfile.mkdtemp(prefix="virtops-host-venv-", dir="/var/tmp"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def test_the_host_virtualenv_carries_the_libraries_and_is_made_once(workdir):
+def test_the_host_virtualenv_carries_the_libraries_and_is_made_once(var_tmp):
+    workdir = var_tmp
     first = prepare(workdir)
     assert first["rc"] == 0, json.dumps(first["plays"])[-3000:]
     made = task(first, "Install the Python libraries the distribution lacks into a virtualenv")

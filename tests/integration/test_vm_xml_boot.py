@@ -40,9 +40,9 @@ RUN_TIMEOUT = 30.0
 BOOT_TIMEOUT = 120.0          # TCG on 2 shared cores; the guest takes ~6-10 s when idle
 
 
-def new_instance(qemu_tmp: Path):
+def new_instance(var_tmp: Path):
     inst_uuid = str(uuid.uuid4())
-    inst_dir = qemu_tmp / inst_uuid
+    inst_dir = var_tmp / inst_uuid
     inst_dir.mkdir(mode=0o755)
     name = "vmxml-it-" + inst_uuid[:8]
     return {"uuid": inst_uuid, "name": name, "hostname": name,
@@ -158,13 +158,13 @@ def make_vfat_config_drive(path: Path, files: dict, workdir: Path) -> None:
     shutil.rmtree(tree)
 
 
-def test_blank_disk_domain_runs_with_a_logged_pty_console(qemu_tmp, conn):
-    inst, inst_dir = new_instance(qemu_tmp)
+def test_blank_disk_domain_runs_with_a_logged_pty_console(var_tmp, conn):
+    inst, inst_dir = new_instance(var_tmp)
     qemu_img_create(inst_dir / "disk")
     vif = ethernet_vif(port_filter=True)
     params = VmXmlParams(instance=inst, flavor={"name": "m1.nano", "vcpus": 1, "ram_mb": 64},
                          image={"id": "blank"}, disk_formats={"disk": "qcow2"},
-                         network_info=[vif], instances_path=str(qemu_tmp),
+                         network_info=[vif], instances_path=str(var_tmp),
                          virt_type="qemu", libvirt_uri=LIBVIRT_URI)
     result = ensure_libvirt_xml(params)
     assert result.changed and result.path == str(inst_dir / "libvirt.xml")
@@ -201,8 +201,8 @@ def test_blank_disk_domain_runs_with_a_logged_pty_console(qemu_tmp, conn):
 
 
 @pytest.mark.slow
-def test_guest_boots_by_direct_kernel_boot_with_iso_config_drive(guest, qemu_tmp, conn):
-    inst, inst_dir = new_instance(qemu_tmp)
+def test_guest_boots_by_direct_kernel_boot_with_iso_config_drive(guest, var_tmp, conn):
+    inst, inst_dir = new_instance(var_tmp)
     shutil.copyfile(guest.kernel, inst_dir / "kernel")
     shutil.copyfile(guest.initrd, inst_dir / "ramdisk")
     qemu_img_create(inst_dir / "disk")
@@ -213,7 +213,7 @@ def test_guest_boots_by_direct_kernel_boot_with_iso_config_drive(guest, qemu_tmp
         image={"id": "guest-kernel", "properties": {
             "kernel_id": "k", "ramdisk_id": "r", "os_command_line": KERNEL_CMDLINE}},
         disk_formats={"disk": "qcow2"}, network_info=[vif], config_drive=True,
-        config_drive_format="iso9660", instances_path=str(qemu_tmp), virt_type="qemu",
+        config_drive_format="iso9660", instances_path=str(var_tmp), virt_type="qemu",
         libvirt_uri=LIBVIRT_URI)
     result = ensure_libvirt_xml(params)
     assert result.disk_info["mapping"]["disk.config"] == {"bus": "ide", "dev": "hda",
@@ -226,8 +226,8 @@ def test_guest_boots_by_direct_kernel_boot_with_iso_config_drive(guest, qemu_tmp
 
 
 @pytest.mark.slow
-def test_guest_boots_from_disk_with_vfat_config_drive(guest, qemu_tmp, conn):
-    inst, inst_dir = new_instance(qemu_tmp)
+def test_guest_boots_from_disk_with_vfat_config_drive(guest, var_tmp, conn):
+    inst, inst_dir = new_instance(var_tmp)
     shutil.copyfile(guest.disk_qcow2, inst_dir / "disk")
     vif = ethernet_vif(port_filter=False, address="10.99.0.8")
     make_vfat_config_drive(inst_dir / "disk.config", config_drive_files(inst, vif), inst_dir)
@@ -236,7 +236,7 @@ def test_guest_boots_from_disk_with_vfat_config_drive(guest, qemu_tmp, conn):
     params = VmXmlParams(
         instance=inst, flavor={"name": "m1.tiny", "vcpus": 1, "ram_mb": 128},
         image={"id": "guest-disk"}, network_info=[vif], config_drive=True,
-        config_drive_format="vfat", instances_path=str(qemu_tmp), virt_type="qemu",
+        config_drive_format="vfat", instances_path=str(var_tmp), virt_type="qemu",
         libvirt_uri=LIBVIRT_URI)
     result = ensure_libvirt_xml(params)        # formats come from disk.info
     assert result.disk_info["mapping"]["disk.config"] == {"bus": "virtio", "dev": "vdb",
@@ -249,10 +249,10 @@ def test_guest_boots_from_disk_with_vfat_config_drive(guest, qemu_tmp, conn):
 
 
 @pytest.mark.slow
-def test_uefi_guest_boots_with_its_own_nvram_which_goes_with_the_domain(guest, qemu_tmp, conn):
+def test_uefi_guest_boots_with_its_own_nvram_which_goes_with_the_domain(guest, var_tmp, conn):
     """hw_firmware_type=uefi: OVMF from the host's domain capabilities, NVRAM in the instance
     directory (made by libvirt from the firmware's variables template), removed on undefine."""
-    inst, inst_dir = new_instance(qemu_tmp)
+    inst, inst_dir = new_instance(var_tmp)
     shutil.copyfile(guest.kernel, inst_dir / "kernel")
     shutil.copyfile(guest.initrd, inst_dir / "ramdisk")
     qemu_img_create(inst_dir / "disk")
@@ -262,7 +262,7 @@ def test_uefi_guest_boots_with_its_own_nvram_which_goes_with_the_domain(guest, q
         image={"id": "guest-uefi", "properties": {
             "hw_firmware_type": "uefi", "kernel_id": "k", "ramdisk_id": "r",
             "os_command_line": KERNEL_CMDLINE}},
-        disk_formats={"disk": "qcow2"}, network_info=[], instances_path=str(qemu_tmp),
+        disk_formats={"disk": "qcow2"}, network_info=[], instances_path=str(var_tmp),
         virt_type="qemu", libvirt_uri=LIBVIRT_URI)
     try:
         result = ensure_libvirt_xml(params)
