@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from typing import Union
 
@@ -30,6 +31,23 @@ def atomic_write(path: str, data: Union[bytes, str], mode: int = 0o644) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def atomic_copy(src: str, dst: str, mode: int = 0o644) -> None:
+    """Copy ``src`` to ``dst`` through a temporary file beside it, flushed, then renamed."""
+    directory = os.path.dirname(os.path.abspath(dst))
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(dst), suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as out, open(src, "rb") as source:
+            shutil.copyfileobj(source, out, 1024 * 1024)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, dst)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def atomic_write_json(path: str, document, mode: int = 0o644) -> None:

@@ -280,20 +280,24 @@ def disk_formats(instance_dir: str) -> Dict[str, str]:
 
 
 SMALL_FILE = 4 * MIB
+BOOT_FILES = ("kernel", "ramdisk")
 
 
 def transfer_groups(instance_dir: str, formats: Dict[str, str]) -> List[Tuple[List[str], bool]]:
     """Files to copy as (paths, compress) groups, one rsync run each.
 
     qcow2 disks go uncompressed, other disks compressed (Nova's NO_COMPRESSION_TYPES). The
-    swap disk is never copied (re-created at its new size). disk.info, the config drive and
-    libvirt.xml (the guest's identity: MACs, machine type) go with the disks; files under
+    swap disk is never copied (re-created at its new size). disk.info, the config drive, the
+    kernel and ramdisk of a direct kernel boot and libvirt.xml (the guest's identity: MACs,
+    machine type) go with the disks; files under
     4 MiB ride along with the first group whatever their format, which saves an rsync run
     (a remote process and a protocol start, ~0.3 s) for a negligible number of bytes.
     """
     plain, packed, small = [], [], []
     names = dict(formats)
     names.setdefault(CONFIG, "raw")
+    for name in BOOT_FILES:   # a direct kernel boot's kernel and ramdisk
+        names.setdefault(name, "raw")
     for name, fmt in sorted(names.items()):
         path = os.path.join(instance_dir, name)
         if name == SWAP or not os.path.isfile(path):

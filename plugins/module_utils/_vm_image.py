@@ -22,6 +22,7 @@ created in the instance directory (never a base: bases are a cache, shared and r
 """
 from __future__ import annotations
 
+import filecmp
 import os
 import time
 from dataclasses import dataclass, field, replace
@@ -32,6 +33,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._blockinfo import 
 from ansible_collections.virtops.compute.plugins.module_utils._configdrive import (
     build_config_drive, inspect_config_drive)
 from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._fileio import atomic_copy
 from ansible_collections.virtops.compute.plugins.module_utils._flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._image_cache import (
     CachedBase, ImageCache, ImageSource)
@@ -54,6 +56,8 @@ STATES = ("present", "absent", "cache_cleaned")
 BACKENDS = ("qcow2", "flat")
 CONFIG_DRIVE_FORMATS = ("iso9660", "vfat")
 CONFIG_DRIVE = "disk.config"
+# Glance's formats for the files a direct kernel boot reads from the instance directory.
+BOOT_FILE_FORMATS = {"kernel": "aki", "ramdisk": "ari"}
 DISK_INFO = "disk.info"
 # Leftovers of an interrupted write (DiskBuilder, build_config_drive): removed with the disks.
 TMP_LEFTOVERS = ("disk.tmp", "disk.local.tmp", "disk.swap.tmp", "disk.config.tmp")
@@ -71,6 +75,8 @@ class VmImageParams:
     instance: Optional[dict] = None
     image: Optional[dict] = None
     flavor: Optional[dict] = None
+    kernel: Optional[dict] = None
+    ramdisk: Optional[dict] = None
     state: str = "present"
     backend: str = "qcow2"
     force_raw: bool = True
@@ -101,6 +107,7 @@ class VmImageResult:
     disk_info: Optional[dict] = None
     disk_info_file: Optional[str] = None
     config_drive: Optional[dict] = None
+    boot_files: Dict[str, dict] = field(default_factory=dict)
     virt_type: Optional[str] = None
     removed: List[str] = field(default_factory=list)
     cache: Optional[dict] = None
@@ -115,7 +122,7 @@ class VmImageResult:
                        disk_formats=self.disk_formats, disk_info=self.disk_info,
                        disk_info_file=self.disk_info_file, config_drive=self.config_drive,
                        config_drive_path=(self.config_drive or {}).get("path"),
-                       virt_type=self.virt_type)
+                       boot_files=self.boot_files, virt_type=self.virt_type)
         elif self.state == "absent":
             out.update(instance_dir=self.instance_dir, removed=self.removed)
         else:
@@ -145,6 +152,8 @@ class PresentPlan:
     virt_type: str
     config_drive_format: Optional[str]   # None: no config drive
     metadata: Optional[InstanceMetadata] = field(default=None, repr=False)
+    # File name in the instance directory ("kernel", "ramdisk") -> where it comes from.
+    boot_files: Dict[str, ImageSource] = field(default_factory=dict)
 
     @property
     def max_virtual_size(self) -> Optional[int]:
@@ -250,7 +259,25 @@ def plan_present(params: VmImageParams, virt_type: Optional[str] = None) -> Pres
                        instance_dir=os.path.join(params.instances_path, instance_uuid),
                        flavor=flavor, source=source, backend=params.backend,
                        disk_info=disk_info, virt_type=virt, config_drive_format=drive_format,
-                       metadata=metadata)
+                       metadata=metadata, boot_files=_boot_file_sources(params, source))
+
+
+def _boot_file_sources(params: VmImageParams, source: ImageSource) -> Dict[str, ImageSource]:
+    """The kernel and ramdisk to put in the instance directory (Nova's kernel_id/ramdisk_id)."""
+    wanted = {}
+    for name, given, prop in (("kernel", params.kernel, "kernel_id"),
+                              ("ramdisk", params.ramdisk, "ramdisk_id")):
+        if given:
+            wanted[name] = ImageSource.from_dict(dict(given, disk_format=given.get("disk_format")
+                                                      or BOOT_FILE_FORMATS[name]))
+        elif _prop(source.properties, prop):
+            raise VirtopsError(
+                "image %s has %s=%s: give %s (url, checksum) so it is fetched into the instance "
+                "directory for the direct kernel boot" % (source.url, prop,
+                                                          source.properties[prop], name))
+    if "ramdisk" in wanted and "kernel" not in wanted:
+        raise VirtopsError("a ramdisk is only used with a kernel: give kernel too")
+    return wanted
 
 
 def _prop(props: Mapping[str, object], name: str) -> Optional[str]:
@@ -369,6 +396,7 @@ def ensure_present(params: VmImageParams, check_mode: bool = False,
         _ensure_disks(plan, base, builder, check_mode, result, undo, timings)
         _ensure_disk_info(plan, check_mode, result, undo)
         _ensure_config_drive(plan, check_mode, result, undo, timings, params.libvirt_uri)
+        _ensure_boot_files(plan, cache, params, check_mode, result, undo)
     except BaseException:
         if not check_mode:
             undo.rollback()
@@ -500,6 +528,35 @@ def _ensure_config_drive(plan: PresentPlan, check_mode: bool, result: VmImageRes
                      action="created" if current is None else "rebuilt")
     result.config_drive = entry
     timings["config_drive"] = _elapsed(started)
+
+
+def _ensure_boot_files(plan: PresentPlan, cache: ImageCache, params: VmImageParams,
+                       check_mode: bool, result: VmImageResult, undo: _Undo) -> None:
+    """The kernel and ramdisk, from the cache into the instance directory (Nova copies them
+    there too: the domain reads ``<uuid>/kernel`` and ``<uuid>/ramdisk``)."""
+    for name, source in sorted(plan.boot_files.items()):
+        target = os.path.join(plan.instance_dir, name)
+        present = os.path.isfile(target)
+        if check_mode:
+            cached = cache.peek_boot_file(source)
+        else:
+            cached = cache.ensure_boot_file(source, download_timeout=params.download_timeout)
+        if cached is not None and present and filecmp.cmp(cached.path, target, shallow=False):
+            action = "unchanged"
+        elif check_mode:
+            action = "would copy" if cached is not None else "would fetch and copy"
+        else:
+            atomic_copy(cached.path, target, mode=0o644)
+            if not present:
+                undo.files.append(target)
+            action = "copied"
+        if action != "unchanged":
+            result.changed = True
+            result.before[name] = {"path": target} if present else None
+            result.after[name] = {"path": target, "source": source.url}
+        result.boot_files[name] = {"path": target, "source": source.url, "image_id": source.id,
+                                   "base": cache.base_path(source), "action": action,
+                                   "fetched": bool(cached is not None and cached.fetched)}
 
 
 # --------------------------------------------------------------------------- absent

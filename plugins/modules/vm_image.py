@@ -146,6 +146,48 @@ options:
             machine is a q35) and C(img_config_drive) (C(mandatory) forces a config drive).
         type: dict
         default: {}
+  kernel:
+    description:
+      - The kernel of an image whose properties name one in C(kernel_id) (Glance's C(aki)), for
+        a direct kernel boot. Fetched once per host into the image cache (checksum verified,
+        at most 1 GiB), then copied to C(<instances_path>/<uuid>/kernel), where
+        M(virtops.compute.vm_xml)'s domain reads it, as Nova does.
+      - Required when O(image.properties) has C(kernel_id). QEMU reads the file itself, so it
+        has no header for qemu-img to inspect; the checksum is its check.
+    type: dict
+    suboptions:
+      url:
+        description: Where to fetch it from; C(http://), C(https://), C(file://) or an absolute path.
+        type: str
+        required: true
+      checksum:
+        description: Expected checksum, as for O(image.checksum).
+        type: str
+      id:
+        description: Its id; the cache file is named after its SHA-1. Defaults to a hash of the URL.
+        type: str
+      disk_format:
+        description: Glance's format; V(aki) when not given.
+        type: str
+  ramdisk:
+    description:
+      - The initial ramdisk of an image whose properties name one in C(ramdisk_id) (Glance's
+        C(ari)), copied to C(<instances_path>/<uuid>/ramdisk) like O(kernel). Needs O(kernel).
+    type: dict
+    suboptions:
+      url:
+        description: Where to fetch it from; C(http://), C(https://), C(file://) or an absolute path.
+        type: str
+        required: true
+      checksum:
+        description: Expected checksum, as for O(image.checksum).
+        type: str
+      id:
+        description: Its id; the cache file is named after its SHA-1. Defaults to a hash of the URL.
+        type: str
+      disk_format:
+        description: Glance's format; V(ari) when not given.
+        type: str
   flavor:
     description: The flavor, as in the C(flavors) catalog. Required with O(state=present).
     type: dict
@@ -346,6 +388,17 @@ EXAMPLES = r"""
     disk_info: "{{ image_result.disk_info }}"
     disk_formats: "{{ image_result.disk_formats }}"
 
+- name: An image booted by direct kernel boot (kernel_id and ramdisk_id as in Glance)
+  virtops.compute.vm_image:
+    instance: {uuid: 0f7e5a2c-5b7a-4f55-9d0f-7f3c9c7f1a11, name: web1}
+    image:
+      url: http://images.example.com/root.qcow2
+      disk_format: qcow2
+      properties: {kernel_id: vmlinuz-6.1, ramdisk_id: initrd-6.1, os_command_line: "root=/dev/vda console=ttyS0"}
+    kernel: {url: http://images.example.com/vmlinuz-6.1, id: vmlinuz-6.1, checksum: "sha256:{{ kernel_sha256 }}"}
+    ramdisk: {url: http://images.example.com/initrd-6.1, id: initrd-6.1, checksum: "sha256:{{ initrd_sha256 }}"}
+    flavor: {name: m1.tiny, vcpus: 1, ram_mb: 256, root_gb: 1}
+
 - name: A large image over a slow link, polled
   virtops.compute.vm_image:
     instance: {uuid: 0f7e5a2c-5b7a-4f55-9d0f-7f3c9c7f1a11, name: web1}
@@ -477,6 +530,36 @@ config_drive_path:
   description: Path of the config drive, V(null) when the instance has none.
   returned: when O(state=present)
   type: str
+boot_files:
+  description:
+    - The kernel and ramdisk copied into the instance directory for a direct kernel boot, by
+      file name (C(kernel), C(ramdisk)); empty when the image boots from its disk.
+  returned: when O(state=present)
+  type: dict
+  sample:
+    kernel: {path: /var/lib/virtops/instances/0f7e5a2c-5b7a-4f55-9d0f-7f3c9c7f1a11/kernel,
+             source: "https://images.example.com/vmlinuz", image_id: 5d1c0b9e,
+             base: /var/lib/virtops/instances/_base/2f0c6a5d0b3f8f1e7a0e6f1c7d1b9a2e4c3d5f60,
+             action: copied, fetched: true}
+  contains:
+    path:
+      description: The file in the instance directory.
+      type: str
+    source:
+      description: Where it was fetched from.
+      type: str
+    image_id:
+      description: Its image id.
+      type: str
+    base:
+      description: Its file in the image cache.
+      type: str
+    action:
+      description: V(copied), V(unchanged), or V(would copy), V(would fetch and copy) in check mode.
+      type: str
+    fetched:
+      description: Whether this run downloaded it into the cache.
+      type: bool
 virt_type:
   description: Domain type the disk mapping was computed for.
   returned: when O(state=present)
@@ -537,6 +620,10 @@ def _drop_none(value):
     return value
 
 
+BOOT_FILE_OPTIONS = dict(url=dict(type="str", required=True), checksum=dict(type="str"),
+                         id=dict(type="str"), disk_format=dict(type="str"))
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -557,6 +644,8 @@ def main():
                 min_disk=dict(type="int", default=0),
                 min_ram=dict(type="int", default=0),
                 properties=dict(type="dict", default={}))),
+            kernel=dict(type="dict", options=BOOT_FILE_OPTIONS),
+            ramdisk=dict(type="dict", options=BOOT_FILE_OPTIONS),
             flavor=dict(type="dict", options=dict(
                 name=dict(type="str"),
                 vcpus=dict(type="int", required=True),
@@ -605,6 +694,7 @@ def main():
             module.fail_json(msg=missing_required_lib("pycdlib"), exception=PYCDLIB_IMPORT_ERROR)
     params = VmImageParams(
         instance=_drop_none(p["instance"]), image=_drop_none(p["image"]),
+        kernel=_drop_none(p["kernel"]), ramdisk=_drop_none(p["ramdisk"]),
         flavor=_drop_none(p["flavor"]), state=p["state"], backend=p["backend"],
         force_raw=p["force_raw"], config_drive=p["config_drive"],
         config_drive_format=p["config_drive_format"], user_data=p["user_data"],

@@ -42,6 +42,9 @@ FLAVOR_IGNORED = ("name", "id", "description", "is_public")
 IMAGE_KEYS = ("url", "disk_format", "checksum", "id", "min_disk", "min_ram", "properties")
 IMAGE_IGNORED = ("name", "description", "container_format")
 DISK_FORMATS = ("raw", "qcow2", "vmdk", "iso")
+# Glance's formats for the kernel and ramdisk a machine image names in kernel_id/ramdisk_id:
+# fetched beside the disks, never booted from.
+BOOT_FILE_FORMATS = {"kernel_id": "aki", "ramdisk_id": "ari"}
 HINT_KEYS = ("group", "same_host", "different_host")
 GROUP_POLICIES = ("affinity", "anti-affinity")
 METADATA_MAX_ITEMS = 128     # Nova's default metadata_items quota
@@ -133,9 +136,10 @@ def _image(name: str, images: Mapping) -> dict:
         raise _fail("images.%s: missing url (http://, https://, file:// or a path on the hosts)"
                     % name)
     disk_format = data.get("disk_format")
-    if disk_format not in DISK_FORMATS:
+    if disk_format not in DISK_FORMATS + tuple(BOOT_FILE_FORMATS.values()):
         raise _fail("images.%s: disk_format must be one of %s, not %r"
-                    % (name, ", ".join(DISK_FORMATS), disk_format))
+                    % (name, ", ".join(DISK_FORMATS + tuple(BOOT_FILE_FORMATS.values())),
+                       disk_format))
     properties = data.get("properties") or {}
     if not isinstance(properties, Mapping):
         raise _fail("images.%s.properties must be a mapping" % name)
@@ -154,6 +158,32 @@ def _image(name: str, images: Mapping) -> dict:
     image["id"] = str(data.get("id") or uuid_mod.uuid5(
         uuid_mod.NAMESPACE_URL, "%s|%s" % (image["url"], image.get("checksum", ""))))
     return image
+
+
+def _boot_file(image: Mapping, key: str, images: Mapping) -> Optional[dict]:
+    """The kernel (kernel_id) or ramdisk (ramdisk_id) a machine image names, from the catalog:
+    by name, or by the id of an entry."""
+    ref = image["properties"].get(key)
+    if ref in (None, ""):
+        return None
+    ref = str(ref)
+    if ref in images:
+        found = _image(ref, images)
+    else:
+        found = None
+        for name in images:
+            candidate = _image(str(name), images)
+            if candidate["id"] == ref:
+                found = candidate
+                break
+    if found is None:
+        raise _fail("images.%s.properties.%s: there is no image %r (by name or id) in images "
+                    "(known: %s)" % (image["name"], key, ref, _known(images)))
+    if found["disk_format"] != BOOT_FILE_FORMATS[key]:
+        raise _fail("images.%s.properties.%s names image %s, whose disk_format is %s, not %s"
+                    % (image["name"], key, found["name"], found["disk_format"],
+                       BOOT_FILE_FORMATS[key]))
+    return {k: found[k] for k in ("url", "checksum", "id", "disk_format") if k in found}
 
 
 def image_source(image: Mapping) -> dict:
@@ -304,6 +334,15 @@ def boot_request(server, flavors=None, images=None, networks=None, keypairs=None
                     % (name, INSTANCE_NAME_MAX))
     flavor = _flavor(str(server["flavor"]), flavors)
     image = _image(str(server["image"]), images)
+    if image["disk_format"] in BOOT_FILE_FORMATS.values():
+        raise _fail("server.image: %s is a %s image (a kernel or ramdisk): boot from a machine "
+                    "image whose properties kernel_id/ramdisk_id name it"
+                    % (image["name"], image["disk_format"]))
+    if image["properties"].get("ramdisk_id") and not image["properties"].get("kernel_id"):
+        raise _fail("images.%s.properties: ramdisk_id needs kernel_id (a ramdisk is only used "
+                    "with a kernel)" % image["name"])
+    kernel = _boot_file(image, "kernel_id", images)
+    ramdisk = _boot_file(image, "ramdisk_id", images)
     # Nova's API checks (FlavorMemoryTooSmall, FlavorDiskTooSmall) before scheduling.
     if image["min_ram"] > flavor["ram_mb"]:
         raise _fail("flavor %s has %d MB of RAM; image %s needs at least %d (min_ram)"
@@ -322,6 +361,8 @@ def boot_request(server, flavors=None, images=None, networks=None, keypairs=None
         "flavor": flavor,
         "image": image,
         "image_source": image_source(image),
+        "kernel_source": kernel,
+        "ramdisk_source": ramdisk,
         "image_ref": image_ref(image),
         "networks": _networks(server.get("networks"), networks, max_count),
         "availability_zone": zone or None,

@@ -17,21 +17,26 @@ The tests run in file order on one lab, taken down at the end even on failure:
   error with each attempt's reason and nothing is left anywhere;
 * ten concurrent claims onto a host with room for five: exactly five succeed;
 * a cold migration whose first pick refuses the claim (the server's directory there is on a
-  read-only filesystem) claims on the alternate and moves there.
+  read-only filesystem) claims on the alternate and moves there;
+* an AMI-style image (kernel_id, ramdisk_id naming aki/ari images of the catalog) boots by
+  direct kernel boot and cold-migrates with its kernel and ramdisk.
 
 At most three test guests run at once (TCG, 128 MiB each).
 """
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
 import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
+from tests.fixtures.guest import ensure_guest
 from tests.integration.boot_fleet import CONSOLE_META, INSTANCES, Fleet, ansible
 from tests.lab.handle import LabHandle
 
@@ -47,7 +52,7 @@ RAM_ONLY = {"disk_weight_multiplier": 0.0, "cpu_weight_multiplier": 0.0}
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
-    from tests.fixtures.guest import GuestBuildError, ensure_guest
+    from tests.fixtures.guest import GuestBuildError
     try:
         ensure_guest()
     except GuestBuildError as exc:
@@ -330,3 +335,41 @@ def test_cold_migration_claims_on_an_alternate_when_the_first_pick_refuses(fleet
         fleet.set_host_vars()
         fleet.delete({"name": "mv1"})
     assert "mv1" not in [s["name"] for s in fleet.servers()]
+
+
+def test_an_ami_style_image_boots_by_direct_kernel_boot_and_migrates_with_its_kernel(fleet):
+    server = {"name": "kb1", "flavor": "m1.nano", "image": "guest-kernel",
+              "networks": [{"network": "private"}], "config_drive": True}
+    try:
+        run = fleet.boot(server, server_boot_wait_for_console=CONSOLE_META)
+        assert run.rc == 0, run.failures()
+        (booted,) = run.boot["servers"]
+        host, inst_uuid = booted["host"], booted["uuid"]
+        assert booted["console"] == "VIRTOPS-META uuid=%s hostname=kb1" % inst_uuid
+        inst_dir = "%s/%s" % (INSTANCES, inst_uuid)
+        domain = fleet.lab.virsh(host, "dumpxml", "kb1").stdout
+        assert "<kernel>%s/kernel</kernel>" % inst_dir in domain
+        assert "<initrd>%s/ramdisk</initrd>" % inst_dir in domain
+        assert "<cmdline>console=ttyS0</cmdline>" in domain
+        sums = fleet.lab.run(host, ["sha256sum", inst_dir + "/kernel", inst_dir + "/ramdisk"]).stdout
+        guest = ensure_guest()
+        assert sums.split()[0] == hashlib.sha256(Path(guest.kernel).read_bytes()).hexdigest()
+        assert sums.split()[2] == hashlib.sha256(Path(guest.initrd).read_bytes()).hexdigest()
+        again = fleet.boot(server, server_boot_wait_for_console=CONSOLE_META)
+        assert again.rc == 0 and again.changed == {}, again.changed_tasks()
+
+        # Cold migration carries the kernel and ramdisk with the disks.
+        moved = fleet.playbook("cold_migrate.yml", {
+            "server": "kb1", "server_migrate_auto_confirm": True,
+            "server_migrate_wait_for_console": "VIRTOPS-META uuid=%s" % inst_uuid,
+            "virtops_shutdown_timeout": 20, "virtops_shutdown_retry_interval": 5})
+        assert moved.rc == 0, moved.failures()
+        (listed,) = [s for s in fleet.servers() if s["name"] == "kb1"]
+        dest = listed["host"]
+        assert dest != host and listed["vm_state"] == "active"
+        assert fleet.lab.run(dest, ["sha256sum", inst_dir + "/kernel"]).stdout.split()[0] == \
+            sums.split()[0]
+        assert fleet.lab.virsh(dest, "domstate", "kb1").stdout.strip() == "running"
+    finally:
+        fleet.delete({"name": "kb1"})
+    assert "kb1" not in [s["name"] for s in fleet.servers()]

@@ -225,3 +225,42 @@ def test_ports_are_asked_once_for_the_instances_to_build():
                                  {"name": "web-2", "ips": ["10.90.0.2"], "network_info": [{"id": "q"}]}])
     assert bp.ports_request(plan) == []
     assert [i["ips"] for i in plan["instances"]] == [["10.90.0.1"], ["10.90.0.2"]]
+
+
+KERNEL_IMAGES = dict(
+    IMAGES,
+    vmlinuz={"url": "file:///srv/vmlinuz", "disk_format": "aki", "checksum": "sha256:" + "c" * 64,
+             "id": "kernel-6.1"},
+    initrd={"url": "file:///srv/initrd.gz", "disk_format": "ari"},
+    ami={"url": "file:///srv/root.qcow2", "disk_format": "qcow2",
+         "properties": {"kernel_id": "kernel-6.1", "ramdisk_id": "initrd"}})
+
+
+def kernel_request(image="ami", images=KERNEL_IMAGES):
+    return bp.boot_request({"name": "web", "flavor": "m1.tiny", "image": image}, FLAVORS,
+                           images, NETWORKS, {}, {})
+
+
+def test_kernel_and_ramdisk_are_found_by_id_or_name_for_vm_image():
+    req = kernel_request()
+    assert req["kernel_source"] == {"url": "file:///srv/vmlinuz", "disk_format": "aki",
+                                    "checksum": "sha256:" + "c" * 64, "id": "kernel-6.1"}
+    assert req["ramdisk_source"]["url"] == "file:///srv/initrd.gz"
+    assert req["ramdisk_source"]["disk_format"] == "ari" and req["ramdisk_source"]["id"]
+    plain = request()
+    assert plain["kernel_source"] is None and plain["ramdisk_source"] is None
+
+
+@pytest.mark.parametrize("images, image, message", [
+    (dict(KERNEL_IMAGES, ami=dict(KERNEL_IMAGES["ami"], properties={"kernel_id": "nope"})),
+     "ami", "images.ami.properties.kernel_id: there is no image 'nope' (by name or id)"),
+    (dict(KERNEL_IMAGES, ami=dict(KERNEL_IMAGES["ami"], properties={"kernel_id": "guest"})),
+     "ami", "names image guest, whose disk_format is qcow2, not aki"),
+    (dict(KERNEL_IMAGES, ami=dict(KERNEL_IMAGES["ami"], properties={"ramdisk_id": "initrd"})),
+     "ami", "ramdisk_id needs kernel_id"),
+    (KERNEL_IMAGES, "vmlinuz", "vmlinuz is a aki image (a kernel or ramdisk)"),
+])
+def test_kernel_references_that_cannot_work_are_refused(images, image, message):
+    with pytest.raises(VirtopsError) as caught:
+        kernel_request(image, images)
+    assert message in caught.value.msg

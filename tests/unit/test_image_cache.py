@@ -231,3 +231,21 @@ def test_a_download_that_is_not_what_was_declared_says_so_before_its_format_does
         cache.ensure(right)
     assert "checksum" not in caught.value.msg
     assert os.listdir(tmp_path / "instances" / "_base") == []
+
+
+def test_a_kernel_larger_than_the_limit_is_refused_and_leaves_nothing(tmp_path, monkeypatch):
+    from ansible_collections.virtops.compute.plugins.module_utils import _image_cache
+    monkeypatch.setattr(_image_cache, "BOOT_FILE_MAX_BYTES", 3 * 1024 * 1024)
+    huge = tmp_path / "vmlinuz"
+    huge.write_bytes(b"k" * (4 * 1024 * 1024))
+    cache = ImageCache(str(tmp_path / "instances"))
+    source = ImageSource.from_dict({"url": str(huge), "disk_format": "aki"})
+    with pytest.raises(VirtopsError, match="larger than 3145728 bytes, the most a kernel"):
+        cache.ensure_boot_file(source)
+    assert os.listdir(tmp_path / "instances" / "_base") == []
+    small = tmp_path / "small"
+    small.write_bytes(b"k" * 1000)
+    fetched = cache.ensure_boot_file(ImageSource.from_dict({"url": str(small), "disk_format": "aki"}))
+    assert fetched.fetched and fetched.file_size == 1000
+    assert not cache.ensure_boot_file(
+        ImageSource.from_dict({"url": str(small), "disk_format": "aki"})).fetched

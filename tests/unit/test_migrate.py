@@ -333,3 +333,14 @@ def test_a_session_to_a_dead_peer_fails_clearly_and_leaves_nothing(tmp_path, mon
         with transport.session("127.0.0.1"):
             pass
     assert os.listdir(tmp_path) == [] and transport.ssh.control_path is None
+
+
+def test_the_kernel_and_ramdisk_of_a_direct_kernel_boot_go_with_the_disks(tmp_path):
+    with open(tmp_path / "disk", "wb") as handle:
+        handle.truncate(5 * 1024 * 1024)
+    (tmp_path / "kernel").write_bytes(b"k" * (6 * 1024 * 1024))   # a real kernel: ~7 MiB
+    (tmp_path / "ramdisk").write_bytes(b"r" * 1000)
+    (tmp_path / "disk.info").write_bytes(b"x")
+    assert transfer_groups(str(tmp_path), {"disk": "qcow2"}) == [
+        ([str(tmp_path / n) for n in ("disk", "ramdisk", "disk.info")], False),
+        ([str(tmp_path / "kernel")], True)]

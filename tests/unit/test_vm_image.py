@@ -465,3 +465,63 @@ def test_the_module_reports_refusals_as_messages(tmp_path, image):
     assert "detected format qcow2 but declared raw" in result["msg"]
     _raw, result = run_module(tmp_path, {"state": "present"})
     assert result["failed"] is True and "instance, image, flavor" in result["msg"]
+
+
+def boot_file(directory: Path, name: str, data: bytes) -> dict:
+    path = directory / name
+    path.write_bytes(data)
+    return {"url": str(path), "checksum": sha256(path), "id": name}
+
+
+def test_kernel_and_ramdisk_are_fetched_once_and_copied_for_a_direct_kernel_boot(tmp_path, image):
+    kernel = boot_file(tmp_path, "vmlinuz", b"\x4d\x5a kernel" * 50000)
+    ramdisk = boot_file(tmp_path, "initrd.gz", b"\x1f\x8b ramdisk" * 1000)
+    ami = {"url": str(image), "disk_format": "qcow2", "checksum": sha256(image), "id": "tiny",
+           "properties": {"kernel_id": "vmlinuz", "ramdisk_id": "initrd.gz"}}
+    wanted = params(tmp_path, image, image=ami, kernel=kernel, ramdisk=ramdisk)
+    instances = tmp_path / "instances"
+
+    planned = ensure_present(wanted, check_mode=True)
+    assert planned.changed and not instances.exists()
+    assert {n: f["action"] for n, f in planned.boot_files.items()} == {
+        "kernel": "would fetch and copy", "ramdisk": "would fetch and copy"}
+
+    made = ensure_present(wanted)
+    inst = instances / "0f7e5a2c-5b7a-4f55-9d0f-7f3c9c7f1a11"
+    assert (inst / "kernel").read_bytes() == Path(kernel["url"]).read_bytes()
+    assert (inst / "ramdisk").read_bytes() == Path(ramdisk["url"]).read_bytes()
+    assert oct((inst / "kernel").stat().st_mode & 0o777) == "0o644"
+    assert {n: (f["action"], f["fetched"]) for n, f in made.boot_files.items()} == {
+        "kernel": ("copied", True), "ramdisk": ("copied", True)}
+    assert Path(made.boot_files["kernel"]["base"]).read_bytes() == (inst / "kernel").read_bytes()
+
+    again = ensure_present(wanted)
+    assert not again.changed
+    assert {f["action"] for f in again.boot_files.values()} == {"unchanged"}
+    assert not ensure_present(wanted, check_mode=True).changed
+
+    # A damaged copy in the instance directory is put right from the cache.
+    (inst / "kernel").write_bytes(b"damaged")
+    repaired = ensure_present(wanted)
+    assert repaired.changed and repaired.boot_files["kernel"]["action"] == "copied"
+    assert (inst / "kernel").read_bytes() == Path(kernel["url"]).read_bytes()
+
+
+def test_a_kernel_image_without_its_kernel_or_with_a_wrong_checksum_is_refused(tmp_path, image):
+    ami = {"url": str(image), "disk_format": "qcow2", "checksum": sha256(image), "id": "tiny",
+           "properties": {"kernel_id": "vmlinuz"}}
+    with pytest.raises(VirtopsError, match="has kernel_id=vmlinuz: give kernel"):
+        ensure_present(params(tmp_path, image, image=ami))
+    assert not (tmp_path / "instances").exists()
+    kernel = boot_file(tmp_path, "vmlinuz", b"kernel bytes")
+    with pytest.raises(VirtopsError, match="a ramdisk is only used with a kernel"):
+        ensure_present(params(tmp_path, image, ramdisk=kernel))
+    bad = dict(kernel, checksum="sha256:" + "0" * 64)
+    with pytest.raises(VirtopsError, match="checksum mismatch for image %s" % kernel["url"]):
+        ensure_present(params(tmp_path, image, image=ami, kernel=bad))
+    # Nothing of the instance is left, and no kernel entered the cache; the disk image's base
+    # (fetched before) stays, as after any failed build.
+    instances = tmp_path / "instances"
+    assert [p.name for p in instances.iterdir() if p.name not in ("_base", "locks")] == []
+    assert [p for p in (instances / "_base").iterdir() if "part" in p.name] == []
+    assert len([p for p in (instances / "_base").iterdir() if p.suffix != ".info"]) == 1
