@@ -236,9 +236,9 @@ KERNEL_IMAGES = dict(
          "properties": {"kernel_id": "kernel-6.1", "ramdisk_id": "initrd"}})
 
 
-def kernel_request(image="ami", images=KERNEL_IMAGES):
+def kernel_request(image="ami", images=None):
     return bp.boot_request({"name": "web", "flavor": "m1.tiny", "image": image}, FLAVORS,
-                           images, NETWORKS, {}, {})
+                           images or KERNEL_IMAGES, NETWORKS, {}, {})
 
 
 def test_kernel_and_ramdisk_are_found_by_id_or_name_for_vm_image():
