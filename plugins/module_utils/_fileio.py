@@ -7,17 +7,17 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Union
+from typing import BinaryIO, Callable, Union
 
 
-def atomic_write(path: str, data: Union[bytes, str], mode: int = 0o644) -> None:
-    if isinstance(data, str):
-        data = data.encode("utf-8")
+def _replace_atomically(path: str, mode: int, fill: Callable[[BinaryIO], None]) -> None:
+    """``fill`` writes the content into a temporary file beside ``path``; it is flushed,
+    renamed over ``path``, and the directory flushed. On failure nothing is left."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            fill(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
@@ -33,21 +33,16 @@ def atomic_write(path: str, data: Union[bytes, str], mode: int = 0o644) -> None:
         os.close(dir_fd)
 
 
+def atomic_write(path: str, data: Union[bytes, str], mode: int = 0o644) -> None:
+    content = data.encode("utf-8") if isinstance(data, str) else data
+    _replace_atomically(path, mode, lambda handle: handle.write(content))
+
+
 def atomic_copy(src: str, dst: str, mode: int = 0o644) -> None:
-    """Copy ``src`` to ``dst`` through a temporary file beside it, flushed, then renamed."""
-    directory = os.path.dirname(os.path.abspath(dst))
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(dst), suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as source:
-            shutil.copyfileobj(source, out, 1024 * 1024)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, dst)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Copy ``src`` to ``dst`` the same way: nobody ever sees a half-copied ``dst``."""
+    with open(src, "rb") as source:
+        _replace_atomically(dst, mode,
+                            lambda handle: shutil.copyfileobj(source, handle, 1024 * 1024))
 
 
 def atomic_write_json(path: str, document, mode: int = 0o644) -> None:
