@@ -125,12 +125,12 @@ def start_server(directory: Path, port: int) -> subprocess.Popen:
     raise RuntimeError("the HTTP server did not start")
 
 
-def cold_ours(url: str, checksum, instances: Path, qemu_img=None) -> tuple:
+def cold_ours(url: str, checksum, instances: Path) -> tuple:
     shutil.rmtree(instances, ignore_errors=True)
     source = ImageSource(url=url, disk_format="qcow2", checksum=checksum, image_id="bench")
     os.sync()   # start clean: no side pays for the writes another one left in the page cache
     started, cpu = time.monotonic(), cpu_seconds()
-    base = ImageCache(str(instances), qemu_img=qemu_img).ensure(source)
+    base = ImageCache(str(instances)).ensure(source)
     seconds, cpu = time.monotonic() - started, cpu_seconds() - cpu
     assert base.fetched and base.format == "raw" and base.virtual_size == GIB
     shutil.rmtree(instances)   # gone before the next side starts

@@ -17,6 +17,7 @@ inspection is what guards qemu-img, checksum or not.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -24,7 +25,7 @@ import time
 import urllib.error
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional, Tuple
 
 from ansible.module_utils.urls import open_url
 
@@ -217,16 +218,21 @@ class ImageCache:
     def is_cached(self, source: ImageSource) -> bool:
         return os.path.isfile(self.base_path(source))
 
+    @contextlib.contextmanager
+    def _locked(self, source: ImageSource) -> Iterator[Tuple[str, Dict[str, float]]]:
+        """Hold the lock of ``source``'s cache file: one fetch per file and host, waiters
+        reuse it. Yields the file's path and the timings, with how long the lock took."""
+        base = self.base_path(source)
+        os.makedirs(self.base_dir, mode=0o755, exist_ok=True)
+        started = _now()
+        with file_lock(self.lock_path(source.base_name)):
+            yield base, {"lock_wait": round(_now() - started, 3)}
+
     def ensure(self, source: ImageSource, max_virtual_size: Optional[int] = None,
                download_timeout: float = 60.0) -> CachedBase:
         """The cached base for ``source``, fetched once per host."""
         limit = max_virtual_size or DEFAULT_MAX_VIRTUAL_SIZE
-        base = self.base_path(source)
-        os.makedirs(self.base_dir, mode=0o755, exist_ok=True)
-        timings: Dict[str, float] = {}
-        started = _now()
-        with file_lock(self.lock_path(source.base_name)):
-            timings["lock_wait"] = round(_now() - started, 3)
+        with self._locked(source) as (base, timings):
             if os.path.isfile(base):
                 return self._reuse(source, base, limit, timings)
             return self._fetch(source, base, limit, download_timeout, timings)
@@ -316,12 +322,7 @@ class ImageCache:
         QEMU reads these itself for a direct kernel boot; qemu-img never opens them, so there
         is no header to inspect: the checksum (when declared) and a size limit are the checks.
         """
-        base = self.base_path(source)
-        os.makedirs(self.base_dir, mode=0o755, exist_ok=True)
-        timings: Dict[str, float] = {}
-        started = _now()
-        with file_lock(self.lock_path(source.base_name)):
-            timings["lock_wait"] = round(_now() - started, 3)
+        with self._locked(source) as (base, timings):
             if os.path.isfile(base):
                 os.utime(base)   # in use: cache ageing keeps it
                 size = os.stat(base).st_size
