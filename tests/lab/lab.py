@@ -207,6 +207,25 @@ def ensure_controller_key(lab: Lab) -> None:
              "-f", str(lab.controller_key)])
 
 
+# What /etc/libvirt holds besides configuration: the machine's persistent domains, networks,
+# storage pools and secrets. A lab host is a fresh compute host: it takes the daemons'
+# configuration and libvirt's stock nwfilters, never the machine's objects (a demo server
+# defined on the machine must not appear on every lab host, nor start a dnsmasq there).
+MACHINE_STATE = {
+    "qemu": lambda name: name.endswith(".xml") or name in ("autostart", "checkpoint", "snapshot"),
+    "networks": lambda name: True,
+    "storage": lambda name: True,
+    "secrets": lambda name: True,
+    "nodedev": lambda name: True,
+}
+
+
+def _machine_state(directory: str, names: list) -> set:
+    """shutil.copytree's ignore: the entries of ``directory`` that are machine state."""
+    skip = MACHINE_STATE.get(os.path.basename(directory))
+    return {name for name in names if skip and skip(name)}
+
+
 def prepare_host_files(lab: Lab, host: Host) -> None:
     for name, _mountpoint in PRIVATE_MOUNTS:
         host.private(name).mkdir(parents=True, exist_ok=True)
@@ -214,11 +233,7 @@ def prepare_host_files(lab: Lab, host: Host) -> None:
     etc = host.private("etc-libvirt")
     if not (etc / "libvirtd.conf").exists():
         shutil.rmtree(etc)
-        shutil.copytree("/etc/libvirt", etc, symlinks=True)
-        # A lab host starts no libvirt network of its own (each would run a dnsmasq).
-        autostart = etc / "qemu" / "networks" / "autostart"
-        if autostart.is_dir():
-            shutil.rmtree(autostart)
+        shutil.copytree("/etc/libvirt", etc, symlinks=True, ignore=_machine_state)
     # Seed the QEMU capabilities cache from the root namespace: same binaries, same kernel,
     # so libvirt accepts it and each host skips a multi-second probe.
     caps = Path("/var/cache/libvirt/qemu/capabilities")
