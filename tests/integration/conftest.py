@@ -6,6 +6,7 @@ import fcntl
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
 import libvirt
@@ -39,8 +40,36 @@ def _take_slot():
     return None
 
 
+# A persistent domain of the machine's own, running while the session lab comes up: a lab host
+# is a fresh compute host and must not inherit it (as it once inherited `make demo`'s server).
+MACHINE_DOMAIN = """<domain type='qemu'><name>{name}</name><memory unit='MiB'>32</memory>
+<vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type></os>
+<devices><serial type='pty'/><console type='pty'/></devices></domain>"""
+
+
 @pytest.fixture(scope="session")
-def lab():
+def machine_domain():
+    """The name of a domain defined and started on this machine's libvirtd for the session."""
+    if os.geteuid() != 0:
+        pytest.skip("defining a domain needs root")
+    try:
+        connection = libvirt.open(LIBVIRT_URI)
+    except libvirt.libvirtError as exc:
+        pytest.skip("%s not reachable: %s" % (LIBVIRT_URI, exc))
+    name = "vo-machine-%s" % uuid.uuid4().hex[:8]
+    domain = connection.defineXML(MACHINE_DOMAIN.format(name=name))
+    try:
+        domain.create()
+        yield name
+    finally:
+        if domain.isActive():
+            domain.destroy()
+        domain.undefine()
+        connection.close()
+
+
+@pytest.fixture(scope="session")
+def lab(machine_domain):  # pylint: disable=unused-argument,redefined-outer-name
     """A two-host lab for this test session; always torn down, even on failure."""
     if os.geteuid() != 0:
         pytest.skip("the lab needs root")

@@ -45,6 +45,12 @@ def test_same_domain_name_runs_on_two_hosts_each_invisible_to_the_other(lab, tmp
     assert lab.domains("compute1") == [] and lab.domains("compute2") == []
 
 
+def test_no_lab_host_sees_a_domain_the_machine_runs(lab, machine_domain, conn):
+    assert machine_domain in [d.name() for d in conn.listAllDomains()], "the machine runs it"
+    for host in lab.hosts:
+        assert machine_domain not in lab.domains(host)
+
+
 def test_rsync_host_to_host_over_ssh_with_verified_host_keys(lab):
     payload = "migrated-%s" % uuid.uuid4().hex
     path = "/var/lib/virtops/instances/xfer-%s.txt" % payload[-6:]
