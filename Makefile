@@ -7,12 +7,12 @@ export PYTHONPATH := $(CURDIR)/.cache/collections
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 
-.PHONY: help setup guest demo test sanity lint unit integration lab-up lab-down lab-status bench build clean
+.PHONY: help setup guest demo test sanity lint galaxy unit integration lab-up lab-down lab-status bench build clean
 
 help:
 	@echo "make demo         set up this machine and boot a demo server on localhost"
 	@echo "make test         set up, then sanity + unit + integration tests (what CI runs)"
-	@echo "make unit | sanity | lint | integration | bench | build"
+	@echo "make unit | sanity | lint | galaxy | integration | bench | build"
 	@echo "make lab-up N=2 | lab-status | lab-down   a multi-host lab on this machine"
 
 setup:
@@ -27,6 +27,7 @@ demo: setup guest
 test: setup guest
 	@$(MAKE) --no-print-directory sanity
 	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory galaxy
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
 
@@ -35,6 +36,9 @@ sanity:
 
 lint:
 	$(VENV)/bin/ansible-lint --profile production roles playbooks
+
+galaxy:
+	@bash scripts/galaxy.sh
 
 unit:
 	$(PYTEST) tests/unit -q
@@ -57,4 +61,4 @@ lab-status:
 	tests/lab/lab status
 
 clean: lab-down
-	rm -rf .cache/sanity .cache/build tests/output
+	rm -rf .cache/sanity .cache/build .cache/galaxy tests/output

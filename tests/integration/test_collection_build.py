@@ -27,6 +27,12 @@ def test_built_collection_installs_and_documents_every_module(tmp_path):
         names = tar.getnames()
     assert "galaxy.yml" not in names and "MANIFEST.json" in names
     assert not [n for n in names if n.startswith((".venv", ".cache", ".ansible", "tests/lab/state"))]
+    dev_only = ("tests/lab", "tests/integration", "tests/fixtures/guest", "bench",
+                "requirements-dev.txt", "pytest.ini", ".gitignore", "docs/lab.md")
+    assert not [n for n in names if n.startswith(dev_only)], "developer tooling is not shipped"
+    assert "LICENSE" in names
+    for role in sorted(p.name for p in (REPO / "roles").iterdir()):
+        assert "roles/%s/README.md" % role in names, "Galaxy needs a README per role"
 
     collections = tmp_path / "collections"
     # A clean environment: with this checkout's ansible.cfg, galaxy would find the repository
