@@ -14,27 +14,32 @@ wall time even on two busy cores (measured in bench/bench_image.py). Nothing ent
 before it matches. Running the inspection and qemu-img on bytes not yet verified adds no risk:
 a correct checksum says the bytes are the ones declared, not that they are harmless, so the
 inspection is what guards qemu-img, checksum or not.
+
+Where a source may be read from, the download size cap, whole downloads and the checksum rule
+are ``_image_source``'s. Everything in ``_base`` is ``0640`` root and the QEMU group
+(``_fileio.qemu_access``). Ageing also removes what crashed fetches left (``.part``,
+``.converted``) and the lock files of bases that are gone.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import os
+import re
 import threading
 import time
-import urllib.error
-import urllib.parse
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Tuple
 
-from ansible.module_utils.urls import open_url
-
 from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._fileio import (
-    atomic_write_json, read_json)
+    atomic_write_json, qemu_directory, qemu_file_options, read_json, restrict_to_qemu)
 from ansible_collections.virtops.compute.plugins.module_utils._image_inspect import (
     DEFAULT_MAX_VIRTUAL_SIZE, inspect_image, verify_checksum)
-from ansible_collections.virtops.compute.plugins.module_utils._locks import file_lock
+from ansible_collections.virtops.compute.plugins.module_utils._image_source import (
+    FetchPolicy, copy_whole, require_checksum)
+from ansible_collections.virtops.compute.plugins.module_utils._locks import (
+    LockBusy, file_lock, unlink_held_lock)
 from ansible_collections.virtops.compute.plugins.module_utils._qemu_img import QemuImg
 
 CHUNK = 1024 * 1024
@@ -43,6 +48,10 @@ BASE_DIR = "_base"
 LOCK_DIR = "locks"
 INFO_SUFFIX = ".info"
 BOOT_FILE_MAX_BYTES = 1024 ** 3   # a kernel or ramdisk; real ones are tens of MiB at most
+LEFTOVER_SUFFIXES = (".part", ".converted", ".info.part", ".tmp")
+# Names of cache files, hence of their locks: an image's SHA-1, a formatted ephemeral or swap base.
+BASE_NAME = re.compile(r"^([0-9a-f]{40}|ephemeral_[0-9]+_[a-z0-9]+|swap_[0-9]+)$")
+LOCK_NAME = re.compile(r"^virtops-(.+)\.lock$")
 
 
 def _now() -> float:
@@ -59,6 +68,7 @@ class ImageSource:
     min_disk: int = 0
     min_ram: int = 0
     properties: Dict[str, object] = field(default_factory=dict)
+    allow_unverified: bool = False
 
     @property
     def id(self) -> str:
@@ -77,10 +87,30 @@ class ImageSource:
             raise VirtopsError("image needs a 'url' (http(s)://, file:// or an absolute path)")
         if not data.get("disk_format"):
             raise VirtopsError("image %s needs a 'disk_format' (qcow2, raw, vmdk, ...)" % url)
+        allow = data.get("allow_unverified", False)
+        if not isinstance(allow, bool):
+            raise VirtopsError("image %s: allow_unverified must be true or false, not %r"
+                               % (url, allow))
         return cls(url=str(url), disk_format=str(data["disk_format"]).lower(),
-                   checksum=data.get("checksum"), image_id=data.get("id"),
-                   min_disk=int(data.get("min_disk") or 0), min_ram=int(data.get("min_ram") or 0),
-                   properties=dict(data.get("properties") or {}))
+                   checksum=data.get("checksum") or None, image_id=data.get("id"),
+                   min_disk=_whole(data.get("min_disk"), "min_disk", url),
+                   min_ram=_whole(data.get("min_ram"), "min_ram", url),
+                   properties=dict(data.get("properties") or {}), allow_unverified=allow)
+
+    def require_verifiable(self, what: str = "image") -> None:
+        """Refuse a source without a checksum unless it may be used unverified."""
+        require_checksum(self.url, self.checksum, self.allow_unverified, what)
+
+
+def _whole(value, key: str, url: str) -> int:
+    """A non-negative whole number of the catalog (min_disk, min_ram)."""
+    if value is None or value == "":
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, str)) \
+            or not str(value).strip().isdigit():
+        raise VirtopsError("image %s: %s must be a whole number of %s, 0 or more, not %r"
+                           % (url, key, "GiB" if key == "min_disk" else "MiB", value))
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -98,54 +128,20 @@ class CachedBase:
                 "file_size": self.file_size, "fetched": self.fetched, "image_id": self.image_id}
 
 
-def _open_source(url: str, timeout: float):
-    """A readable binary stream for http(s)://, file:// or an absolute path."""
-    parsed = urllib.parse.urlparse(url)
-    if parsed.scheme in ("http", "https"):
-        try:
-            return open_url(url, timeout=timeout, follow_redirects="safe")
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise VirtopsError("cannot download image %s: %s" % (url, getattr(exc, "reason", exc)))
-    if parsed.scheme == "file":
-        path = urllib.parse.unquote(parsed.path)
-    elif parsed.scheme == "" and url.startswith("/"):
-        path = url
-    else:
-        raise VirtopsError("image source %r: use http://, https://, file:// or an absolute path"
-                           % url)
-    try:
-        return open(path, "rb")
-    except OSError as exc:
-        raise VirtopsError("cannot read image %s: %s" % (path, exc.strerror))
-
-
 def download(url: str, dest: str, timeout: float = 60.0, fsync: bool = True,
-             max_bytes: Optional[int] = None) -> int:
-    """Stream ``url`` into ``dest``. Returns bytes written.
+             policy: Optional[FetchPolicy] = None, checksum: Optional[str] = None) -> int:
+    """Stream ``url`` into the new file ``dest`` (``0600`` until it is kept). Returns bytes
+    written.
 
     ``fsync=False`` leaves flushing to the caller: a file that is converted next is only a
-    temporary, and the converted file is the one that must reach the disk. ``max_bytes``
-    stops a download that grows past it.
+    temporary, and the converted file is the one that must reach the disk. ``policy`` says
+    which local files may be read and how large a download may be (``_image_source``).
     """
-    written = 0
-    with _open_source(url, timeout) as source, open(dest, "wb") as out:
-        while True:
-            try:
-                chunk = source.read(CHUNK)
-            except OSError as exc:
-                raise VirtopsError("reading image %s failed after %d bytes: %s"
-                                   % (url, written, exc))
-            if not chunk:
-                break
-            if max_bytes is not None and written + len(chunk) > max_bytes:
-                raise VirtopsError("image %s is larger than %d bytes, the most a kernel or "
-                                   "ramdisk may be: is it the right file?" % (url, max_bytes))
-            try:
-                out.write(chunk)
-            except OSError as exc:
-                raise VirtopsError("writing %s failed after %d bytes: %s (is the disk full?)"
-                                   % (dest, written, exc.strerror))
-            written += len(chunk)
+    policy = policy or FetchPolicy()
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o600)
+    with os.fdopen(fd, "wb") as out:
+        written = copy_whole(url, out, timeout, policy, checksum, dest)
         out.flush()
         if fsync:
             os.fsync(out.fileno())
@@ -202,12 +198,13 @@ def _remove_quietly(*paths: str) -> None:
 
 class ImageCache:
     def __init__(self, instances_path: str, qemu_img: Optional[QemuImg] = None,
-                 force_raw: bool = True):
+                 force_raw: bool = True, policy: Optional[FetchPolicy] = None):
         self.instances_path = instances_path
         self.base_dir = os.path.join(instances_path, BASE_DIR)
         self.lock_dir = os.path.join(instances_path, LOCK_DIR)
         self.qemu_img = qemu_img or QemuImg()
         self.force_raw = force_raw
+        self.policy = policy or FetchPolicy()
 
     def base_path(self, source: ImageSource) -> str:
         return os.path.join(self.base_dir, source.base_name)
@@ -223,7 +220,7 @@ class ImageCache:
         """Hold the lock of ``source``'s cache file: one fetch per file and host, waiters
         reuse it. Yields the file's path and the timings, with how long the lock took."""
         base = self.base_path(source)
-        os.makedirs(self.base_dir, mode=0o755, exist_ok=True)
+        qemu_directory(self.base_dir)
         started = _now()
         with file_lock(self.lock_path(source.base_name)):
             yield base, {"lock_wait": round(_now() - started, 3)}
@@ -235,6 +232,7 @@ class ImageCache:
         with self._locked(source) as (base, timings):
             if os.path.isfile(base):
                 return self._reuse(source, base, limit, timings)
+            source.require_verifiable()
             return self._fetch(source, base, limit, download_timeout, timings)
 
     def peek(self, source: ImageSource, max_virtual_size: Optional[int] = None
@@ -270,7 +268,8 @@ class ImageCache:
         _remove_quietly(part, converted)  # leftovers of a crashed run, under the lock
         try:
             started = _now()
-            size = download(source.url, part, timeout=download_timeout, fsync=False)
+            size = download(source.url, part, timeout=download_timeout, fsync=False,
+                            policy=self.policy, checksum=source.checksum)
             timings["fetch"] = round(_now() - started, 3)
             check = _ChecksumCheck(part, source.url, source.checksum)
             try:
@@ -282,11 +281,12 @@ class ImageCache:
             started = _now()
             check.result()
             timings["checksum_wait"] = round(_now() - started, 3)
-            os.chmod(final, 0o644)
+            restrict_to_qemu(final)
             atomic_write_json(base + INFO_SUFFIX, {
                 "image_id": source.id, "source": source.url, "format": inspected.qemu_format,
                 "declared_format": source.disk_format, "checksum": source.checksum,
-                "virtual_size": inspected.virtual_size, "downloaded_bytes": size})
+                "virtual_size": inspected.virtual_size, "downloaded_bytes": size},
+                **qemu_file_options())
             os.replace(final, base)
         except BaseException:
             _remove_quietly(part, converted, base + INFO_SUFFIX)
@@ -327,20 +327,22 @@ class ImageCache:
                 os.utime(base)   # in use: cache ageing keeps it
                 size = os.stat(base).st_size
                 return CachedBase(base, "raw", size, size, False, timings, source.id)
+            source.require_verifiable("ramdisk" if source.disk_format == "ari" else "kernel")
             part = base + ".part"
             _remove_quietly(part)
             try:
                 started = _now()
                 size = download(source.url, part, timeout=download_timeout,
-                                max_bytes=BOOT_FILE_MAX_BYTES)
+                                policy=self.policy.capped(BOOT_FILE_MAX_BYTES),
+                                checksum=source.checksum)
                 timings["fetch"] = round(_now() - started, 3)
                 if source.checksum:
                     _ChecksumCheck(part, source.url, source.checksum).result()
-                os.chmod(part, 0o644)
+                restrict_to_qemu(part)
                 atomic_write_json(base + INFO_SUFFIX, {
                     "image_id": source.id, "source": source.url, "format": "raw",
                     "declared_format": source.disk_format, "checksum": source.checksum,
-                    "virtual_size": size, "downloaded_bytes": size})
+                    "virtual_size": size, "downloaded_bytes": size}, **qemu_file_options())
                 os.replace(part, base)
             except BaseException:
                 _remove_quietly(part, base + INFO_SUFFIX)
@@ -369,10 +371,14 @@ class ImageCache:
         """Remove bases no instance uses and older than ``min_age_seconds`` (Nova's ageing).
 
         ``in_use`` holds absolute base paths (backing files and image-id bases of instances).
-        Age is re-checked under each base's lock, so a base fetched meanwhile stays.
+        Age is re-checked under each base's lock, so a base fetched meanwhile stays. What
+        crashed fetches left (``.part``, ``.converted``) older than the same age goes too,
+        under its base's lock, tried once: a fetch that holds it is running and keeps its
+        files. Last, the lock files of bases that no longer exist are removed.
         """
         used = {os.path.realpath(p) for p in in_use}
-        result: Dict[str, List[str]] = {"removed": [], "kept_in_use": [], "kept_young": []}
+        result: Dict[str, List[str]] = {"removed": [], "kept_in_use": [], "kept_young": [],
+                                        "removed_leftovers": [], "removed_locks": []}
         for base in self.bases():
             if os.path.realpath(base) in used:
                 if not check_mode:
@@ -390,4 +396,65 @@ class ImageCache:
                 if not check_mode:
                     _remove_quietly(base, base + INFO_SUFFIX)
                 result["removed"].append(base)
+        result["removed_leftovers"] = self._clean_leftovers(min_age_seconds, check_mode)
+        result["removed_locks"] = self._clean_locks(check_mode)
         return result
+
+    def _leftovers(self) -> Dict[str, List[str]]:
+        """Leftover files in ``_base`` by the name of the base (and lock) they belong to."""
+        found: Dict[str, List[str]] = {}
+        if not os.path.isdir(self.base_dir):
+            return found
+        for name in sorted(os.listdir(self.base_dir)):
+            for suffix in LEFTOVER_SUFFIXES:
+                if name.endswith(suffix) and BASE_NAME.match(name[:-len(suffix)]):
+                    found.setdefault(name[:-len(suffix)], []).append(
+                        os.path.join(self.base_dir, name))
+                    break
+        return found
+
+    def _clean_leftovers(self, min_age_seconds: int, check_mode: bool) -> List[str]:
+        removed: List[str] = []
+        for name, paths in sorted(self._leftovers().items()):
+            try:
+                with file_lock(self.lock_path(name), timeout=0):
+                    for path in paths:
+                        try:
+                            info = os.lstat(path)
+                        except FileNotFoundError:
+                            continue
+                        if time.time() - info.st_mtime < min_age_seconds:
+                            continue
+                        if not check_mode:
+                            _remove_quietly(path)
+                        removed.append(path)
+            except LockBusy:
+                continue   # a fetch of this base is running: its files are not leftovers
+        return removed
+
+    def _clean_locks(self, check_mode: bool) -> List[str]:
+        """Remove ``locks/virtops-<base>.lock`` whose base is gone, holding it (and tried once:
+        a lock somebody holds is in use). Only names of cache files are touched."""
+        removed: List[str] = []
+        if not os.path.isdir(self.lock_dir):
+            return removed
+        for entry in sorted(os.listdir(self.lock_dir)):
+            match = LOCK_NAME.match(entry)
+            if not match or not BASE_NAME.match(match.group(1)):
+                continue
+            name = match.group(1)
+            base = os.path.join(self.base_dir, name)
+            if os.path.lexists(base):
+                continue
+            path = os.path.join(self.lock_dir, entry)
+            try:
+                with file_lock(path, timeout=0):
+                    if os.path.lexists(base) or any(os.path.lexists(p)
+                                                    for p in self._leftovers().get(name, ())):
+                        continue
+                    if not check_mode:
+                        unlink_held_lock(path)   # the last step of the locked section
+                    removed.append(path)
+            except LockBusy:
+                continue
+        return removed

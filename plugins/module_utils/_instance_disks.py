@@ -17,7 +17,7 @@ from typing import Dict, List, Optional
 
 from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._fileio import (
-    atomic_write_json, read_json)
+    atomic_write_json, qemu_directory, qemu_file_options, read_json, restrict_to_qemu)
 from ansible_collections.virtops.compute.plugins.module_utils._flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._image_cache import (
     BASE_DIR, CachedBase, ImageCache, ImageSource)
@@ -90,7 +90,7 @@ class DiskBuilder:
             if os.path.isfile(path) and not check_mode:
                 os.utime(path)
             return path
-        os.makedirs(self.cache.base_dir, mode=0o755, exist_ok=True)
+        qemu_directory(self.cache.base_dir)
         with file_lock(self.cache.lock_path(name)):
             if os.path.isfile(path):
                 return path
@@ -99,7 +99,7 @@ class DiskBuilder:
                 with open(tmp, "wb") as handle:
                     handle.truncate(size)
                 run(mkfs + [tmp])
-                os.chmod(tmp, 0o644)
+                restrict_to_qemu(tmp)
                 os.replace(tmp, path)
             finally:
                 if os.path.exists(tmp):
@@ -146,6 +146,7 @@ class DiskBuilder:
                 self.qemu_img.resize(tmp, "raw", plan.size)
             else:
                 self.qemu_img.create(tmp, plan.format, plan.size)
+            restrict_to_qemu(tmp)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
@@ -159,7 +160,7 @@ def write_disk_info(instance_dir: str, formats: Dict[str, str], check_mode: bool
     if read_json(path) == document:
         return False
     if not check_mode:
-        atomic_write_json(path, document)
+        atomic_write_json(path, document, **qemu_file_options())
     return True
 
 

@@ -55,7 +55,8 @@ from ansible_collections.virtops.compute.plugins.module_utils._configdrive impor
 from ansible_collections.virtops.compute.plugins.module_utils._domain import (
     POWER_STATE_NAMES, DomainManager, DomainParams)
 from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
-from ansible_collections.virtops.compute.plugins.module_utils._fileio import read_json
+from ansible_collections.virtops.compute.plugins.module_utils._fileio import (
+    qemu_directory, read_json, restrict_to_qemu)
 from ansible_collections.virtops.compute.plugins.module_utils._flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._guest_config import Guest
 from ansible_collections.virtops.compute.plugins.module_utils._image_cache import (
@@ -782,8 +783,9 @@ class MigratePhase(Phase):
         state.renamed = True
         result.act("renamed %s to %s" % (inst_dir, resize_dir))
         if shared:
-            os.makedirs(inst_dir, mode=0o755)
+            os.makedirs(inst_dir, mode=0o700)
             state.new_dir = True
+            qemu_directory(inst_dir)
         report = TransferReport()
         target = inst_dir + "/" if shared else remote_spec(mig.dest_address, dest_dir + "/")
         progress = store.load(mig.instance_uuid, resize=True)
@@ -1080,7 +1082,7 @@ class FinishPhase(Phase):
                    backing_format: Optional[str]) -> None:
         local = os.path.join(cache.base_dir, name)
         remote_base = os.path.join(mig.source_instances_path, BASE_DIR, name)
-        os.makedirs(cache.base_dir, mode=0o755, exist_ok=True)
+        qemu_directory(cache.base_dir)
         with file_lock(cache.lock_path(name)):
             if os.path.isfile(local):
                 return
@@ -1099,8 +1101,9 @@ class FinishPhase(Phase):
                         described = {}
                 fmt = described.get("format") or backing_format or "raw"
                 inspect_image(part, fmt, qemu_img=self.qemu_img)
-                os.chmod(part, 0o644)
+                restrict_to_qemu(part)
                 if described:
+                    restrict_to_qemu(info_part)
                     os.replace(info_part, local + INFO_SUFFIX)
                 os.replace(part, local)
                 self.result.extra["base_source"] = "copied from %s" % mig.source_host

@@ -33,12 +33,15 @@ from ansible_collections.virtops.compute.plugins.module_utils._blockinfo import 
 from ansible_collections.virtops.compute.plugins.module_utils._configdrive import (
     build_config_drive, inspect_config_drive)
 from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
-from ansible_collections.virtops.compute.plugins.module_utils._fileio import atomic_copy
+from ansible_collections.virtops.compute.plugins.module_utils._fileio import (
+    atomic_copy, qemu_directory, qemu_file_options, restrict_to_qemu)
 from ansible_collections.virtops.compute.plugins.module_utils._flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._image_cache import (
     CachedBase, ImageCache, ImageSource)
 from ansible_collections.virtops.compute.plugins.module_utils._image_inspect import (
     QEMU_FORMATS, check_flavor_fits)
+from ansible_collections.virtops.compute.plugins.module_utils._image_source import (
+    DEFAULT_MAX_DOWNLOAD_BYTES, FetchPolicy, check_source_allowed)
 from ansible_collections.virtops.compute.plugins.module_utils._instance_disks import (
     GIB, MIB, DiskBuilder, DiskPlan, DiskState, in_use_bases, plan_root,
     remove_instance_disks, write_disk_info)
@@ -91,6 +94,8 @@ class VmImageParams:
     virt_type: str = "auto"
     state_dir: str = DEFAULT_STATE_DIR
     download_timeout: float = 60.0
+    download_max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES
+    image_roots: List[str] = field(default_factory=list)
     remove_unused_original_minimum_age_seconds: int = 86400
     instances_path: str = DEFAULT_INSTANCES_PATH
     libvirt_uri: str = "qemu:///system"
@@ -255,14 +260,24 @@ def plan_present(params: VmImageParams, virt_type: Optional[str] = None) -> Pres
             vendor_data=params.vendor_data, network_info=params.network_info)
     else:
         InstanceInfo.from_dict(fields)   # the same checks, so both paths refuse alike
+    # Where the image comes from and whether it can be verified: refused before any work.
+    policy = fetch_policy(params)
+    check_source_allowed(source.url, policy)
+    source.require_verifiable()
     return PresentPlan(instance_uuid=instance_uuid,
                        instance_dir=os.path.join(params.instances_path, instance_uuid),
                        flavor=flavor, source=source, backend=params.backend,
                        disk_info=disk_info, virt_type=virt, config_drive_format=drive_format,
-                       metadata=metadata, boot_files=_boot_file_sources(params, source))
+                       metadata=metadata, boot_files=_boot_file_sources(params, source, policy))
 
 
-def _boot_file_sources(params: VmImageParams, source: ImageSource) -> Dict[str, ImageSource]:
+def fetch_policy(params: VmImageParams) -> FetchPolicy:
+    """Where images may be read from on this host, and how large a download may be."""
+    return FetchPolicy.build(params.image_roots, params.download_max_bytes)
+
+
+def _boot_file_sources(params: VmImageParams, source: ImageSource,
+                       policy: FetchPolicy) -> Dict[str, ImageSource]:
     """The kernel and ramdisk to put in the instance directory (Nova's kernel_id/ramdisk_id)."""
     wanted = {}
     for name, given, prop in (("kernel", params.kernel, "kernel_id"),
@@ -270,6 +285,8 @@ def _boot_file_sources(params: VmImageParams, source: ImageSource) -> Dict[str, 
         if given:
             wanted[name] = ImageSource.from_dict(dict(given, disk_format=given.get("disk_format")
                                                       or BOOT_FILE_FORMATS[name]))
+            check_source_allowed(wanted[name].url, policy)
+            wanted[name].require_verifiable(name)
         elif _prop(source.properties, prop):
             raise VirtopsError(
                 "image %s has %s=%s: give %s (url, checksum) so it is fetched into the instance "
@@ -382,7 +399,8 @@ def ensure_present(params: VmImageParams, check_mode: bool = False,
     plan = plan_present(params, virt_type)
     check_flavor_before_fetch(plan.flavor, plan.source)
     qemu_img = qemu_img or QemuImg()
-    cache = ImageCache(params.instances_path, qemu_img=qemu_img, force_raw=params.force_raw)
+    cache = ImageCache(params.instances_path, qemu_img=qemu_img, force_raw=params.force_raw,
+                       policy=fetch_policy(params))
     builder = DiskBuilder(cache)
     timings = {key: 0.0 for key in TIMING_KEYS}
     result = VmImageResult(changed=False, state="present", instance_dir=plan.instance_dir,
@@ -442,13 +460,15 @@ def _ensure_instance_dir(instance_dir: str, check_mode: bool, result: VmImageRes
                                         and not os.path.isdir(instance_dir)):
         raise VirtopsError("%s exists and is not a directory; remove it" % instance_dir)
     if os.path.isdir(instance_dir):
+        if not check_mode:
+            restrict_to_qemu(instance_dir)   # one made before the modes were tightened
         return
     result.changed = True
     if check_mode:
         return
-    os.makedirs(instance_dir, mode=0o755)
-    os.chmod(instance_dir, 0o755)   # libvirt's qemu user must reach the disks
+    os.makedirs(instance_dir, mode=0o700)
     undo.directory = instance_dir
+    qemu_directory(instance_dir)   # libvirt's QEMU user reaches the disks, nobody else
 
 
 def _ensure_disks(plan: PresentPlan, base: CachedBase, builder: DiskBuilder, check_mode: bool,
@@ -546,7 +566,7 @@ def _ensure_boot_files(plan: PresentPlan, cache: ImageCache, params: VmImagePara
         elif check_mode:
             action = "would copy" if cached is not None else "would fetch and copy"
         else:
-            atomic_copy(cached.path, target, mode=0o644)
+            atomic_copy(cached.path, target, **qemu_file_options())
             if not present:
                 undo.files.append(target)
             action = "copied"
@@ -618,8 +638,8 @@ def clean_cache(params: VmImageParams, check_mode: bool = False,
     before = cache.bases()
     in_use = in_use_bases(params.instances_path, qemu_img)
     outcome = cache.clean(in_use, params.remove_unused_original_minimum_age_seconds, check_mode)
-    result = VmImageResult(changed=bool(outcome["removed"]), state="cache_cleaned",
-                           cache=outcome)
+    result = VmImageResult(changed=any(outcome[key] for key in (
+        "removed", "removed_leftovers", "removed_locks")), state="cache_cleaned", cache=outcome)
     result.before = {"bases": before}
     result.after = {"bases": [b for b in before if b not in outcome["removed"]]}
     result.timings = {"total": _elapsed(started)}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +19,8 @@ from ansible_collections.virtops.compute.plugins.module_utils import _host_caps
 from ansible_collections.virtops.compute.plugins.module_utils._blockinfo import (
     DiskInfo, get_disk_info)
 from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._fileio import (
+    atomic_write, qemu_directory, qemu_file_options)
 from ansible_collections.virtops.compute.plugins.module_utils._flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._guest_config import Guest
 from ansible_collections.virtops.compute.plugins.module_utils._guest_designer import (
@@ -80,26 +81,10 @@ class VmXmlResult:
                 "disk_cache": self.disk_cache, "timings": self.timings}
 
 
-def write_atomic(path: str, text: str, mode: int = 0o644) -> None:
-    """Temp file in the same directory, fsync, rename over ``path``, fsync the directory."""
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fchmod(handle.fileno(), mode)
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+def write_atomic(path: str, text: str) -> None:
+    """``libvirt.xml``, written atomically with the owner group and mode of everything in the
+    instance directory (``_fileio.qemu_access``)."""
+    atomic_write(path, text, **qemu_file_options())
 
 
 def _read_text(path: str) -> Optional[str]:
@@ -262,7 +247,7 @@ def ensure_libvirt_xml(params: VmXmlParams, check_mode: bool = False,
     result = build(params, now)
     started = time.monotonic()
     if result.changed and not check_mode:
-        os.makedirs(os.path.dirname(result.path), mode=0o755, exist_ok=True)
+        qemu_directory(os.path.dirname(result.path))
         write_atomic(result.path, result.xml)
     result.timings["write"] = time.monotonic() - started
     result.timings = {k: round(v, 4) for k, v in result.timings.items()}

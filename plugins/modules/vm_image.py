@@ -14,8 +14,20 @@ description:
     C(<instances_path>/_base/<sha1 of the image id>), then builds the instance's disks in
     C(<instances_path>/<uuid>/), writes C(disk.info) and, when asked, the config drive
     C(disk.config), and returns Nova's C(disk_info) mapping for M(virtops.compute.vm_xml).
-  - B(Fetch). Sources are C(http://), C(https://), C(file://) or an absolute path on the host.
-    The image is downloaded to C(<base>.part) while its checksum is computed, the declared
+  - B(Sources). C(http://) and C(https://) (redirects are followed to http(s) only), or
+    C(file://) and absolute paths on the host B(only under an image root) listed in
+    O(image_roots) (none by default, so no local source at all). A local source is resolved
+    (symbolic links, C(..)) and must lie in a root; it is opened without following a link,
+    so a link swapped in meanwhile is refused, and it must be a regular file (no device,
+    FIFO, socket or directory). C(/proc), C(/sys) and C(/dev) are never sources. Other
+    schemes (C(ftp://), C(data:), ...) are refused.
+  - B(Whole downloads only). Every download has a size cap (O(download_max_bytes); 1 GiB for
+    a kernel or ramdisk). A download that ends before its C(Content-Length) (or the local
+    file's size), or sends more, is refused. A server that sends no length cannot show that
+    the body arrived whole, so such a download needs a checksum.
+  - B(Checksums). An image (and a kernel or ramdisk) without a checksum is refused unless its
+    entry says O(image.allow_unverified=true).
+  - B(Fetch). The image is downloaded to C(<base>.part) while its checksum is computed, the declared
     O(image.checksum) is verified, the headers are inspected, the image is converted to raw
     (O(force_raw), as Nova's C(force_raw_images)), and renamed into place. All of this runs
     under a lock named after the base, so concurrent boots of one image on one host fetch it
@@ -46,6 +58,11 @@ description:
     datasource; see C(docs/config_drive.md). It is rebuilt only when its content would
     change (a changed O(admin_pass) alone does not rebuild it), and never under a running
     domain (refused, as the guest has the drive open).
+  - B(Permissions). Everything in C(_base) and in the instance directory is readable by root
+    and the group of the user libvirt runs QEMU as (C(libvirt-qemu), else C(qemu), looked up
+    on the host) only; files C(0640), directories C(0750). Without such a user, C(0600) and
+    C(0700), root only. The config drive stays C(0600) (it holds O(admin_pass)); libvirt
+    hands it to QEMU when the domain starts.
   - B(Failures leave nothing half made). A failed download, checksum or inspection leaves no
     C(.part) or converted file. When a later step fails, the files and the instance
     directory this run created are removed again. Bases are never removed then; they are a
@@ -60,7 +77,9 @@ description:
     their modification time is refreshed. Unused bases whose modification time is older
     than O(remove_unused_original_minimum_age_seconds) are removed, after their age has been
     checked again under their lock. Originals, C(swap_*) and C(ephemeral_*) bases are all
-    aged this way.
+    aged this way. What interrupted fetches left (C(.part), C(.converted)) older than the
+    same age is removed under its base's lock (never while a fetch holds it), and so are the
+    lock files C(locks/virtops-<base>.lock) of bases that no longer exist.
   - Long downloads can run with Ansible's C(async)/C(poll).
 author:
   - virtops.compute contributors (@virtops)
@@ -110,8 +129,8 @@ options:
     suboptions:
       url:
         description:
-          - Where to fetch the image from; C(http://), C(https://), C(file://) or an absolute
-            path on the host.
+          - Where to fetch the image from; C(http://), C(https://), or C(file://) or an
+            absolute path on the host under one of O(image_roots).
         type: str
         required: true
       disk_format:
@@ -125,7 +144,15 @@ options:
         description:
           - Expected checksum, C(sha256:<hex>), C(sha512:<hex>) or C(md5:<hex>) (a bare hex
             digest is read by its length). A mismatch is refused and leaves no file behind.
+          - Required unless O(image.allow_unverified=true).
         type: str
+      allow_unverified:
+        description:
+          - Use the image without a checksum. Its download is then only checked for length
+            (and refused when the server sends no C(Content-Length)) and inspected; a
+            truncated or altered image could still pass. Prefer a checksum.
+        type: bool
+        default: false
       id:
         description:
           - Image id; the base file is named after its SHA-1. Defaults to a stable hash of
@@ -157,12 +184,16 @@ options:
     type: dict
     suboptions:
       url:
-        description: Where to fetch it from; C(http://), C(https://), C(file://) or an absolute path.
+        description: Where to fetch it from, as O(image.url).
         type: str
         required: true
       checksum:
-        description: Expected checksum, as for O(image.checksum).
+        description: Expected checksum, as for O(image.checksum); required unless allowed unverified.
         type: str
+      allow_unverified:
+        description: Use it without a checksum, as O(image.allow_unverified).
+        type: bool
+        default: false
       id:
         description: Its id; the cache file is named after its SHA-1. Defaults to a hash of the URL.
         type: str
@@ -176,12 +207,16 @@ options:
     type: dict
     suboptions:
       url:
-        description: Where to fetch it from; C(http://), C(https://), C(file://) or an absolute path.
+        description: Where to fetch it from, as O(image.url).
         type: str
         required: true
       checksum:
-        description: Expected checksum, as for O(image.checksum).
+        description: Expected checksum, as for O(image.checksum); required unless allowed unverified.
         type: str
+      allow_unverified:
+        description: Use it without a checksum, as O(image.allow_unverified).
+        type: bool
+        default: false
       id:
         description: Its id; the cache file is named after its SHA-1. Defaults to a hash of the URL.
         type: str
@@ -248,7 +283,9 @@ options:
     choices: [iso9660, vfat]
     default: iso9660
   user_data:
-    description: User data for the guest (for example a cloud-config document).
+    description:
+      - User data for the guest (for example a cloud-config document). Never logged, not
+        even with C(-vvv) (C(no_log)).
     type: str
   admin_pass:
     description: Administrator password written to the config drive's C(meta_data.json).
@@ -285,7 +322,7 @@ options:
         type: str
         required: true
       content:
-        description: The file's content.
+        description: The file's content. Never logged (C(no_log)).
         type: str
         default: ""
   vendor_data:
@@ -317,10 +354,26 @@ options:
         the whole download. Use C(async) for long downloads.
     type: int
     default: 60
+  download_max_bytes:
+    description:
+      - The most bytes one image download may have (64 GiB by default). A larger local file,
+        a larger C(Content-Length) or a body that grows past it is refused, and nothing is
+        left in C(_base). A kernel or ramdisk may have at most 1 GiB whatever this says.
+    type: int
+    default: 68719476736
+  image_roots:
+    description:
+      - Directories on the host under which C(file://) and absolute-path sources may be read
+        (after resolving links and C(..)). Empty (the default) means no local source is read.
+      - The C(server_boot) role sets it from the variable C(virtops_image_roots).
+    type: list
+    elements: path
+    default: []
   remove_unused_original_minimum_age_seconds:
     description:
       - With O(state=cache_cleaned), unused bases whose modification time is older than this
-        are removed (Nova's option of the same name).
+        are removed (Nova's option of the same name), and so are leftovers of interrupted
+        fetches older than it.
     type: int
     default: 86400
 attributes:
@@ -351,8 +404,9 @@ requirements:
 notes:
   - O(libvirt_uri) is used only to check that no domain with the instance's uuid is running,
     before O(state=absent) removes disks and before an existing config drive is rebuilt.
-  - Kernel and ramdisk images for direct kernel boot (image properties C(kernel_id),
-    C(ramdisk_id)) are not fetched by this module.
+  - A C(file://) source outside O(image_roots), an image without a checksum (unless
+    O(image.allow_unverified)), or a truncated download is refused before anything is
+    written, with a message naming the fix.
 seealso:
   - module: virtops.compute.vm_xml
 """
@@ -394,15 +448,24 @@ EXAMPLES = r"""
     image:
       url: http://images.example.com/root.qcow2
       disk_format: qcow2
+      checksum: "sha256:{{ root_sha256 }}"
       properties: {kernel_id: vmlinuz-6.1, ramdisk_id: initrd-6.1, os_command_line: "root=/dev/vda console=ttyS0"}
     kernel: {url: http://images.example.com/vmlinuz-6.1, id: vmlinuz-6.1, checksum: "sha256:{{ kernel_sha256 }}"}
     ramdisk: {url: http://images.example.com/initrd-6.1, id: initrd-6.1, checksum: "sha256:{{ initrd_sha256 }}"}
     flavor: {name: m1.tiny, vcpus: 1, ram_mb: 256, root_gb: 1}
 
+- name: An image from a directory of the host, which must be an image root
+  virtops.compute.vm_image:
+    instance: {uuid: 0f7e5a2c-5b7a-4f55-9d0f-7f3c9c7f1a11, name: web1}
+    image: {url: "file:///srv/images/tiny.qcow2", disk_format: qcow2, allow_unverified: true}
+    image_roots: [/srv/images]
+    flavor: {vcpus: 1, ram_mb: 128, root_gb: 1}
+
 - name: A large image over a slow link, polled
   virtops.compute.vm_image:
     instance: {uuid: 0f7e5a2c-5b7a-4f55-9d0f-7f3c9c7f1a11, name: web1}
-    image: {url: "https://images.example.com/big.qcow2", disk_format: qcow2, id: big}
+    image: {url: "https://images.example.com/big.qcow2", disk_format: qcow2, id: big,
+            checksum: "sha256:{{ big_sha256 }}"}
     flavor: {vcpus: 2, ram_mb: 2048, root_gb: 40}
   async: 3600
   poll: 15
@@ -587,6 +650,16 @@ cache:
       description: Unused bases younger than O(remove_unused_original_minimum_age_seconds).
       type: list
       elements: str
+    removed_leftovers:
+      description:
+        - C(.part) and C(.converted) files of interrupted fetches removed (or that would be in
+          check mode).
+      type: list
+      elements: str
+    removed_locks:
+      description: Lock files of bases that no longer exist, removed (or that would be).
+      type: list
+      elements: str
 timings:
   description:
     - Seconds per phase. With O(state=present) C(lock_wait) (waiting for another run's
@@ -607,6 +680,8 @@ from ansible_collections.virtops.compute.plugins.module_utils._errors import (
     VirtopsError, host_os_error)
 from ansible_collections.virtops.compute.plugins.module_utils._image_inspect import (
     FORMAT_INSPECTOR_IMPORT_ERROR, HAS_FORMAT_INSPECTOR)
+from ansible_collections.virtops.compute.plugins.module_utils._image_source import (
+    DEFAULT_MAX_DOWNLOAD_BYTES)
 from ansible_collections.virtops.compute.plugins.module_utils._vm_image import (
     DEFAULT_INSTANCES_PATH, DEFAULT_STATE_DIR, VmImageParams, run)
 
@@ -621,6 +696,7 @@ def _drop_none(value):
 
 
 BOOT_FILE_OPTIONS = dict(url=dict(type="str", required=True), checksum=dict(type="str"),
+                         allow_unverified=dict(type="bool", default=False),
                          id=dict(type="str"), disk_format=dict(type="str"))
 
 
@@ -640,6 +716,7 @@ def main():
                 url=dict(type="str", required=True),
                 disk_format=dict(type="str", required=True),
                 checksum=dict(type="str"),
+                allow_unverified=dict(type="bool", default=False),
                 id=dict(type="str"),
                 min_disk=dict(type="int", default=0),
                 min_ram=dict(type="int", default=0),
@@ -659,7 +736,7 @@ def main():
             config_drive=dict(type="bool", default=False),
             config_drive_format=dict(type="str", choices=["iso9660", "vfat"],
                                      default="iso9660"),
-            user_data=dict(type="str"),
+            user_data=dict(type="str", no_log=True),
             admin_pass=dict(type="str", no_log=True),
             keypairs=dict(type="list", elements="dict", default=[], no_log=False, options=dict(
                 name=dict(type="str", required=True),
@@ -667,12 +744,14 @@ def main():
                 type=dict(type="str", choices=["ssh", "x509"], default="ssh"))),
             injected_files=dict(type="list", elements="dict", default=[], options=dict(
                 path=dict(type="str", required=True),
-                content=dict(type="str", default=""))),
+                content=dict(type="str", default="", no_log=True))),
             vendor_data=dict(type="dict", default={}),
             network_info=dict(type="list", elements="dict", default=[]),
             virt_type=dict(type="str", choices=["auto", "kvm", "qemu"], default="auto"),
             state_dir=dict(type="path", default=DEFAULT_STATE_DIR),
             download_timeout=dict(type="int", default=60),
+            download_max_bytes=dict(type="int", default=DEFAULT_MAX_DOWNLOAD_BYTES),
+            image_roots=dict(type="list", elements="path", default=[]),
             remove_unused_original_minimum_age_seconds=dict(type="int", default=86400),
             instances_path=dict(type="path", default=DEFAULT_INSTANCES_PATH),
             libvirt_uri=dict(type="str", default="qemu:///system"),
@@ -702,6 +781,7 @@ def main():
         injected_files=p["injected_files"], vendor_data=p["vendor_data"],
         network_info=p["network_info"], virt_type=p["virt_type"], state_dir=p["state_dir"],
         download_timeout=p["download_timeout"],
+        download_max_bytes=p["download_max_bytes"], image_roots=p["image_roots"],
         remove_unused_original_minimum_age_seconds=p[
             "remove_unused_original_minimum_age_seconds"],
         instances_path=p["instances_path"], libvirt_uri=p["libvirt_uri"])

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.virtops.compute.plugins.module_utils._fileio import qemu_access
 from tests.fixtures.guest import ensure_guest
 from tests.fixtures.hostile_images import build_corpus
 
@@ -342,6 +343,20 @@ def test_config_drive_is_read_by_cloud_init_and_by_the_booted_guest(lab, served)
     finally:
         lab.run(HOST, ["rm", "-rf", extracted], check=False)
     assert seen == {"uuid": inst["uuid"], "hostname": "cd-guest", "userdata": user_data}
+
+    # Nobody but root and libvirt's QEMU group can read the base, the disks or list the
+    # directories (0640/0750; the config drive 0600); the boot below proves QEMU still can.
+    access = qemu_access()
+    wanted = {made["base"]["path"]: access.file_mode, made["disks"][0]["path"]: access.file_mode,
+              made["disk_info_file"]: access.file_mode, drive: 0o600,
+              os.path.dirname(made["base"]["path"]): access.dir_mode,
+              made["instance_dir"]: access.dir_mode}
+    modes = lab.run(HOST, ["stat", "-c", "%n %a %g"] + sorted(wanted)).stdout.split("\n")
+    for line in filter(None, modes):
+        path, mode, gid = line.rsplit(" ", 2)
+        assert int(mode, 8) == wanted[path], line
+        if access.gid != -1 and path != drive:
+            assert int(gid) == access.gid, line
 
     # the guest boots from the overlay and prints what it read from the drive
     name = "vo-vmimage-%s" % secrets.token_hex(3)

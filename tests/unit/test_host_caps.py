@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._fileio import qemu_access
 from ansible_collections.virtops.compute.plugins.module_utils._host_caps import (
     DomainCapabilities, HostCapabilities, supports_direct_io)
 from ansible_collections.virtops.compute.plugins.module_utils._vm_xml import (
@@ -75,7 +76,7 @@ def test_write_atomic_replaces_and_leaves_no_temp_file(tmp_path):
     target.write_text("old")
     write_atomic(str(target), "<domain/>\n")
     assert target.read_text() == "<domain/>\n"
-    assert oct(target.stat().st_mode & 0o777) == "0o644"
+    assert target.stat().st_mode & 0o777 == qemu_access().file_mode   # never world-readable
     assert sorted(os.listdir(tmp_path)) == ["libvirt.xml"]
 
 

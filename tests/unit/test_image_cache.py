@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -15,10 +16,14 @@ from ansible_collections.virtops.compute.plugins.module_utils._errors import Vir
 from ansible_collections.virtops.compute.plugins.module_utils._flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._image_cache import (
     ImageCache, ImageSource)
+from ansible_collections.virtops.compute.plugins.module_utils._image_source import FetchPolicy
 from ansible_collections.virtops.compute.plugins.module_utils._instance_disks import (
     GIB, DiskBuilder, DiskPlan, in_use_bases, plan_root, remove_instance_disks,
     write_disk_info)
 from tests.fixtures.hostile_images import build_corpus
+
+# pytest's tmp_path and tmp_path_factory directories live under the temporary directory.
+ROOTS = FetchPolicy.build([tempfile.gettempdir()])
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +56,7 @@ def test_fetch_converts_to_raw_then_reuses(tmp_path):
     checksum = qcow2_image(tmp_path / "img.qcow2")
     source = ImageSource.from_dict({"url": "file://%s" % (tmp_path / "img.qcow2"),
                                     "disk_format": "qcow2", "checksum": checksum})
-    cache = ImageCache(str(tmp_path / "instances"))
+    cache = ImageCache(str(tmp_path / "instances"), policy=ROOTS)
     first = cache.ensure(source)
     assert first.fetched and first.format == "raw" and first.virtual_size == 64 * 1024 ** 2
     assert os.path.basename(first.path) == source.base_name
@@ -68,7 +73,7 @@ def test_concurrent_fetches_of_one_image_download_once(tmp_path):
     results = []
 
     def boot():
-        results.append(ImageCache(str(tmp_path / "i")).ensure(source))
+        results.append(ImageCache(str(tmp_path / "i"), policy=ROOTS).ensure(source))
 
     threads = [threading.Thread(target=boot) for _index in range(4)]
     for thread in threads:
@@ -82,7 +87,7 @@ def test_checksum_mismatch_leaves_nothing(tmp_path):
     qcow2_image(tmp_path / "img.qcow2")
     source = ImageSource.from_dict({"url": str(tmp_path / "img.qcow2"), "disk_format": "qcow2",
                                     "checksum": "sha256:" + "0" * 64})
-    cache = ImageCache(str(tmp_path / "instances"))
+    cache = ImageCache(str(tmp_path / "instances"), policy=ROOTS)
     with pytest.raises(VirtopsError, match="checksum mismatch"):
         cache.ensure(source)
     assert os.listdir(tmp_path / "instances" / "_base") == []
@@ -92,7 +97,7 @@ def test_every_hostile_image_is_refused_and_nothing_is_left(corpus, tmp_path):
     hostile = {name: item for name, item in corpus.items() if not item.good}
     assert len(hostile) >= 8
     for name, item in hostile.items():
-        cache = ImageCache(str(tmp_path / name))
+        cache = ImageCache(str(tmp_path / name), policy=ROOTS)
         source = ImageSource.from_dict({"url": str(item.path), "disk_format": item.declared_format,
                                         "checksum": item.declared_checksum})
         with pytest.raises(VirtopsError) as refused:
@@ -105,7 +110,7 @@ def test_every_good_image_is_cached(corpus, tmp_path):
     for name, item in corpus.items():
         if not item.good:
             continue
-        cache = ImageCache(str(tmp_path / name))
+        cache = ImageCache(str(tmp_path / name), policy=ROOTS)
         base = cache.ensure(ImageSource.from_dict({
             "url": str(item.path), "disk_format": item.declared_format,
             "checksum": item.declared_checksum}))
@@ -116,8 +121,8 @@ def test_every_good_image_is_cached(corpus, tmp_path):
 
 def test_root_overlay_grows_to_flavor_never_shrinks_and_is_idempotent(tmp_path):
     qcow2_image(tmp_path / "img.qcow2")
-    cache = ImageCache(str(tmp_path / "instances"))
-    base = cache.ensure(ImageSource.from_dict({"url": str(tmp_path / "img.qcow2"),
+    cache = ImageCache(str(tmp_path / "instances"), policy=ROOTS)
+    base = cache.ensure(ImageSource.from_dict({"allow_unverified": True, "url": str(tmp_path / "img.qcow2"),
                                                "disk_format": "qcow2"}))
     builder = DiskBuilder(cache)
     inst = tmp_path / "instances" / "u1"
@@ -138,8 +143,8 @@ def test_root_overlay_grows_to_flavor_never_shrinks_and_is_idempotent(tmp_path):
 
 def test_flat_backend_is_a_sparse_raw_copy(tmp_path):
     qcow2_image(tmp_path / "img.qcow2", "256M")
-    cache = ImageCache(str(tmp_path / "instances"))
-    base = cache.ensure(ImageSource.from_dict({"url": str(tmp_path / "img.qcow2"),
+    cache = ImageCache(str(tmp_path / "instances"), policy=ROOTS)
+    base = cache.ensure(ImageSource.from_dict({"allow_unverified": True, "url": str(tmp_path / "img.qcow2"),
                                                "disk_format": "qcow2"}))
     inst = tmp_path / "instances" / "u1"
     inst.mkdir()
@@ -150,7 +155,7 @@ def test_flat_backend_is_a_sparse_raw_copy(tmp_path):
 
 
 def test_ephemeral_and_swap_bases_are_formatted_and_shared(tmp_path):
-    cache = ImageCache(str(tmp_path / "instances"))
+    cache = ImageCache(str(tmp_path / "instances"), policy=ROOTS)
     builder = DiskBuilder(cache)
     swap = builder.swap_base(16, check_mode=False)
     assert builder.swap_base(16, check_mode=False) == swap
@@ -165,10 +170,10 @@ def test_ageing_removes_only_old_unused_bases(tmp_path):
     qcow2_image(tmp_path / "a.qcow2")
     qcow2_image(tmp_path / "b.qcow2", "32M")
     qcow2_image(tmp_path / "c.qcow2", "16M")
-    cache = ImageCache(str(tmp_path / "instances"))
-    used = cache.ensure(ImageSource.from_dict({"url": str(tmp_path / "a.qcow2"), "disk_format": "qcow2"}))
-    old = cache.ensure(ImageSource.from_dict({"url": str(tmp_path / "b.qcow2"), "disk_format": "qcow2"}))
-    young = cache.ensure(ImageSource.from_dict({"url": str(tmp_path / "c.qcow2"), "disk_format": "qcow2"}))
+    cache = ImageCache(str(tmp_path / "instances"), policy=ROOTS)
+    used = cache.ensure(ImageSource.from_dict({"allow_unverified": True, "url": str(tmp_path / "a.qcow2"), "disk_format": "qcow2"}))
+    old = cache.ensure(ImageSource.from_dict({"allow_unverified": True, "url": str(tmp_path / "b.qcow2"), "disk_format": "qcow2"}))
+    young = cache.ensure(ImageSource.from_dict({"allow_unverified": True, "url": str(tmp_path / "c.qcow2"), "disk_format": "qcow2"}))
     inst = tmp_path / "instances" / "u1"
     inst.mkdir()
     flavor = Flavor.from_dict({"name": "f", "vcpus": 1, "ram_mb": 64, "root_gb": 1})
@@ -190,8 +195,8 @@ def test_ageing_removes_only_old_unused_bases(tmp_path):
 
 def test_removing_disks_never_touches_bases(tmp_path):
     qcow2_image(tmp_path / "a.qcow2")
-    cache = ImageCache(str(tmp_path / "instances"))
-    base = cache.ensure(ImageSource.from_dict({"url": str(tmp_path / "a.qcow2"), "disk_format": "qcow2"}))
+    cache = ImageCache(str(tmp_path / "instances"), policy=ROOTS)
+    base = cache.ensure(ImageSource.from_dict({"allow_unverified": True, "url": str(tmp_path / "a.qcow2"), "disk_format": "qcow2"}))
     inst = tmp_path / "instances" / "u1"
     inst.mkdir()
     flavor = Flavor.from_dict({"name": "f", "vcpus": 1, "ram_mb": 64, "root_gb": 1})
@@ -218,7 +223,7 @@ def test_a_download_that_is_not_what_was_declared_says_so_before_its_format_does
     junk.write_bytes(b"\x00not an image\x00" * 4096)
     source = ImageSource.from_dict({"url": str(junk), "disk_format": "qcow2",
                                     "checksum": "sha256:" + "1" * 64})
-    cache = ImageCache(str(tmp_path / "instances"))
+    cache = ImageCache(str(tmp_path / "instances"), policy=ROOTS)
     with pytest.raises(VirtopsError) as caught:
         cache.ensure(source)
     assert caught.value.msg.startswith("checksum mismatch for image %s: expected sha256:%s, got "
@@ -238,14 +243,14 @@ def test_a_kernel_larger_than_the_limit_is_refused_and_leaves_nothing(tmp_path, 
     monkeypatch.setattr(_image_cache, "BOOT_FILE_MAX_BYTES", 3 * 1024 * 1024)
     huge = tmp_path / "vmlinuz"
     huge.write_bytes(b"k" * (4 * 1024 * 1024))
-    cache = ImageCache(str(tmp_path / "instances"))
-    source = ImageSource.from_dict({"url": str(huge), "disk_format": "aki"})
-    with pytest.raises(VirtopsError, match="larger than 3145728 bytes, the most a kernel"):
+    cache = ImageCache(str(tmp_path / "instances"), policy=ROOTS)
+    source = ImageSource.from_dict({"allow_unverified": True, "url": str(huge), "disk_format": "aki"})
+    with pytest.raises(VirtopsError, match="larger than 3145728 bytes"):
         cache.ensure_boot_file(source)
     assert os.listdir(tmp_path / "instances" / "_base") == []
     small = tmp_path / "small"
     small.write_bytes(b"k" * 1000)
-    fetched = cache.ensure_boot_file(ImageSource.from_dict({"url": str(small), "disk_format": "aki"}))
+    fetched = cache.ensure_boot_file(ImageSource.from_dict({"allow_unverified": True, "url": str(small), "disk_format": "aki"}))
     assert fetched.fetched and fetched.file_size == 1000
     assert not cache.ensure_boot_file(
-        ImageSource.from_dict({"url": str(small), "disk_format": "aki"})).fetched
+        ImageSource.from_dict({"allow_unverified": True, "url": str(small), "disk_format": "aki"})).fetched

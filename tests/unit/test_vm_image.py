@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -20,7 +21,8 @@ import pytest
 from ansible_collections.virtops.compute.plugins.module_utils._configdrive import (
     read_config_drive)
 from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
-from ansible_collections.virtops.compute.plugins.module_utils._fileio import atomic_write_json
+from ansible_collections.virtops.compute.plugins.module_utils._fileio import (
+    atomic_write_json, qemu_access)
 from ansible_collections.virtops.compute.plugins.module_utils._vm_image import (
     VmImageParams, clean_cache, config_drive_wanted, ensure_absent, ensure_present,
     plan_present)
@@ -33,6 +35,8 @@ KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBm3xq8Y2x0K6f7gJH3d2pLw9nVt4sQe1rZ5u
 PASSWORD = "Vm-Image-S3cret!"
 TEST_DRIVER_RUNNING_UUID = "6695eb01-f6a4-8304-79aa-97f2502e193f"  # libvirt test:///default
 MODULE = Path(os.path.abspath(vm_image_module.__file__))
+# pytest's tmp_path and tmp_path_factory directories live under the temporary directory.
+ROOT = tempfile.gettempdir()
 COLLECTIONS = MODULE.parents[5]
 
 
@@ -70,8 +74,13 @@ def params(tmp_path: Path, image_path: Path, **over) -> VmImageParams:
                "id": "tiny"},
         flavor={"name": "m1.tiny", "vcpus": 1, "ram_mb": 128, "root_gb": 1},
         instances_path=str(tmp_path / "instances"), virt_type="qemu",
-        libvirt_uri="test:///default")   # no libvirtd needed; its "test" domain runs
+        libvirt_uri="test:///default",   # no libvirtd needed; its "test" domain runs
+        image_roots=[ROOT])
     values.update(over)
+    for key in ("image", "kernel", "ramdisk"):
+        given = values.get(key)
+        if given and not given.get("checksum") and "allow_unverified" not in given:
+            values[key] = dict(given, allow_unverified=True)   # test images made on the spot
     return VmImageParams(**values)
 
 
@@ -442,10 +451,10 @@ def run_module(tmp_path: Path, module_args: dict, check: bool = False, diff: boo
 
 def test_the_module_keeps_the_password_out_of_its_output(tmp_path, image):
     args = {"instance": {"uuid": "0f7e5a2c-5b7a-4f55-9d0f-7f3c9c7f1a11", "name": "web1"},
-            "image": {"url": str(image), "disk_format": "qcow2"},
+            "image": {"url": str(image), "disk_format": "qcow2", "allow_unverified": True},
             "flavor": {"vcpus": 1, "ram_mb": 64, "root_gb": 1},
             "config_drive": True, "admin_pass": PASSWORD, "virt_type": "qemu",
-            "instances_path": str(tmp_path / "instances")}
+            "instances_path": str(tmp_path / "instances"), "image_roots": [ROOT]}
     raw, result = run_module(tmp_path, args, diff=True)
     assert result["changed"] is True and result["config_drive"]["action"] == "created"
     assert PASSWORD not in raw
@@ -457,9 +466,9 @@ def test_the_module_keeps_the_password_out_of_its_output(tmp_path, image):
 
 def test_the_module_reports_refusals_as_messages(tmp_path, image):
     args = {"instance": {"uuid": "0f7e5a2c-5b7a-4f55-9d0f-7f3c9c7f1a11", "name": "web1"},
-            "image": {"url": str(image), "disk_format": "raw"},
+            "image": {"url": str(image), "disk_format": "raw", "allow_unverified": True},
             "flavor": {"vcpus": 1, "ram_mb": 64, "root_gb": 1}, "virt_type": "qemu",
-            "instances_path": str(tmp_path / "instances")}
+            "instances_path": str(tmp_path / "instances"), "image_roots": [ROOT]}
     _raw, result = run_module(tmp_path, args)
     assert result["failed"] is True
     assert "detected format qcow2 but declared raw" in result["msg"]
@@ -490,7 +499,7 @@ def test_kernel_and_ramdisk_are_fetched_once_and_copied_for_a_direct_kernel_boot
     inst = instances / "0f7e5a2c-5b7a-4f55-9d0f-7f3c9c7f1a11"
     assert (inst / "kernel").read_bytes() == Path(kernel["url"]).read_bytes()
     assert (inst / "ramdisk").read_bytes() == Path(ramdisk["url"]).read_bytes()
-    assert oct((inst / "kernel").stat().st_mode & 0o777) == "0o644"
+    assert (inst / "kernel").stat().st_mode & 0o777 == qemu_access().file_mode
     assert {n: (f["action"], f["fetched"]) for n, f in made.boot_files.items()} == {
         "kernel": ("copied", True), "ramdisk": ("copied", True)}
     assert Path(made.boot_files["kernel"]["base"]).read_bytes() == (inst / "kernel").read_bytes()
