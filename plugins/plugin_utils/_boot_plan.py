@@ -16,7 +16,16 @@ and moves it through the flow with the filters of ``plugins/filter/boot.py``:
 4. After each build attempt :func:`boot_collect` reads what every host reported; a failed
    instance remembers the host and the reason and is scheduled again without the hosts it
    failed on, up to ``max_attempts`` (3, Nova's default) in all, then it is in ``error``.
-5. :func:`boot_summary` says what happened, per instance.
+5. :func:`boot_summary` says what happened, per instance, and what failed cleanups left on
+   hosts.
+
+Leftovers and drift: a failed build whose cleanup fails too leaves its record on the host
+marked (vm_state ``error``, task_state ``deleting``); the next boot of the server sees it as a
+leftover, not as the server (:func:`split_leftovers`), and its host removes it before building
+(:func:`host_fixes`, :func:`boot_fixed`), as Nova's ``_run_pending_deletes`` retries the
+deletes whose files remain. An existing server whose domain is off or missing while its record
+says active is reported and, as ``server_boot_drift`` says, recorded or started
+(:func:`power_drift`, Nova's ``_sync_instance_power_state``).
 
 Instance statuses in the plan: ``exists`` (already there, nothing to do), ``unplaced``
 (needs a host), ``pending`` (has a host, to be built in the current attempt), ``active``
@@ -31,6 +40,8 @@ from typing import Callable, Dict, List, Mapping, Optional
 from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._names import (
     INSTANCE_NAME_MAX, validate_instance_name)
+from ansible_collections.virtops.compute.plugins.module_utils._instance_metadata import (
+    check_user_data)
 
 MAX_ATTEMPTS = 3
 MULTI_INSTANCE_NAME_TEMPLATE = "%(name)s-%(count)d"     # Nova's default, as the scheduler's
@@ -39,7 +50,8 @@ SERVER_KEYS = ("name", "flavor", "image", "networks", "min_count", "max_count",
                "config_drive", "scheduler_hints")
 FLAVOR_KEYS = ("vcpus", "ram_mb", "root_gb", "ephemeral_gb", "swap_mb", "extra_specs")
 FLAVOR_IGNORED = ("name", "id", "description", "is_public")
-IMAGE_KEYS = ("url", "disk_format", "checksum", "id", "min_disk", "min_ram", "properties")
+IMAGE_KEYS = ("url", "disk_format", "checksum", "allow_unverified", "id", "min_disk", "min_ram",
+              "properties")
 IMAGE_IGNORED = ("name", "description", "container_format")
 DISK_FORMATS = ("raw", "qcow2", "vmdk", "iso")
 # Glance's formats for the kernel and ramdisk a machine image names in kernel_id/ramdisk_id:
@@ -153,6 +165,16 @@ def _image(name: str, images: Mapping) -> dict:
     }
     if data.get("checksum"):
         image["checksum"] = str(data["checksum"])
+    allow = data.get("allow_unverified", False)
+    if not isinstance(allow, bool):
+        raise _fail("images.%s.allow_unverified must be true or false, not %r" % (name, allow))
+    if allow:
+        image["allow_unverified"] = True
+    elif "checksum" not in image:
+        # vm_image refuses it on the host too; saying so here spares a schedule and a claim.
+        raise _fail("images.%s has no checksum, so a truncated or altered download could not "
+                    "be told from the real image: add checksum: sha256:<hex> (sha256sum of the "
+                    "file) to it, or allow_unverified: true to boot it unverified" % name)
     # Glance never changes an image's data under its id; here the catalog entry may change,
     # so the default id follows the source and its checksum: new data, new cached base.
     image["id"] = str(data.get("id") or uuid_mod.uuid5(
@@ -183,7 +205,8 @@ def _boot_file(image: Mapping, key: str, images: Mapping) -> Optional[dict]:
         raise _fail("images.%s.properties.%s names image %s, whose disk_format is %s, not %s"
                     % (image["name"], key, found["name"], found["disk_format"],
                        BOOT_FILE_FORMATS[key]))
-    return {k: found[k] for k in ("url", "checksum", "id", "disk_format") if k in found}
+    return {k: found[k] for k in ("url", "checksum", "allow_unverified", "id", "disk_format")
+            if k in found}
 
 
 def image_source(image: Mapping) -> dict:
@@ -350,6 +373,9 @@ def boot_request(server, flavors=None, images=None, networks=None, keypairs=None
     if flavor["root_gb"] and image["min_disk"] > flavor["root_gb"]:
         raise _fail("flavor %s has a %d GB root disk; image %s needs at least %d GB (min_disk)"
                     % (flavor["name"], flavor["root_gb"], image["name"], image["min_disk"]))
+    if server.get("user_data") is not None:
+        # Nova's API refuses it before scheduling; the host would only after the claim.
+        check_user_data(server["user_data"], "server.user_data")
     hints, group = _hints(server.get("scheduler_hints"), server_groups)
     zone = server.get("availability_zone")
     if zone is not None and not isinstance(zone, str):
@@ -396,16 +422,24 @@ def find_instances(hosts, name: str) -> List[dict]:
 
 
 def boot_plan(request: Mapping, hosts, uuid_factory: Callable[[], str] = None,
-              max_attempts: int = MAX_ATTEMPTS) -> dict:
-    """Name the instances, find the ones that exist, give the others a uuid."""
+              max_attempts: int = MAX_ATTEMPTS, drift: str = "sync") -> dict:
+    """Name the instances, find the ones that exist, give the others a uuid.
+
+    Records a failed cleanup left behind (:func:`split_leftovers`) do not count as the
+    instance: they go in ``leftovers``, for their hosts to finish removing. An existing
+    instance whose domain does not match its record gets a ``drift`` (:func:`power_drift`)."""
     make_uuid = uuid_factory or (lambda: str(uuid_mod.uuid4()))
+    if drift not in DRIFT_MODES:
+        raise _fail("server_boot_drift must be one of %s, not %r" % (", ".join(DRIFT_MODES), drift))
     instances = []
+    leftovers = []
     for index, name in enumerate(_names(request["name"], request["max_count"])):
         entry = {"name": name, "launch_index": index, "uuid": None, "status": "unplaced",
                  "host": None, "limits": {}, "alternates": [], "tried": [], "failures": [],
                  "network_info": [], "attempt": 0, "resumed": False, "fault": None,
-                 "availability_zone": None}
-        found = find_instances(hosts, name)
+                 "availability_zone": None, "drift": None}
+        found, left = split_leftovers(find_instances(hosts, name))
+        leftovers += [leftover_entry(record, "an earlier run") for record in left]
         if len(found) > 1 and len({f.get("uuid") for f in found}) > 1:
             raise _fail("%s exists more than once in the fleet (%s); delete the extra ones "
                         "first" % (name, ", ".join("%s on %s" % (f.get("uuid"), f["host"])
@@ -421,6 +455,8 @@ def boot_plan(request: Mapping, hosts, uuid_factory: Callable[[], str] = None,
             entry["availability_zone"] = record.get("availability_zone")
             if len(found) > 1 or record.get("migration") or record.get("vm_state") in SETTLED_STATES:
                 entry["status"] = "exists"     # also an instance in a move: leave it alone
+                if len(found) == 1:
+                    entry["drift"] = power_drift(record, drift)
             elif record.get("vm_state") == "building":
                 # An interrupted boot: finish it where it was claimed (every step is idempotent).
                 entry.update(status="pending", resumed=True)
@@ -435,7 +471,8 @@ def boot_plan(request: Mapping, hosts, uuid_factory: Callable[[], str] = None,
             entry["uuid"] = make_uuid()
         instances.append(entry)
     return {"request": dict(request), "instances": instances, "attempt": 0,
-            "max_attempts": _int(max_attempts, "max_attempts", 1)}
+            "max_attempts": _int(max_attempts, "max_attempts", 1), "leftovers": leftovers,
+            "drift_mode": drift}
 
 
 def _request_base(plan: Mapping) -> dict:
@@ -588,7 +625,13 @@ def boot_collect(plan: Mapping, reports: Mapping) -> dict:
         failure = {"attempt": attempt, "host": instance["host"], "step": report.get("step"),
                    "reason": report.get("reason") or "unknown error"}
         if report.get("cleanup"):
-            failure["cleanup"] = report["cleanup"]
+            # The cleanup failed too: what it left stays on that host until a later boot or
+            # delete of the server finishes it (Nova's _run_pending_deletes).
+            failure["cleanup"] = _cleanup_problem(report["cleanup"], instance["host"])
+            plan["leftovers"].append(leftover_entry(
+                dict(instance, host=instance["host"], vm_state=None, task_state=None,
+                     marked=bool(failure["cleanup"].get("marked"))),
+                "this run", status="remains", problem=failure["cleanup"]))
         instance["failures"].append(failure)
         instance["tried"].append(instance["host"])
         instance.update(host=None, limits={}, alternates=[], availability_zone=None)
@@ -605,23 +648,282 @@ def needs_work(plan: Mapping) -> bool:
     return any(i["status"] in ALIVE for i in plan["instances"])
 
 
+# --------------------------------------------------------------------------- leftovers and drift
+
+DRIFT_MODES = ("report", "sync", "start")
+# Power states of a domain that exists and does not run; "absent" means there is no domain.
+OFF_POWER_STATES = ("shutdown", "crashed", "suspended")
+# The steps of roles/server_boot/tasks/cleanup_instance.yml, in order (server_boot_cleanup_step).
+CLEANUP_STEPS = ("domain", "vif", "disks", "record")
+
+
+def cleanup_pending(record: Mapping) -> bool:
+    """A record whose removal started and did not finish: task_state ``deleting``. A failed
+    build whose cleanup fails too is marked so (vm_state ``error``), the way Nova leaves an
+    instance whose delete failed; the next boot or delete of the server finishes it."""
+    return record.get("task_state") == "deleting"
+
+
+def split_leftovers(records: List[Mapping]):
+    """The records of one name, as ``(live, leftovers)``.
+
+    Leftovers are the records marked by a failed cleanup (:func:`cleanup_pending`) and, when
+    the mark could not be written (a read-only or full filesystem), a ``building`` or ``error``
+    record of a uuid that is settled on another host with no migration in flight: the ghost of
+    a build that was rescheduled. Neither counts as the server."""
+    leftovers = [dict(r, marked=True) for r in records if cleanup_pending(r)]
+    live = [r for r in records if not cleanup_pending(r)]
+    if len(live) > 1 and not any(r.get("migration") for r in live):
+        settled = {r.get("uuid") for r in live if r.get("vm_state") in SETTLED_STATES}
+        ghosts = [r for r in live if r.get("uuid") in settled
+                  and r.get("vm_state") in ("building", "error")]
+        leftovers += [dict(r, marked=False) for r in ghosts]
+        live = [r for r in live if not any(r is g for g in ghosts)]
+    return live, leftovers
+
+
+def _fault_message(fault) -> Optional[str]:
+    return fault.get("message") if isinstance(fault, Mapping) else fault
+
+
+def leftover_entry(record: Mapping, origin: str, status: str = "found",
+                   problem: Optional[Mapping] = None) -> dict:
+    """A leftover in the plan: ``found`` (to clean in this run), ``cleaned``, ``remains``."""
+    return {"name": record.get("name"), "uuid": record.get("uuid"), "host": record.get("host"),
+            "network_info": list(record.get("network_info") or []),
+            "vm_state": record.get("vm_state"), "task_state": record.get("task_state"),
+            "marked": bool(record.get("marked")), "fault": _fault_message(record.get("fault")),
+            "origin": origin, "status": status, "problem": dict(problem) if problem else None}
+
+
+def _cleanup_problem(value, host: Optional[str]) -> dict:
+    """The ``cleanup`` of a host's build report: what failed and what is left."""
+    if not isinstance(value, Mapping):
+        return {"host": host, "step": None, "task": None, "reason": str(value), "files": [],
+                "record": None, "marked": False}
+    problem = {"host": value.get("host") or host, "step": value.get("step"),
+               "task": value.get("task"), "reason": str(value.get("reason") or "failed"),
+               "files": sorted(str(f) for f in value.get("files") or []),
+               "record": value.get("record"), "marked": bool(value.get("marked"))}
+    return problem
+
+
+def leftover_remains(leftover: Mapping) -> List[str]:
+    """What a leftover still holds on its host, in words: the domain and VIFs when the
+    cleanup stopped before them, the files of its directory, the record and its claim."""
+    problem = leftover.get("problem") or {}
+    step = problem.get("step")
+    remains = []
+    if step == "domain":
+        remains.append("the domain (if it was defined)")
+    if step in ("domain", "vif") and leftover.get("network_info"):
+        remains.append("VIFs")
+    if problem.get("files"):
+        remains.append("files " + ", ".join(problem["files"]))
+    if problem.get("record") or (not problem and leftover.get("status") != "cleaned"):
+        marked = problem.get("marked", leftover.get("marked"))
+        remains.append("record instance.json (%s)" % (
+            "marked vm_state error, task_state deleting" if marked
+            else "not marked: it could not be written"))
+        remains.append("claim")
+    return remains
+
+
+def power_drift(record: Mapping, mode: str = "sync") -> Optional[dict]:
+    """Whether an existing instance's domain matches its record, and what to do about it.
+
+    Nova's ``_sync_instance_power_state``: an instance whose vm_state is active and whose
+    domain is shut off (or crashed, suspended) is stopped (vm_state ``stopped``); here a
+    missing domain puts it in ``error`` with a fault. Nova never starts an instance by itself;
+    ``mode`` ``start`` does, when asked - also a ``stopped`` one whose domain is off or
+    missing (defined again from libvirt.xml). ``report`` changes nothing. A record with a task
+    in progress or a migration in flight is left alone. None when there is no drift.
+    """
+    if record.get("task_state") or record.get("migration"):
+        return None
+    vm_state, power = record.get("vm_state"), record.get("power_state")
+    off, missing = power in OFF_POWER_STATES, power == "absent"
+    what = "the domain is missing" if missing else "the domain is %s" % power
+    if vm_state == "active" and (off or missing):
+        reason = "%s while the record says active" % what
+        if mode == "start":
+            action, target = "start", "active"
+        elif mode == "sync":
+            action, target = "sync", "stopped" if off else "error"
+        else:
+            action, target = "report", None
+    elif vm_state == "stopped" and (off or missing) and mode == "start":
+        reason, action, target = "stopped (%s)" % what, "start", "active"
+    elif vm_state == "stopped" and power == "running":
+        # Nova powers such a domain off; a boot never does.
+        reason, action, target = "the domain runs while the record says stopped", "report", None
+    else:
+        return None
+    return {"host": record.get("host"), "vm_state": vm_state, "power_state": power,
+            "reason": reason, "action": action, "target": target,
+            "status": "reported" if action == "report" else "found", "problem": None,
+            "network_info": list(record.get("network_info") or [])}
+
+
+def fleet_notes(hosts) -> List[str]:
+    """What needs attention in the fleet, one line per record: leftovers of failed builds and
+    instances whose domain does not match their record (for servers.yml)."""
+    by_name: Dict[str, List[dict]] = {}
+    for facts in _facts_list(hosts):
+        for instance in facts.get("instances") or []:
+            by_name.setdefault(str(instance.get("name")), []).append(
+                dict(instance, host=facts.get("hostname")))
+    notes = []
+    for name in sorted(by_name):
+        live, left = split_leftovers(by_name[name])
+        for record in left:
+            fault = _fault_message(record.get("fault"))
+            notes.append("%s on %s (%s): LEFTOVER of a failed build, cleanup pending%s%s; a boot "
+                         "or delete of %s finishes it" % (
+                             name, record["host"], record.get("uuid"),
+                             "" if record["marked"] else " (record not marked)",
+                             " (%s)" % fault if fault else "", name))
+        for record in live if len(live) == 1 else []:
+            drift = power_drift(record, "report")
+            if drift:
+                notes.append("%s on %s: DRIFT: %s; boot.yml of %s syncs it (server_boot_drift)"
+                             % (name, record["host"], drift["reason"], name))
+    return notes
+
+
+def host_fixes(plan: Mapping, host: str) -> List[dict]:
+    """What ``host`` repairs before it builds, in attempt 1: the leftovers it holds (the steps
+    of a failed build's cleanup, again) and the drifted instances it runs (sync or start)."""
+    if plan.get("attempt") != 1:
+        return []
+    work = [{"kind": "leftover", "uuid": left["uuid"], "name": left["name"],
+             "network_info": left["network_info"]}
+            for left in plan.get("leftovers") or []
+            if left["host"] == host and left["status"] == "found"]
+    for instance in plan["instances"]:
+        drift = instance.get("drift")
+        if drift and drift["host"] == host and drift["status"] == "found":
+            work.append({"kind": "drift", "uuid": instance["uuid"], "name": instance["name"],
+                         "network_info": drift["network_info"], "action": drift["action"],
+                         "target": drift["target"], "reason": drift["reason"],
+                         "power_state": drift["power_state"]})
+    return work
+
+
+def fix_hosts(plan: Mapping) -> List[str]:
+    """The hosts that have something to repair in this attempt."""
+    hosts = {left["host"] for left in plan.get("leftovers") or [] if left["status"] == "found"}
+    hosts |= {i["drift"]["host"] for i in plan["instances"]
+              if i.get("drift") and i["drift"]["status"] == "found"}
+    return sorted(h for h in hosts if host_fixes(plan, h))
+
+
+def boot_fixed(plan: Mapping, reports: Mapping) -> dict:
+    """Read what the hosts repaired: ``{host: {uuid: report}}``, a report being
+    ``{kind, ok, cleanup}`` for a leftover and ``{kind, ok, vm_state, power_state, problem}``
+    for a drift. A repair without a report did not happen (the host failed or stopped)."""
+    plan = _copy(plan)
+    silent = "the host did not report it (unreachable, or the play stopped there)"
+    for left in plan["leftovers"]:
+        if left["status"] != "found":
+            continue
+        report = ((reports or {}).get(left["host"]) or {}).get(left["uuid"])
+        if isinstance(report, Mapping) and report.get("ok"):
+            left.update(status="cleaned", problem=None)
+        else:
+            cleanup = report.get("cleanup") if isinstance(report, Mapping) else None
+            left.update(status="remains",
+                        problem=_cleanup_problem(cleanup or silent, left["host"]))
+    for instance in plan["instances"]:
+        drift = instance.get("drift")
+        if not drift or drift["status"] != "found":
+            continue
+        report = ((reports or {}).get(drift["host"]) or {}).get(instance["uuid"])
+        if not isinstance(report, Mapping):
+            drift.update(status="failed", problem=silent)
+            continue
+        drift["status"] = "done" if report.get("ok") else "failed"
+        drift["problem"] = None if report.get("ok") else str(report.get("problem") or "failed")
+        drift["vm_state_after"] = report.get("vm_state") or drift["vm_state"]
+        drift["power_state_after"] = report.get("power_state") or drift["power_state"]
+        instance["vm_state"] = drift["vm_state_after"]
+        instance["power_state"] = drift["power_state_after"]
+    return plan
+
+
+def _drift_text(drift: Mapping) -> str:
+    text = "drift on %s: %s" % (drift["host"], drift["reason"])
+    if drift["status"] == "reported":
+        hint = "" if drift["action"] != "report" or drift["vm_state"] != "active" else (
+            "; server_boot_drift=sync records it, server_boot_drift=start starts it")
+        return text + "; reported only" + hint
+    if drift["status"] == "found":
+        return text + "; would %s (check mode)" % (
+            "start it" if drift["action"] == "start" else "record vm_state %s" % drift["target"])
+    if drift["status"] == "failed":
+        return text + "; could not %s: %s; vm_state %s" % (
+            "start it" if drift["action"] == "start" else "sync the record",
+            drift["problem"], drift.get("vm_state_after"))
+    if drift["action"] == "start":
+        return text + "; started it (server_boot_drift=start): %s" % drift.get("power_state_after")
+    if drift["target"] == "error":
+        return text + "; record synced to error: delete the server and boot it again, or " \
+                      "boot it with server_boot_drift=start to define and start it again"
+    return text + "; record synced to %s (boot with server_boot_drift=start to start it)" \
+        % drift["target"]
+
+
+def _leftover_public(left: Mapping) -> dict:
+    problem = left.get("problem") or {}
+    return {"name": left["name"], "uuid": left["uuid"], "host": left["host"],
+            "status": left["status"], "origin": left["origin"],
+            "step": problem.get("step"), "reason": problem.get("reason") or left.get("fault"),
+            "remains": leftover_remains(left) if left["status"] != "cleaned" else []}
+
+
+def _leftover_text(left: Mapping) -> str:
+    where = "%s: leftover on %s (uuid %s) of a failed build" % (left["name"], left["host"],
+                                                                left["uuid"])
+    if left["status"] == "cleaned":
+        return "%s: finished its cleanup (domain, VIFs, files, record and claim removed)" % where
+    if left["status"] == "found":
+        return "%s: would finish its cleanup (check mode)" % where
+    reason = " at %s" % left["step"] if left.get("step") else ""
+    return ("%s: cleanup failed%s: %s; remains: %s; boot %s again or delete it "
+            "(playbooks/delete.yml) once %s works to finish the cleanup"
+            % (where, reason, left["reason"], ", ".join(left["remains"]) or "unknown",
+               left["name"], left["host"]))
+
+
 def boot_summary(plan: Mapping) -> dict:
-    """Per instance what happened, for the report and for callers (AWX, tests)."""
+    """Per instance what happened, for the report and for callers (AWX, tests).
+
+    Besides the servers: ``leftovers`` (what failed cleanups left on hosts and this run could
+    not remove, each with its host and what remains), ``cleaned`` (leftovers removed by this
+    run), ``drifted`` (servers whose domain did not match their record) and ``changed``."""
     servers = []
+    leftovers = [_leftover_public(left) for left in plan.get("leftovers") or []]
     for instance in plan["instances"]:
         state = {"exists": instance.get("vm_state"), "active": "active", "error": "error",
                  "dropped": None}.get(instance["status"], instance["status"])
+        drift = instance.get("drift") if instance["status"] == "exists" else None
+        results = {"exists": "drifted" if drift else "unchanged", "active": "booted",
+                   "error": "failed", "dropped": "not created"}
+        result = "placed (check mode)" if instance.get("checked_only") else results.get(
+            instance["status"], instance["status"])
         servers.append({
             "name": instance["name"], "uuid": instance["uuid"], "host": instance["host"],
-            "result": "placed (check mode)" if instance.get("checked_only") else {
-                "exists": "unchanged", "active": "booted", "error": "failed",
-                "dropped": "not created"}.get(instance["status"], instance["status"]),
-            "vm_state": state, "ips": instance.get("ips") or [],
-            "attempts": [{"host": f["host"], "step": f["step"], "reason": f["reason"]}
+            "result": result, "vm_state": state, "ips": instance.get("ips") or [],
+            "attempts": [dict({"host": f["host"], "step": f["step"], "reason": f["reason"]},
+                              **({"cleanup": f["cleanup"]} if f.get("cleanup") else {}))
                          for f in instance["failures"]],
             "fault": instance.get("fault"), "console": instance.get("console"),
+            "power_state": instance.get("power_state"),
+            "drift": {k: v for k, v in drift.items() if k != "network_info"} if drift else None,
+            "leftovers": [left for left in leftovers if left["name"] == instance["name"]],
         })
-    failed = [s for s in servers if s["result"] == "failed"]
+    failed = [s for s in servers if s["result"] == "failed"
+              or (s["result"] == "drifted" and s["vm_state"] == "error")]
     made = [s for s in servers if s["result"] == "booted"]
     lines = []
     for server in servers:
@@ -632,17 +934,36 @@ def boot_summary(plan: Mapping) -> dict:
         text = "%s: %s%s%s%s" % (server["name"], server["result"], where, ips, retried)
         if server["fault"]:
             text += ": " + server["fault"]
+        if server["drift"]:
+            text += "; " + _drift_text(server["drift"])
         if server["console"]:
             text += "; console: " + server["console"]
         lines.append(text)
+        lines += [_leftover_text(left) for left in server["leftovers"]]
+    remaining = [left for left in leftovers if left["status"] == "remains"]
+    errors = "; ".join("%s: %s" % (s["name"], s["fault"] or _drift_text(s["drift"] or {}))
+                       for s in failed)
+    errors_msg = "%d of %d server(s) are in ERROR. %s" % (len(failed), len(servers), errors)
     return {"servers": servers, "failed": [s["name"] for s in failed],
             "booted": [s["name"] for s in made], "lines": lines,
-            "msg": "%s: %s" % (plan["request"]["name"], "; ".join(lines))}
+            "msg": "%s: %s" % (plan["request"]["name"], "; ".join(lines)),
+            "errors_msg": errors_msg if failed else "",
+            "leftovers": remaining,
+            "leftovers_msg": "Failed builds left things behind on %s: %s" % (
+                ", ".join(sorted({left["host"] for left in remaining})),
+                " | ".join(_leftover_text(left) for left in remaining)) if remaining else "",
+            "cleaned": ["%s on %s" % (left["name"], left["host"]) for left in leftovers
+                        if left["status"] == "cleaned"],
+            "drifted": [s["name"] for s in servers if s["drift"]],
+            "changed": bool(made) or any(left["status"] == "cleaned" for left in leftovers)
+            or any(s["drift"] and s["drift"]["status"] == "done" for s in servers)}
 
 
 def _copy(plan: Mapping) -> dict:
     """A deep enough copy: the plan's instances are changed, the request is not."""
     copy = dict(plan)
-    copy["instances"] = [dict(i, tried=list(i["tried"]), failures=list(i["failures"]))
+    copy["instances"] = [dict(i, tried=list(i["tried"]), failures=list(i["failures"]),
+                              drift=dict(i["drift"]) if i.get("drift") else None)
                          for i in plan["instances"]]
+    copy["leftovers"] = [dict(left) for left in plan.get("leftovers") or []]
     return copy

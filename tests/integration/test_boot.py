@@ -19,7 +19,12 @@ The tests run in file order on one lab, taken down at the end even on failure:
 * a cold migration whose first pick refuses the claim (the server's directory there is on a
   read-only filesystem) claims on the alternate and moves there;
 * an AMI-style image (kernel_id, ramdisk_id naming aki/ari images of the catalog) boots by
-  direct kernel boot and cold-migrates with its kernel and ramdisk.
+  direct kernel boot and cold-migrates with its kernel and ramdisk;
+* a host whose libvirtd is killed (by its pid) under a build: the server boots elsewhere, the
+  run fails naming the host and what its failed cleanup left (marked error/deleting, shown so by
+  servers.yml), and the next boot removes it;
+* drift: a destroyed domain is reported and its record synced to stopped, started only with
+  server_boot_drift=start; an undefined one puts the server in error.
 
 At most three test guests run at once (TCG, 128 MiB each).
 """
@@ -29,6 +34,9 @@ import collections
 import hashlib
 import json
 import os
+import signal
+import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -373,3 +381,164 @@ def test_an_ami_style_image_boots_by_direct_kernel_boot_and_migrates_with_its_ke
     finally:
         fleet.delete({"name": "kb1"})
     assert "kb1" not in [s["name"] for s in fleet.servers()]
+
+
+def _host_instances(fleet, host: str) -> Path:
+    """The host's instances path as this machine sees it (the lab bind-mounts it from here)."""
+    return Path(fleet.lab.state()["hosts"][host]["dir"]) / "root" / "var-lib-virtops" / "instances"
+
+
+def _libvirtd_pid(fleet, host: str) -> int:
+    pid = int((Path(fleet.lab.state()["hosts"][host]["dir"]) / "libvirtd.pid").read_text())
+    assert os.readlink("/proc/%d/exe" % pid) == "/usr/sbin/libvirtd"
+    return pid
+
+
+def _kill_libvirtd_when_the_xml_appears(fleet, host: str, stop: threading.Event) -> dict:
+    """Kill ``host``'s libvirtd (by its pid) as soon as a build there wrote libvirt.xml, and
+    start it again once the failed cleanup marked the record (or after 120 s)."""
+    seen = {}
+    base = _host_instances(fleet, host)
+    before = {p.name for p in base.iterdir()} if base.is_dir() else set()
+    while not stop.is_set():
+        fresh = [p for p in base.glob("*/libvirt.xml") if p.parent.name not in before]
+        if fresh:
+            seen["uuid"] = fresh[0].parent.name
+            seen["pid"] = _libvirtd_pid(fleet, host)
+            os.kill(seen["pid"], signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    else:
+        return seen
+    record = base / seen["uuid"] / "instance.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not stop.is_set():
+        try:
+            if json.loads(record.read_text()).get("task_state") == "deleting":
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    pidfile = Path(fleet.lab.state()["hosts"][host]["dir"]) / "libvirtd.pid"
+    fleet.lab.run(host, ["/usr/sbin/libvirtd", "-d", "-p", str(pidfile)])
+    for _attempt in range(100):
+        if fleet.lab.virsh(host, "version", check=False).returncode == 0:
+            break
+        time.sleep(0.2)
+    seen["restarted"] = True
+    return seen
+
+
+def test_a_host_fault_during_a_build_leaves_a_reported_leftover_that_the_next_boot_removes(fleet):
+    # compute1 has the most free RAM, so it is tried first; its libvirtd dies under the build,
+    # so the cleanup there fails too, and the server is built on compute2.
+    fleet.set_host_vars(compute1={"reserved_host_memory_mb": 64},
+                        compute2={"reserved_host_memory_mb": 1024},
+                        compute3={"reserved_host_memory_mb": 2048})
+    busy_hosts = {s["host"] for s in fleet.servers()}
+    server = {"name": "lf1", "flavor": "m1.nano", "image": "guest",
+              "networks": [{"network": "private"}], "config_drive": True}
+    stop = threading.Event()
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            fault = pool.submit(_kill_libvirtd_when_the_xml_appears, fleet, "compute1", stop)
+            try:
+                run = fleet.boot(server, virtops_scheduler=RAM_ONLY)
+            finally:
+                stop.set()
+            seen = fault.result(timeout=200)
+        assert seen.get("restarted"), seen
+        leftover_uuid = seen["uuid"]
+        assert run.rc != 0, run.failures()
+        (result,) = run.boot["servers"]
+        assert result["result"] == "booted" and result["host"] not in (None, "compute1")
+        assert result["uuid"] == leftover_uuid
+        assert result["attempts"][0]["host"] == "compute1"
+        (left,) = run.boot["leftovers"]
+        assert (left["host"], left["uuid"], left["status"]) == ("compute1", leftover_uuid, "remains")
+        remains = ", ".join(left["remains"])
+        assert "instance.json" in remains and "libvirt.xml" in remains and "claim" in remains
+        assert "marked vm_state error, task_state deleting" in remains
+        failed = run.task("Fail for what failed builds left behind")["localhost"]
+        assert failed["failed"] and "left things behind on compute1" in failed["msg"]
+        # the ghost is marked on compute1, not a second active server
+        record = fleet.record("compute1", leftover_uuid)
+        assert (record["vm_state"], record["task_state"]) == ("error", "deleting")
+        assert "failed at domain" in record["fault"]["message"]
+        listing = fleet.playbook("servers.yml")
+        assert listing.rc == 0, listing.failures()
+        rows = [r for r in listing.fact("Collect the servers of every host", "virtops_servers")
+                if r["name"] == "lf1"]
+        assert sorted((r["host"], r["vm_state"], r["task_state"]) for r in rows) == sorted(
+            [("compute1", "error", "deleting"), (result["host"], "active", None)])
+        notes = listing.fact("Find what needs attention", "virtops_server_notes")
+        assert any(n.startswith("lf1 on compute1 (%s): LEFTOVER" % leftover_uuid) for n in notes)
+
+        again = fleet.boot(server, virtops_scheduler=RAM_ONLY)
+        assert again.rc == 0, again.failures()
+        (second,) = again.boot["servers"]
+        assert (second["result"], second["host"]) == ("unchanged", result["host"])
+        assert again.boot["cleaned"] == ["lf1 on compute1"] and again.boot["leftovers"] == []
+        assert "compute1" in again.changed
+        assert leftover_uuid not in fleet.instance_dirs("compute1")
+        assert "lf1" not in fleet.lab.domains("compute1")
+        if "compute1" not in busy_hosts:
+            assert fleet.taps("compute1") == []
+        assert [r["host"] for r in fleet.servers() if r["name"] == "lf1"] == [result["host"]]
+
+        third = fleet.boot(server, virtops_scheduler=RAM_ONLY)
+        assert third.rc == 0 and third.changed == {}, third.changed_tasks()
+    finally:
+        stop.set()
+        fleet.set_host_vars()
+        fleet.delete({"name": "lf1"})
+    assert "lf1" not in [s["name"] for s in fleet.servers()]
+
+
+def test_a_boot_rerun_reports_and_syncs_drift_and_starts_only_when_asked(fleet):
+    server = {"name": "dr1", "flavor": "m1.nano", "image": "guest",
+              "networks": [{"network": "private"}]}
+    try:
+        booted = fleet.boot(server)
+        assert booted.rc == 0, booted.failures()
+        (result,) = booted.boot["servers"]
+        host, inst_uuid = result["host"], result["uuid"]
+        fleet.lab.virsh(host, "destroy", "dr1")
+
+        listing = fleet.playbook("servers.yml")
+        assert listing.rc == 0, listing.failures()
+        assert "dr1 on %s: DRIFT: the domain is shutdown while the record says active" % host \
+            in " | ".join(listing.fact("Find what needs attention", "virtops_server_notes"))
+
+        synced = fleet.boot(server)
+        assert synced.rc == 0, synced.failures()
+        (drifted,) = synced.boot["servers"]
+        assert (drifted["result"], drifted["vm_state"], drifted["host"]) == ("drifted", "stopped", host)
+        assert drifted["drift"]["reason"] == "the domain is shutdown while the record says active"
+        assert host in synced.changed
+        assert fleet.record(host, inst_uuid)["vm_state"] == "stopped"
+        assert fleet.lab.virsh(host, "domstate", "dr1").stdout.strip() == "shut off"
+        # the record now says what the domain is: nothing left to do
+        settled = fleet.boot(server)
+        assert settled.rc == 0 and settled.changed == {}, settled.changed_tasks()
+        assert settled.boot["servers"][0]["result"] == "unchanged"
+
+        started = fleet.boot(server, server_boot_drift="start")
+        assert started.rc == 0, started.failures()
+        assert started.boot["servers"][0]["drift"]["action"] == "start"
+        assert fleet.lab.virsh(host, "domstate", "dr1").stdout.strip() == "running"
+        assert fleet.record(host, inst_uuid)["vm_state"] == "active"
+
+        fleet.lab.virsh(host, "destroy", "dr1")
+        fleet.lab.virsh(host, "undefine", "dr1")
+        missing = fleet.boot(server)
+        assert missing.rc != 0
+        assert missing.boot["failed"] == ["dr1"]
+        assert missing.boot["servers"][0]["vm_state"] == "error"
+        message = missing.task("Fail for the servers that could not be built")["localhost"]["msg"]
+        assert "dr1: drift on %s: the domain is missing while the record says active" % host in message
+        record = fleet.record(host, inst_uuid)
+        assert record["vm_state"] == "error" and "domain is missing" in record["fault"]["message"]
+    finally:
+        fleet.delete({"name": "dr1"})
+    assert "dr1" not in [s["name"] for s in fleet.servers()]

@@ -90,6 +90,17 @@ def test_image_min_ram_is_checked_against_the_flavor_before_scheduling():
         bp.boot_request({"name": "web", "flavor": "m1.tiny", "image": "big"}, FLAVORS, images)
 
 
+def test_user_data_over_the_config_drive_limit_is_refused_before_scheduling():
+    # 49149 bytes are 65532 characters of base64, the most under Nova's 65535; 49152 are 65536.
+    assert request(user_data="x" * 49149)["name"] == "web"
+    with pytest.raises(VirtopsError) as exc:
+        request(user_data="x" * 49152)
+    assert exc.value.msg == ("server.user_data is 49152 bytes; Nova's limit is 65535 characters "
+                             "of base64 (about 48 KiB of raw data)")
+    with pytest.raises(VirtopsError, match="server.user_data must be text or bytes, not list"):
+        request(user_data=["#cloud-config"])
+
+
 def test_several_networks_need_a_choice():
     with pytest.raises(VirtopsError, match="several networks"):
         bp.boot_request({"name": "w", "flavor": "m1.tiny", "image": "guest"}, FLAVORS, IMAGES,
@@ -231,8 +242,8 @@ KERNEL_IMAGES = dict(
     IMAGES,
     vmlinuz={"url": "file:///srv/vmlinuz", "disk_format": "aki", "checksum": "sha256:" + "c" * 64,
              "id": "kernel-6.1"},
-    initrd={"url": "file:///srv/initrd.gz", "disk_format": "ari"},
-    ami={"url": "file:///srv/root.qcow2", "disk_format": "qcow2",
+    initrd={"url": "file:///srv/initrd.gz", "disk_format": "ari", "allow_unverified": True},
+    ami={"url": "file:///srv/root.qcow2", "disk_format": "qcow2", "checksum": "sha256:" + "d" * 64,
          "properties": {"kernel_id": "kernel-6.1", "ramdisk_id": "initrd"}})
 
 
@@ -264,3 +275,37 @@ def test_kernel_references_that_cannot_work_are_refused(images, image, message):
     with pytest.raises(VirtopsError) as caught:
         kernel_request(image, images)
     assert message in caught.value.msg
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"url": "http://images/x.qcow2", "disk_format": "qcow2"},
+     "images.bare has no checksum, so a truncated or altered download could not be told from the "
+     "real image: add checksum: sha256:<hex> (sha256sum of the file) to it, or "
+     "allow_unverified: true to boot it unverified"),
+    ({"url": "http://images/x.qcow2", "disk_format": "qcow2", "allow_unverified": "yes"},
+     "images.bare.allow_unverified must be true or false, not 'yes'"),
+    ({"url": "http://images/x.qcow2", "disk_format": "qcow2", "checksum": "sha256:" + "a" * 64,
+      "min_ram": -1}, "images.bare.min_ram must be at least 0, not -1"),
+    ({"url": "http://images/x.qcow2", "disk_format": "qcow2", "checksum": "sha256:" + "a" * 64,
+      "min_disk": "lots"}, "images.bare.min_disk must be a whole number, not 'lots'"),
+    ({"url": "http://images/x.qcow2", "disk_format": "qcow2", "checksum": "sha256:" + "a" * 64,
+      "min_disk": 10 ** 12}, "image bare needs at least %d GB (min_disk)" % 10 ** 12),
+])
+def test_an_image_entry_that_cannot_be_trusted_is_refused_before_scheduling(entry, message):
+    with pytest.raises(VirtopsError) as caught:
+        bp.boot_request({"name": "web", "flavor": "m1.tiny", "image": "bare"}, FLAVORS,
+                        {"bare": entry}, NETWORKS, {}, {})
+    assert message in caught.value.msg
+
+
+def test_an_unverified_image_is_booted_only_when_its_entry_allows_it_and_vm_image_is_told():
+    entry = {"url": "http://images/x.qcow2", "disk_format": "qcow2", "allow_unverified": True}
+    req = bp.boot_request({"name": "web", "flavor": "m1.tiny", "image": "bare"}, FLAVORS,
+                          {"bare": entry}, NETWORKS, {}, {})
+    assert req["image_source"]["allow_unverified"] is True
+    assert "checksum" not in req["image_source"]
+    unverified_kernel = dict(KERNEL_IMAGES, vmlinuz=dict(KERNEL_IMAGES["vmlinuz"]))
+    del unverified_kernel["vmlinuz"]["checksum"]
+    with pytest.raises(VirtopsError, match="images.vmlinuz has no checksum"):
+        kernel_request("ami", unverified_kernel)
+    assert kernel_request()["ramdisk_source"]["allow_unverified"] is True
