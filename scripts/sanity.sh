@@ -6,6 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+# One run at a time per checkout: each run rebuilds the shared copy below.
+mkdir -p "$ROOT/.cache"
+exec 9>"$ROOT/.cache/sanity.lock"
+flock 9
 DEST="$ROOT/.cache/sanity/ansible_collections/virtops/compute"
 PY=$("$ROOT/.venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 rm -rf "$DEST"
