@@ -3,17 +3,16 @@
 """What a compute host reports to the scheduler (schema: docs/host_facts.md)."""
 from __future__ import annotations
 
-import json
 import os
 import socket
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from ansible_collections.virtops.compute.plugins.module_utils._domain import POWER_STATE_NAMES
 from ansible_collections.virtops.compute.plugins.module_utils import _libvirt
 from ansible_collections.virtops.compute.plugins.module_utils._claims import usage
-from ansible_collections.virtops.compute.plugins.module_utils._instance_record import RecordStore
+from ansible_collections.virtops.compute.plugins.module_utils._instance_record import (
+    RecordStore, scan_instances)
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt import connect
 from ansible_collections.virtops.compute.plugins.module_utils._virt_probe import detect_virt_type
 
@@ -37,21 +36,11 @@ class HostConfig:
     capabilities: dict = field(default_factory=dict)
 
 
-def read_instance_records(instances_path: str) -> List[dict]:
-    """instance.json of every instance directory (``<uuid>`` and ``<uuid>_resize``)."""
-    records = []
-    base = Path(instances_path)
-    if not base.is_dir():
-        return records
-    for entry in sorted(base.iterdir()):
-        record = entry / "instance.json"
-        if entry.name.startswith("_") or not record.is_file():
-            continue
-        try:
-            records.append(json.loads(record.read_text()))
-        except (OSError, ValueError):
-            continue
-    return records
+def read_instance_records(instances_path: str) -> Tuple[List[dict], List[dict]]:
+    """instance.json of every instance directory (``<uuid>`` and ``<uuid>_resize``), and the
+    entries of the instances path that are not one (``{path, reason}``), which are skipped."""
+    scan = scan_instances(instances_path)
+    return [item.document for item in scan.found], [entry.to_dict() for entry in scan.ignored]
 
 
 def cpu_info(capabilities_xml: str) -> dict:
@@ -100,7 +89,7 @@ def gather(config: HostConfig) -> dict:
     stat = os.statvfs(fs_path)
     local_gb = stat.f_blocks * stat.f_frsize // GIB
     free_disk_gb = stat.f_bavail * stat.f_frsize // GIB
-    records = read_instance_records(config.instances_path)
+    records, ignored_entries = read_instance_records(config.instances_path)
     # The same count the claims make under their lock (both flavors of an open resize, not
     # deleted records), so the scheduler and the claim agree on what is used.
     used = usage(RecordStore(config.instances_path), config.reserved_host_memory_mb)
@@ -136,6 +125,7 @@ def gather(config: HostConfig) -> dict:
         "capabilities": dict(config.capabilities or {}, hypervisor_type=hypervisor_type,
                              arch=model, virt_type=probe.virt_type, cpu_info=host_cpu),
         "instances": [summarise(r, config.hostname, power_states) for r in records],
+        "ignored_entries": ignored_entries,
     }
 
 

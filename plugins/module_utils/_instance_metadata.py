@@ -153,6 +153,18 @@ def _as_bytes(value: Union[str, bytes, bytearray], what: str) -> bytes:
     raise _fail("%s must be text or bytes, not %s" % (what, type(value).__name__))
 
 
+def check_user_data(value: Union[str, bytes, bytearray], what: str = "user_data") -> bytes:
+    """``value`` as bytes if it fits Nova's limit (the API refuses user_data longer than
+    65535 characters once base64-encoded), else raise. The boot request checks it with this
+    before scheduling; the config drive builder again before writing."""
+    user_data = _as_bytes(value, what)
+    encoded_len = 4 * ((len(user_data) + 2) // 3)
+    if encoded_len > USER_DATA_B64_MAX:
+        raise _fail("%s is %d bytes; Nova's limit is %d characters of base64 (about 48 KiB of "
+                    "raw data)" % (what, len(user_data), USER_DATA_B64_MAX))
+    return user_data
+
+
 def _check_text(value, what: str, max_len: int = NAME_MAX, allow_empty: bool = False) -> str:
     if not isinstance(value, str):
         raise _fail("%s must be a string, not %s" % (what, type(value).__name__))
@@ -304,12 +316,7 @@ class InstanceMetadata:
             raise _fail("keypair names must be unique: %s" % ", ".join(names))
         object.__setattr__(self, "keypairs", keypairs)
         if self.user_data is not None:
-            user_data = _as_bytes(self.user_data, "user_data")
-            encoded_len = 4 * ((len(user_data) + 2) // 3)
-            if encoded_len > USER_DATA_B64_MAX:
-                raise _fail("user_data is %d bytes; Nova's limit is %d characters of base64 "
-                            "(about 48 KiB of raw data)" % (len(user_data), USER_DATA_B64_MAX))
-            object.__setattr__(self, "user_data", user_data)
+            object.__setattr__(self, "user_data", check_user_data(self.user_data))
         if self.admin_pass is not None and not isinstance(self.admin_pass, Secret):
             object.__setattr__(self, "admin_pass", Secret(self.admin_pass))
         files = {}

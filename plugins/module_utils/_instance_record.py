@@ -8,8 +8,11 @@ and migrations tables. Written atomically. States follow Nova's vm_states and ta
 from __future__ import annotations
 
 import datetime
+import json
 import os
+import re
 import shutil
+import stat
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -22,6 +25,16 @@ from ansible_collections.virtops.compute.plugins.module_utils._names import (
 
 RECORD = "instance.json"
 RESIZE_SUFFIX = "_resize"
+# Entries of the instances path that belong to the collection and are not instances: the image
+# cache (``_base``), the lock files (``locks``) and, by convention, every ``_`` or ``.`` name;
+# ``lost+found`` is the filesystem's own when the instances path is a mount point.
+RESERVED_ENTRIES = ("locks", "lost+found")
+RESERVED_PREFIXES = ("_", ".")
+# ``<uuid>`` (the instance) or ``<uuid>_resize`` (a resize source kept until confirm), in the
+# canonical lower-case form the store writes.
+_INSTANCE_DIR_RE = re.compile(
+    r"^(?P<uuid>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?P<resize>%s)?$"
+    % RESIZE_SUFFIX)
 VM_STATES = ("building", "active", "stopped", "paused", "resized", "error", "deleted")
 TASK_STATES = (None, "scheduling", "networking", "block_device_mapping", "spawning",
                "powering-off", "powering-on", "rebooting", "deleting", "resize_prep",
@@ -118,6 +131,107 @@ class InstanceRecord:
         return cls(**values)
 
 
+@dataclass(frozen=True)
+class IgnoredEntry:
+    """An entry of the instances path that is not an instance directory, and why."""
+    path: str
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class FoundRecord:
+    """One instance directory: its path, ``instance.json`` as read, and the record parsed."""
+    directory: str
+    document: dict
+    record: InstanceRecord
+
+
+@dataclass
+class InstancesScan:
+    """What the instances path holds: the instance records, and the entries left out."""
+    found: List[FoundRecord] = field(default_factory=list)
+    ignored: List[IgnoredEntry] = field(default_factory=list)
+
+    @property
+    def records(self) -> List[InstanceRecord]:
+        return [item.record for item in self.found]
+
+
+def _read_record(directory: str, uuid: str):
+    """``(document, record)`` of one instance directory, or ``(None, reason)`` for a stray."""
+    path = os.path.join(directory, RECORD)
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except FileNotFoundError:
+        return None, "no %s in it (not an instance directory)" % RECORD
+    except OSError as exc:
+        return None, "cannot read %s: %s" % (RECORD, exc.strerror or exc)
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except ValueError as exc:
+        return None, "%s is not valid JSON: %s" % (RECORD, exc)
+    if not isinstance(document, dict):
+        return None, "%s holds a %s, not an instance record" % (RECORD, type(document).__name__)
+    try:
+        record = InstanceRecord.from_dict(document)
+    except (VirtopsError, TypeError, ValueError) as exc:
+        return None, "%s is not a valid instance record: %s" % (RECORD, exc)
+    if record.uuid != uuid:
+        return None, "%s names instance %s, not the directory's %s" % (RECORD, record.uuid, uuid)
+    return document, record
+
+
+def classify_entry(instances_path: str, name: str):
+    """``None`` for a reserved entry, an :class:`IgnoredEntry` for a stray one, else the
+    :class:`FoundRecord` of an instance directory."""
+    if name in RESERVED_ENTRIES or name.startswith(RESERVED_PREFIXES):
+        return None
+    path = os.path.join(instances_path, name)
+    match = _INSTANCE_DIR_RE.match(name)
+    if not match:
+        return IgnoredEntry(path, "the name is not an instance uuid (or <uuid>%s)" % RESIZE_SUFFIX)
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None  # removed while the listing was read (a delete or a confirm)
+    except OSError as exc:
+        return IgnoredEntry(path, "cannot stat it: %s" % (exc.strerror or exc))
+    if stat.S_ISLNK(mode):
+        # A link could lead anywhere (another host's records on shared storage): the records of
+        # this host are real directories, as the store makes them.
+        return IgnoredEntry(path, "a symbolic link, not an instance directory")
+    if not stat.S_ISDIR(mode):
+        return IgnoredEntry(path, "not a directory")
+    document, record = _read_record(path, match.group("uuid"))
+    if document is None:
+        return IgnoredEntry(path, record)
+    return FoundRecord(path, document, record)
+
+
+def scan_instances(instances_path: str) -> InstancesScan:
+    """Every instance record under ``instances_path`` and every entry that is not one.
+
+    Nova's resource tracker counts instances from its database, so nothing on the disk can
+    hide a host; here the disk is the database, so a stray file, a foreign directory or a
+    broken ``instance.json`` is left out and reported instead of failing the whole host.
+    A missing instances path holds nothing; one that cannot be listed raises OSError.
+    """
+    scan = InstancesScan()
+    if not os.path.isdir(instances_path):
+        return scan
+    for name in sorted(os.listdir(instances_path)):
+        entry = classify_entry(instances_path, name)
+        if isinstance(entry, IgnoredEntry):
+            scan.ignored.append(entry)
+        elif entry is not None:
+            scan.found.append(entry)
+    return scan
+
+
 class RecordStore:
     """The instance records of one host."""
 
@@ -149,21 +263,13 @@ class RecordStore:
                 shutil.rmtree(directory, ignore_errors=True)
             raise
 
+    def scan(self) -> InstancesScan:
+        return scan_instances(self.instances_path)
+
     def all(self) -> List[InstanceRecord]:
-        """Every record on this host, ``<uuid>`` and ``<uuid>_resize`` directories alike."""
-        records = []
-        if not os.path.isdir(self.instances_path):
-            return records
-        for entry in sorted(os.listdir(self.instances_path)):
-            if entry.startswith(("_", ".")) or entry == "locks":
-                continue
-            data = read_json(os.path.join(self.instances_path, entry, RECORD))
-            if data:
-                try:
-                    records.append(InstanceRecord.from_dict(data))
-                except VirtopsError:
-                    continue
-        return records
+        """Every record on this host, ``<uuid>`` and ``<uuid>_resize`` directories alike;
+        entries that are not instance directories are skipped (``scan()`` says which)."""
+        return self.scan().records
 
     def find_by_name(self, name: str) -> List[InstanceRecord]:
         return [r for r in self.all() if r.name == name]

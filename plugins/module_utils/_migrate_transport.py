@@ -13,6 +13,7 @@ that go there may not hold whitespace or quotes.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -33,18 +34,75 @@ SSH_FAILURE_RC = 255
 DEFAULT_CONNECT_TIMEOUT = 10
 DEFAULT_IO_TIMEOUT = 300
 SHARED_TEST_PREFIX = ".virtops-shared-storage-"
-# Options that would switch host-key checking off or run local commands: refused.
-_FORBIDDEN_OPTIONS = {
-    "stricthostkeychecking": "host keys are always verified (StrictHostKeyChecking=yes)",
-    "batchmode": "ssh must never prompt (BatchMode=yes is always set)",
-    "localcommand": "running local commands is not allowed",
-    "permitlocalcommand": "running local commands is not allowed",
-    "controlmaster": "vm_migrate runs its own multiplexed connection",
-    "controlpath": "vm_migrate runs its own multiplexed connection",
-    "controlpersist": "vm_migrate runs its own multiplexed connection",
-}
-_NULL_FILES = ("/dev/null", "none")
 _OPTION_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*=[^\s'\"\\]+$")
+# Algorithm lists (Ciphers, MACs, KexAlgorithms): comma-separated names, optionally led by
+# ssh's +, - or ^ (append, remove, put first).
+_ALGORITHM = r"[A-Za-z0-9][A-Za-z0-9@._-]*"
+_ALGORITHMS_RE = re.compile(r"^[+^-]?%s(,%s)*$" % (_ALGORITHM, _ALGORITHM))
+_IPQOS_NAMES = ("af11", "af12", "af13", "af21", "af22", "af23", "af31", "af32", "af33", "af41",
+                "af42", "af43", "cs0", "cs1", "cs2", "cs3", "cs4", "cs5", "cs6", "cs7", "ef", "le",
+                "lowdelay", "throughput", "reliability", "none")
+# Options that are set elsewhere, with where: ssh keeps the first value it is given, and the
+# fixed options come first, so a second value here would be silently ignored.
+_SET_ELSEWHERE = {
+    "connecttimeout": "set it with ssh_connect_timeout (virtops_migration_ssh_connect_timeout)",
+    "identityfile": "set it with ssh_key (virtops_migration_ssh_key)",
+    "user": "set it with ssh_user (virtops_migration_ssh_user)",
+}
+
+
+def _whole_number(minimum: int, maximum: Optional[int] = None):
+    def check(value: str) -> Optional[str]:
+        if value.isdigit() and int(value) >= minimum and (maximum is None or int(value) <= maximum):
+            return None
+        upper = " to %d" % maximum if maximum is not None else " or more"
+        return "a whole number from %d%s" % (minimum, upper)
+    return check
+
+
+def _one_of(*choices: str):
+    def check(value: str) -> Optional[str]:
+        return None if value.lower() in choices else "one of %s" % ", ".join(choices)
+    return check
+
+
+def _algorithms(value: str) -> Optional[str]:
+    return None if _ALGORITHMS_RE.match(value) else (
+        "a comma-separated list of algorithm names, optionally led by +, - or ^")
+
+
+def _ip_address(value: str) -> Optional[str]:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return "an IP address of this host"
+    return None
+
+
+def _ipqos(value: str) -> Optional[str]:
+    if value.lower() in _IPQOS_NAMES or (value.isdigit() and int(value) <= 255):
+        return None
+    return "one DSCP class (%s) or a number from 0 to 255" % ", ".join(_IPQOS_NAMES)
+
+
+# The only ssh options users may add (canonical name: value check). Everything else is refused:
+# a deny-list cannot keep up with ssh's options (ProxyCommand, KnownHostsCommand, ProxyJump and
+# UserKnownHostsFile=/dev/./null all run commands or skip host-key checking).
+ALLOWED_SSH_OPTIONS = {
+    "AddressFamily": _one_of("any", "inet", "inet6"),
+    "BindAddress": _ip_address,
+    "Ciphers": _algorithms,
+    "Compression": _one_of("yes", "no"),
+    "ConnectionAttempts": _whole_number(1, 10),
+    "IPQoS": _ipqos,
+    "KexAlgorithms": _algorithms,
+    "MACs": _algorithms,
+    "Port": _whole_number(1, 65535),
+    "ServerAliveCountMax": _whole_number(0),
+    "ServerAliveInterval": _whole_number(0),
+    "TCPKeepAlive": _one_of("yes", "no"),
+}
+_ALLOWED_BY_LOWER = {name.lower(): name for name in ALLOWED_SSH_OPTIONS}
 _ADDRESS_RE = re.compile(r"^[A-Za-z0-9_.:%\[\]-]+$")
 _USER_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 
@@ -73,8 +131,7 @@ class SshConfig:
         if self.key is not None and (not os.path.isabs(self.key) or re.search(r"[\s'\"\\]", self.key)):
             raise VirtopsError("ssh key %r must be an absolute path without spaces or quotes"
                                % (self.key,))
-        for option in self.options:
-            check_ssh_option(option)
+        object.__setattr__(self, "options", tuple(check_ssh_option(o) for o in self.options))
         if int(self.connect_timeout) < 1:
             raise VirtopsError("ssh connect timeout must be at least 1 second")
 
@@ -100,16 +157,27 @@ class SshConfig:
 
 
 def check_ssh_option(option: str) -> str:
+    """``option`` (``Name=value``) if it is on the allow-list with a valid value, else raise.
+
+    Host-key checking (``StrictHostKeyChecking=yes``), ``BatchMode=yes`` and the multiplexed
+    connection are fixed by vm_migrate; only options that tune the connection may be added.
+    """
     if not isinstance(option, str) or not _OPTION_RE.match(option):
         raise VirtopsError("ssh option %r must be Name=value without spaces or quotes "
-                           "(for example ConnectTimeout=5)" % (option,))
+                           "(for example Port=2222)" % (option,))
     name, value = option.split("=", 1)
-    reason = _FORBIDDEN_OPTIONS.get(name.lower())
-    if reason:
-        raise VirtopsError("ssh option %s is not allowed: %s" % (name, reason))
-    if name.lower() in ("userknownhostsfile", "globalknownhostsfile") and value.lower() in _NULL_FILES:
-        raise VirtopsError("ssh option %s=%s would skip host-key verification" % (name, value))
-    return option
+    elsewhere = _SET_ELSEWHERE.get(name.lower())
+    if elsewhere:
+        raise VirtopsError("ssh option %s is not taken in ssh_options: %s" % (name, elsewhere))
+    canonical = _ALLOWED_BY_LOWER.get(name.lower())
+    if canonical is None:
+        raise VirtopsError("ssh option %s is not allowed: ssh_options takes only %s (host-key "
+                           "checking, prompting and the connection's commands stay as vm_migrate "
+                           "sets them)" % (name, ", ".join(sorted(ALLOWED_SSH_OPTIONS))))
+    problem = ALLOWED_SSH_OPTIONS[canonical](value)
+    if problem:
+        raise VirtopsError("ssh option %s=%s: the value must be %s" % (canonical, value, problem))
+    return "%s=%s" % (canonical, value)
 
 
 def remote_spec(address: str, path: str) -> str:

@@ -16,6 +16,12 @@ description:
   - Usage counts instance records as Nova's resource tracker does and exactly as the claims of
     M(virtops.compute.vm_instance) count them (instances being built, the larger flavor of an
     open resize, not deleted ones), plus O(reserved_host_memory_mb) and O(reserved_host_disk_mb).
+  - Entries of O(instances_path) that are not instance directories (a stray file, a directory
+    whose name is not an instance uuid, a directory without a readable, valid C(instance.json),
+    a symbolic link) are left out of the instances and the usage, reported in
+    RV(host.ignored_entries) and warned about; they do not fail the host. C(_base), C(locks),
+    C(lost+found) and other names starting with C(_) or C(.) are the collection's own and
+    skipped silently.
   - The result is also set as the fact C(virtops_host) for the scheduler lookup.
 author:
   - virtops.compute contributors (@virtops)
@@ -206,6 +212,21 @@ host:
         launched_at:
           description: When it first became active (UTC), or null.
           type: str
+    ignored_entries:
+      description:
+        - Entries of O(instances_path) that are not instance directories and were skipped, each
+          with the reason. Empty when the instances path holds only instances and the
+          collection's own entries.
+      type: list
+      elements: dict
+      sample: [{path: /var/lib/virtops/instances/filler, reason: "the name is not an instance uuid (or <uuid>_resize)"}]
+      contains:
+        path:
+          description: The entry's path.
+          type: str
+        reason:
+          description: Why it is not an instance directory.
+          type: str
 ansible_facts:
   description: The same dictionary, as the fact C(virtops_host).
   returned: success
@@ -253,6 +274,10 @@ def main():
         module.fail_json(msg=exc.msg, **exc.details)
     except OSError as exc:
         module.fail_json(msg=host_os_error(exc))
+    for entry in facts["ignored_entries"]:
+        module.warn("skipped %s in the instances path: %s. Move it out of %s; it is not counted "
+                    "as an instance on this host"
+                    % (entry["path"], entry["reason"], params["instances_path"]))
     module.exit_json(changed=False, host=facts, ansible_facts={"virtops_host": facts})
 
 

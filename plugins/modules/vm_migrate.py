@@ -137,8 +137,17 @@ options:
     type: path
   ssh_options:
     description:
-      - Extra ssh options as C(Name=value), for example C(Port=2222). Options that would turn
-        host-key checking off, make ssh prompt or run local commands are refused.
+      - Extra ssh options as C(Name=value), for example C(Port=2222), only from an allow-list -
+        C(AddressFamily) (C(any), C(inet), C(inet6)), C(BindAddress) (an IP address),
+        C(Ciphers), C(KexAlgorithms), C(MACs) (comma-separated names, optionally led by C(+),
+        C(-) or C(^)), C(Compression) and C(TCPKeepAlive) (C(yes) or C(no)),
+        C(ConnectionAttempts) (1 to 10), C(IPQoS) (one DSCP class or 0 to 255), C(Port)
+        (1 to 65535), C(ServerAliveCountMax) and C(ServerAliveInterval) (0 or more).
+      - Everything else is refused with the option's name, in particular what would turn
+        host-key checking off, make ssh prompt or run commands (C(ProxyCommand),
+        C(KnownHostsCommand), C(ProxyJump), C(UserKnownHostsFile), C(LocalCommand) ...).
+        C(ConnectTimeout), C(IdentityFile) and C(User) have their own options
+        (O(ssh_connect_timeout), O(ssh_key), O(ssh_user)).
     type: list
     elements: str
     default: []

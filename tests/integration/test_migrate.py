@@ -492,3 +492,22 @@ def test_playbooks_migrate_confirm_resize_revert(lab, servers, extra_inventory):
     assert domain_state(lab, SRC, name) == "undefined"
     again = playbook(lab, extra_inventory, "confirm_resize.yml", "-e", "virtops_resize_confirm_window=1")
     assert again["rc"] == 0 and changed(again) == [], failures(again) + str(changed(again))
+
+
+def test_revert_after_confirm_is_refused_clearly_and_changes_nothing(lab, servers, extra_inventory):
+    server = servers.boot(SRC, TINY)
+    sid, name = server["uuid"], server["name"]
+    mig = migrate_to(lab, sid, SRC, DST, wait=False)["finish"]["migration"]
+    confirmed = playbook(lab, extra_inventory, "confirm_resize.yml", "-e", "server=" + name)
+    assert confirmed["rc"] == 0, failures(confirmed)
+    before = record(lab, DST, sid)
+
+    refused = playbook(lab, extra_inventory, "revert_resize.yml", "-e", "server=" + name)
+    assert refused["rc"] != 0 and changed(refused) == [], changed(refused)
+    assert ("%s: its move to %s (migration %s) was confirmed; nothing to revert"
+            % (name, DST, mig["id"])) in failures(refused), failures(refused)
+    assert "internal error" not in json.dumps(refused).lower()
+    assert record(lab, DST, sid) == before and before["vm_state"] == "active"
+    assert domain_state(lab, DST, name) == "running"
+    assert domain_state(lab, SRC, name) == "undefined"
+    assert not exists(lab, SRC, "%s/%s_resize" % (INSTANCES, sid))

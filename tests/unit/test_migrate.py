@@ -143,11 +143,65 @@ def test_ssh_always_verifies_host_keys_and_never_prompts():
 
 @pytest.mark.parametrize("option", [
     "StrictHostKeyChecking=no", "stricthostkeychecking=accept-new", "BatchMode=no",
-    "UserKnownHostsFile=/dev/null", "LocalCommand=id", "Port=22 -oProxyCommand=x",
-    "Port='22'", "-oPort=22", "Port", "ControlPath=/tmp/x"])
-def test_ssh_options_that_weaken_or_inject_are_refused(option):
-    with pytest.raises(VirtopsError):
+    "UserKnownHostsFile=/dev/null", "UserKnownHostsFile=/dev/./null", "LocalCommand=id",
+    "ProxyCommand=nc%h%p", "KnownHostsCommand=/bin/true", "ProxyJump=evil", "ControlPath=/tmp/x",
+    "GlobalKnownHostsFile=/dev/null", "PermitLocalCommand=yes", "SendEnv=LANG",
+    "LogLevel=DEBUG3"])
+def test_ssh_options_off_the_allow_list_are_refused_naming_the_option_and_the_list(option):
+    with pytest.raises(VirtopsError) as exc:
         check_ssh_option(option)
+    assert exc.value.msg.startswith("ssh option %s is not allowed: ssh_options takes only "
+                                    "AddressFamily, BindAddress, Ciphers, Compression, "
+                                    % option.split("=")[0])
+    assert "ServerAliveInterval, TCPKeepAlive (host-key checking" in exc.value.msg
+
+
+@pytest.mark.parametrize("option, says", [
+    ("Port=22 -oProxyCommand=x", "must be Name=value without spaces or quotes"),
+    ("Port='22'", "must be Name=value"), ("-oPort=22", "must be Name=value"),
+    ("Port", "must be Name=value"), ("Port=", "must be Name=value"),
+    ("Port=0", "Port=0: the value must be a whole number from 1 to 65535"),
+    ("Port=65536", "from 1 to 65535"), ("Port=ssh", "from 1 to 65535"),
+    ("ServerAliveInterval=-1", "a whole number from 0 or more"),
+    ("ServerAliveCountMax=3x", "a whole number from 0 or more"),
+    ("ConnectionAttempts=0", "from 1 to 10"),
+    ("Compression=maybe", "Compression=maybe: the value must be one of yes, no"),
+    ("TCPKeepAlive=1", "one of yes, no"), ("AddressFamily=unix", "one of any, inet, inet6"),
+    ("Ciphers=aes128-ctr,,aes256-ctr", "a comma-separated list of algorithm names"),
+    ("MACs=hmac-sha2-256;id", "a comma-separated list"), ("KexAlgorithms=+", "comma-separated"),
+    ("IPQoS=af99", "one DSCP class"), ("IPQoS=300", "a number from 0 to 255"),
+    ("BindAddress=eth0", "an IP address of this host"),
+    ("ConnectTimeout=5", "is not taken in ssh_options: set it with ssh_connect_timeout "
+                         "(virtops_migration_ssh_connect_timeout)"),
+    ("IdentityFile=/root/.ssh/other", "set it with ssh_key (virtops_migration_ssh_key)"),
+    ("User=admin", "set it with ssh_user"),
+])
+def test_ssh_option_values_are_checked_and_the_message_says_what_fits(option, says):
+    with pytest.raises(VirtopsError) as exc:
+        check_ssh_option(option)
+    assert says in exc.value.msg
+
+
+@pytest.mark.parametrize("option, canonical", [
+    ("Port=2222", "Port=2222"), ("port=2222", "Port=2222"),
+    ("ServerAliveInterval=15", "ServerAliveInterval=15"),
+    ("serveralivecountmax=0", "ServerAliveCountMax=0"),
+    ("Ciphers=aes128-gcm@openssh.com,aes256-ctr", "Ciphers=aes128-gcm@openssh.com,aes256-ctr"),
+    ("MACs=-hmac-sha1", "MACs=-hmac-sha1"),
+    ("KexAlgorithms=^curve25519-sha256", "KexAlgorithms=^curve25519-sha256"),
+    ("Compression=no", "Compression=no"), ("IPQoS=throughput", "IPQoS=throughput"),
+    ("IPQoS=af21", "IPQoS=af21"), ("AddressFamily=inet6", "AddressFamily=inet6"),
+    ("BindAddress=fd00::1", "BindAddress=fd00::1"), ("ConnectionAttempts=3", "ConnectionAttempts=3"),
+    ("TCPKeepAlive=yes", "TCPKeepAlive=yes"),
+])
+def test_allowed_ssh_options_pass_in_ssh_spelling(option, canonical):
+    assert check_ssh_option(option) == canonical
+    assert SshConfig(options=(option,)).base_argv()[-2:] == ["-o", canonical]
+
+
+def test_an_ssh_config_with_one_bad_option_is_refused_whole():
+    with pytest.raises(VirtopsError, match="ssh option ProxyJump is not allowed"):
+        SshConfig(options=("Port=2222", "ProxyJump=jump.example"))
 
 
 @pytest.mark.parametrize("address", ["-oProxyCommand=id", "a b", "host;id", "", "h`id`"])
@@ -157,7 +211,7 @@ def test_addresses_that_could_be_options_or_shell_are_refused(address):
 
 
 def test_rsync_is_sparse_aware_and_compresses_only_when_asked():
-    ssh = SshConfig(options=("ConnectTimeout=5",))
+    ssh = SshConfig(options=("ServerAliveInterval=5",))
     plain = rsync_argv(["/i/u_resize/disk"], remote_spec("10.0.0.2", "/i/u/"), False, ssh)
     assert plain[:5] == ["rsync", "--sparse", "--whole-file", "--stats", "--no-human-readable"]
     assert "--compress" not in plain and plain[-3:] == ["--", "/i/u_resize/disk", "10.0.0.2:/i/u/"]
