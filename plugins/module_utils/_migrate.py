@@ -62,6 +62,8 @@ from ansible_collections.virtops.compute.plugins.module_utils._guest_config impo
 from ansible_collections.virtops.compute.plugins.module_utils._image_cache import (
     BASE_DIR, INFO_SUFFIX, ImageCache, ImageSource)
 from ansible_collections.virtops.compute.plugins.module_utils._image_inspect import inspect_image
+from ansible_collections.virtops.compute.plugins.module_utils._image_source import (
+    DEFAULT_MAX_DOWNLOAD_BYTES, FetchPolicy)
 from ansible_collections.virtops.compute.plugins.module_utils._instance_disks import (
     DiskBuilder, DiskPlan, write_disk_info)
 from ansible_collections.virtops.compute.plugins.module_utils._instance_record import (
@@ -186,6 +188,8 @@ class MigrateParams:
     state_dir: str = "/etc/virtops"
     nwfilter: str = "clean-traffic"
     force_raw_images: bool = True
+    image_roots: Tuple[str, ...] = ()
+    download_max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES
     reserved_host_memory_mb: int = 512
     cpu_allocation_ratio: float = 4.0
     ram_allocation_ratio: float = 1.0
@@ -962,7 +966,8 @@ class FinishPhase(Phase):
         formats = disk_formats(inst_dir)
         if ROOT not in formats:
             raise VirtopsError("%s/%s does not name the root disk" % (inst_dir, DISK_INFO))
-        cache = ImageCache(self.p.instances_path, self.qemu_img, force_raw=self.p.force_raw_images)
+        cache = ImageCache(self.p.instances_path, self.qemu_img, force_raw=self.p.force_raw_images,
+                           policy=FetchPolicy.build(self.p.image_roots, self.p.download_max_bytes))
         builder = DiskBuilder(cache, self.qemu_img)
         backend = "qcow2" if formats[ROOT] == "qcow2" else "flat"
         image_base = None

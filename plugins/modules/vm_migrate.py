@@ -202,6 +202,22 @@ options:
     description: Convert a fetched base image to raw (Nova's C(force_raw_images)).
     type: bool
     default: true
+  image_roots:
+    description:
+      - With O(phase=finish), directories of this host under which an image's C(file://) URL
+        or absolute path may be read when its base is fetched here, as for
+        M(virtops.compute.vm_image)'s O(virtops.compute.vm_image#module:image_roots). Empty (the
+        default) - only http(s) sources are fetched; a base that cannot be fetched is copied from
+        the source host instead (and inspected), with a warning.
+    type: list
+    elements: path
+    default: []
+  download_max_bytes:
+    description:
+      - With O(phase=finish), the most bytes an image download may have, as for
+        M(virtops.compute.vm_image)'s O(virtops.compute.vm_image#module:download_max_bytes).
+    type: int
+    default: 68719476736
   reserved_host_memory_mb:
     description: With O(phase=prep), RAM kept for the host itself, counted as used.
     type: int
@@ -415,6 +431,8 @@ from ansible_collections.virtops.compute.plugins.module_utils._domain import (
     HAS_LXML, LXML_IMPORT_ERROR)
 from ansible_collections.virtops.compute.plugins.module_utils._errors import (
     VirtopsError, host_os_error)
+from ansible_collections.virtops.compute.plugins.module_utils._image_source import (
+    DEFAULT_MAX_DOWNLOAD_BYTES)
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt import (
     HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR)
 from ansible_collections.virtops.compute.plugins.module_utils._migrate import (
@@ -449,6 +467,8 @@ ARGUMENT_SPEC = dict(
     state_dir=dict(type="path", default="/etc/virtops"),
     nwfilter=dict(type="str", default="clean-traffic"),
     force_raw_images=dict(type="bool", default=True),
+    image_roots=dict(type="list", elements="path", default=[]),
+    download_max_bytes=dict(type="int", default=DEFAULT_MAX_DOWNLOAD_BYTES),
     reserved_host_memory_mb=dict(type="int", default=512),
     cpu_allocation_ratio=dict(type="float", default=4.0),
     ram_allocation_ratio=dict(type="float", default=1.0),
@@ -470,6 +490,7 @@ def main():
                          exception=LIBVIRT_IMPORT_ERROR)
     values = dict(module.params)
     values["ssh_options"] = tuple(values["ssh_options"] or ())
+    values["image_roots"] = tuple(values["image_roots"] or ())
     try:
         params = MigrateParams(**values)
         result = run_phase(params, check_mode=module.check_mode)
