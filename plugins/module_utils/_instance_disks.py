@@ -21,6 +21,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._fileio import (
 from ansible_collections.virtops.compute.plugins.module_utils._flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._image_cache import (
     BASE_DIR, CachedBase, ImageCache, ImageSource)
+from ansible_collections.virtops.compute.plugins.module_utils._instance_record import scan_instances
 from ansible_collections.virtops.compute.plugins.module_utils._locks import file_lock
 from ansible_collections.virtops.compute.plugins.module_utils._process import find_binary, run
 from ansible_collections.virtops.compute.plugins.module_utils._qemu_img import QemuImg
@@ -165,15 +166,16 @@ def write_disk_info(instance_dir: str, formats: Dict[str, str], check_mode: bool
 
 
 def in_use_bases(instances_path: str, qemu_img: QemuImg) -> List[str]:
-    """Every base an instance on this host uses: disk backing files and flat-disk sources."""
+    """Every base an instance on this host uses: disk backing files and flat-disk sources.
+
+    The records come from the one scan of the instances path the host facts use. Entries that
+    scan leaves out (a broken ``instance.json``, a directory without one) may still hold disks:
+    their backing files count too, so that ageing never removes a base a disk reads from.
+    """
     used: List[str] = []
-    if not os.path.isdir(instances_path):
-        return used
-    for entry in sorted(os.listdir(instances_path)):
-        directory = os.path.join(instances_path, entry)
-        if entry == BASE_DIR or entry.startswith(("_", ".")) or not os.path.isdir(directory):
-            continue
-        record = read_json(os.path.join(directory, "instance.json"), default={}) or {}
+    scan = scan_instances(instances_path)
+    for found in scan.found:
+        record = found.document
         base = record.get("image_base")
         if base:
             used.append(base)
@@ -183,7 +185,16 @@ def in_use_bases(instances_path: str, qemu_img: QemuImg) -> List[str]:
             source = ImageSource(url=str(image.get("url") or ""), disk_format="raw",
                                  image_id=image.get("id"))
             used.append(os.path.join(instances_path, BASE_DIR, source.base_name))
-        formats = read_json(os.path.join(directory, "disk.info"), default={}) or {}
+    directories = [found.directory for found in scan.found]
+    directories += [entry.path for entry in scan.ignored
+                    if os.path.isdir(entry.path) and not os.path.islink(entry.path)]
+    for directory in directories:
+        try:
+            formats = read_json(os.path.join(directory, "disk.info"), default={}) or {}
+        except (OSError, ValueError):
+            formats = {}
+        if not isinstance(formats, dict):
+            continue
         for disk, fmt in formats.items():
             if fmt == "qcow2" and os.path.exists(disk):
                 backing = qemu_img.info(disk, "qcow2").backing_filename

@@ -254,3 +254,24 @@ def test_a_kernel_larger_than_the_limit_is_refused_and_leaves_nothing(tmp_path, 
     assert fetched.fetched and fetched.file_size == 1000
     assert not cache.ensure_boot_file(
         ImageSource.from_dict({"allow_unverified": True, "url": str(small), "disk_format": "aki"})).fetched
+
+
+def test_ageing_keeps_the_base_of_a_disk_whose_record_is_broken(tmp_path):
+    qcow2_image(tmp_path / "a.qcow2")
+    cache = ImageCache(str(tmp_path / "instances"), policy=ROOTS)
+    base = cache.ensure(ImageSource.from_dict({"allow_unverified": True,
+                                               "url": str(tmp_path / "a.qcow2"),
+                                               "disk_format": "qcow2"}))
+    inst = tmp_path / "instances" / "0f7e5a2c-5b7a-4f55-9d0f-7f3c9c7f1a11"
+    inst.mkdir()
+    flavor = Flavor.from_dict({"name": "f", "vcpus": 1, "ram_mb": 64, "root_gb": 1})
+    DiskBuilder(cache).ensure(str(inst), plan_root(base, flavor, "qcow2"), False)
+    write_disk_info(str(inst), {"disk": "qcow2"}, False)
+    (inst / "instance.json").write_text("{not json")
+    (tmp_path / "instances" / "filler").write_text("")
+    a_day_ago = time.time() - 2 * 86400
+    os.utime(base.path, (a_day_ago, a_day_ago))
+    in_use = in_use_bases(str(tmp_path / "instances"), cache.qemu_img)
+    assert in_use == [base.path]
+    assert cache.clean(in_use)["removed"] == []
+    assert os.path.exists(base.path)
