@@ -165,37 +165,46 @@ def write_disk_info(instance_dir: str, formats: Dict[str, str], check_mode: bool
     return True
 
 
+def _record_bases(instances_path: str, record: dict) -> List[str]:
+    """The bases an instance record names: its ``image_base`` and its image id's base."""
+    used = []
+    base = record.get("image_base")
+    if base:
+        used.append(base)
+    image = record.get("image") or {}
+    if isinstance(image, dict) and (image.get("id") or image.get("url")):
+        # Nova: the base named after the SHA-1 of an instance's image id is in use.
+        source = ImageSource(url=str(image.get("url") or ""), disk_format="raw",
+                             image_id=image.get("id"))
+        used.append(os.path.join(instances_path, BASE_DIR, source.base_name))
+    return used
+
+
+def _read_leniently(path: str) -> dict:
+    try:
+        document = read_json(path, default={}) or {}
+    except (OSError, ValueError):
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
 def in_use_bases(instances_path: str, qemu_img: QemuImg) -> List[str]:
     """Every base an instance on this host uses: disk backing files and flat-disk sources.
 
-    The records come from the one scan of the instances path the host facts use. Entries that
-    scan leaves out (a broken ``instance.json``, a directory without one) may still hold disks:
-    their backing files count too, so that ageing never removes a base a disk reads from.
+    The instance directories come from the one scan of the instances path the host facts use.
+    Directories that scan leaves out (a record naming another uuid, a broken ``instance.json``,
+    no record at all) may still hold disks: whatever they name or back onto counts too, so
+    that ageing never removes a base a disk may read from.
     """
     used: List[str] = []
     scan = scan_instances(instances_path)
-    for found in scan.found:
-        record = found.document
-        base = record.get("image_base")
-        if base:
-            used.append(base)
-        image = record.get("image") or {}
-        if isinstance(image, dict) and (image.get("id") or image.get("url")):
-            # Nova: the base named after the SHA-1 of an instance's image id is in use.
-            source = ImageSource(url=str(image.get("url") or ""), disk_format="raw",
-                                 image_id=image.get("id"))
-            used.append(os.path.join(instances_path, BASE_DIR, source.base_name))
     directories = [found.directory for found in scan.found]
     directories += [entry.path for entry in scan.ignored
                     if os.path.isdir(entry.path) and not os.path.islink(entry.path)]
     for directory in directories:
-        try:
-            formats = read_json(os.path.join(directory, "disk.info"), default={}) or {}
-        except (OSError, ValueError):
-            formats = {}
-        if not isinstance(formats, dict):
-            continue
-        for disk, fmt in formats.items():
+        used.extend(_record_bases(instances_path,
+                                  _read_leniently(os.path.join(directory, "instance.json"))))
+        for disk, fmt in _read_leniently(os.path.join(directory, "disk.info")).items():
             if fmt == "qcow2" and os.path.exists(disk):
                 backing = qemu_img.info(disk, "qcow2").backing_filename
                 if backing:
