@@ -213,6 +213,7 @@ host:
           description: When it first became active (UTC), or null.
           type: str
     ignored_entries:
+      version_added: 0.2.0
       description:
         - Entries of O(instances_path) that are not instance directories and were skipped, each
           with the reason. Empty when the instances path holds only instances and the

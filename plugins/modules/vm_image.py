@@ -147,6 +147,7 @@ options:
           - Required unless O(image.allow_unverified=true).
         type: str
       allow_unverified:
+        version_added: 0.2.0
         description:
           - Use the image without a checksum. Its download is then only checked for length
             (and refused when the server sends no C(Content-Length)) and inspected; a
@@ -191,6 +192,7 @@ options:
         description: Expected checksum, as for O(image.checksum); required unless allowed unverified.
         type: str
       allow_unverified:
+        version_added: 0.2.0
         description: Use it without a checksum, as O(image.allow_unverified).
         type: bool
         default: false
@@ -214,6 +216,7 @@ options:
         description: Expected checksum, as for O(image.checksum); required unless allowed unverified.
         type: str
       allow_unverified:
+        version_added: 0.2.0
         description: Use it without a checksum, as O(image.allow_unverified).
         type: bool
         default: false
@@ -355,6 +358,7 @@ options:
     type: int
     default: 60
   download_max_bytes:
+    version_added: 0.2.0
     description:
       - The most bytes one image download may have (64 GiB by default). A larger local file,
         a larger C(Content-Length) or a body that grows past it is refused, and nothing is
@@ -362,6 +366,7 @@ options:
     type: int
     default: 68719476736
   image_roots:
+    version_added: 0.2.0
     description:
       - Directories on the host under which C(file://) and absolute-path sources may be read
         (after resolving links and C(..)). Empty (the default) means no local source is read.

@@ -203,6 +203,7 @@ options:
     type: bool
     default: true
   image_roots:
+    version_added: 0.2.0
     description:
       - With O(phase=finish), directories of this host under which an image's C(file://) URL
         or absolute path may be read when its base is fetched here, as for
@@ -213,6 +214,7 @@ options:
     elements: path
     default: []
   download_max_bytes:
+    version_added: 0.2.0
     description:
       - With O(phase=finish), the most bytes an image download may have, as for
         M(virtops.compute.vm_image)'s O(virtops.compute.vm_image#module:download_max_bytes).
