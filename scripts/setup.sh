@@ -46,17 +46,38 @@ if [ -c /dev/kvm ]; then
   fi
 fi
 
-# 3. The virtualenv: Debian's python3 with system site packages (python3-libvirt, python3-lxml).
-if [ ! -x "$VENV/bin/python" ]; then
-  say "creating $VENV"
-  /usr/bin/python3 -m venv --system-site-packages "$VENV"
-fi
-req_hash=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null || true)" != "$req_hash" ]; then
-  say "installing Python requirements into $VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt \
-    || die "pip install failed: check access to PyPI, then re-run."
-  echo "$req_hash" > "$VENV/.requirements.sha256"
+# 3. The virtualenvs: Debian's python3 with system site packages (python3-libvirt, python3-lxml).
+#    requirements.txt states the ansible-core range the collection supports, ">=LOWEST,<NEXT", and
+#    both ends are tested (CONTRIBUTING.md, Tests): .venv gets the highest minor release of the
+#    range and every tool; .cache/venv-core-lowest (`setup.sh --core-lowest`, which
+#    `make test-core-lowest` runs) gets the lowest and the test tools only.
+core_range=$(sed -nE 's/^ansible-core>=([0-9]+\.[0-9]+),<([0-9]+\.[0-9]+)$/\1 \2/p' requirements.txt)
+[ -n "$core_range" ] || die "requirements.txt must state ansible-core as 'ansible-core>=X.Y,<X.Z' (the range whose ends are tested)."
+read -r CORE_LOWEST core_next <<<"$core_range"
+CORE_HIGHEST="${core_next%.*}.$(( ${core_next#*.} - 1 ))"
+
+# make_venv DIR CORE_MINOR PIP_ARGS...: (re)install only when what it asks for changed.
+make_venv() {
+  local dir=$1 core=$2 hash
+  shift 2
+  if [ ! -x "$dir/bin/python" ]; then
+    say "creating $dir"
+    /usr/bin/python3 -m venv --system-site-packages "$dir"
+  fi
+  hash=$( { printf '%s\n' "$@" "ansible-core==$core.*"; cat requirements.txt requirements-dev.txt; } \
+          | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$dir/.requirements.sha256" 2>/dev/null || true)" != "$hash" ]; then
+    say "installing Python requirements (ansible-core $core.*) into $dir"
+    "$dir/bin/pip" install -q --disable-pip-version-check "$@" "ansible-core==$core.*" \
+      || die "pip install into $dir failed: check access to PyPI, then re-run."
+    echo "$hash" > "$dir/.requirements.sha256"
+  fi
+}
+make_venv "$VENV" "$CORE_HIGHEST" -r requirements.txt -r requirements-dev.txt
+if [ "${1:-}" = "--core-lowest" ]; then
+  # The test tools of requirements-dev.txt (not the linters: they run with .venv's ansible-core).
+  mapfile -t test_tools < <(grep -E '^(pytest|ansible-runner)([<>=!~ ]|$)' requirements-dev.txt)
+  make_venv "$ROOT/.cache/venv-core-lowest" "$CORE_LOWEST" -r requirements.txt "${test_tools[@]}"
 fi
 
 # 4. The collection, importable as ansible_collections.virtops.compute (ansible.cfg points here).

@@ -34,6 +34,7 @@ create placed fewer than ``max_count``, no fewer than ``min_count``).
 """
 from __future__ import annotations
 
+import re
 import uuid as uuid_mod
 from typing import Callable, Dict, List, Mapping, Optional
 
@@ -558,11 +559,26 @@ def boot_unschedulable(plan: Mapping, reason: str, names=None,
     """These instances cannot go on (all in ``statuses`` when ``names`` is None): error, with
     ``reason`` (No valid host ..., or a port that cannot be allocated) as the fault."""
     plan = _copy(plan)
+    reason = plugin_failure(reason)
     for instance in plan["instances"]:
         if instance["status"] in statuses and (names is None or instance["name"] in names):
             instance["status"] = "error"
             instance["fault"] = _fault_text(instance, reason)
     return plan
+
+
+# ansible-core 2.19 wraps a plugin's error in the chain of what was being done ("Task failed:
+# Finalization of task args for 'ansible.builtin.set_fact' failed: Error while resolving value
+# for 'server_boot_plan': The lookup plugin 'virtops.compute.scheduler' failed: <message>");
+# 2.17 and 2.18 give the message alone.
+_PLUGIN_FAILED = re.compile(r"^.*\bThe (?:lookup|filter|test) plugin '[\w.]+' failed: ", re.DOTALL)
+
+
+def plugin_failure(message: str) -> str:
+    """The message a lookup or filter plugin failed with, as a ``rescue`` reads it from
+    ``ansible_failed_result.msg``, without ansible-core 2.19's wrapping: the fault a user sees
+    is the scheduler's "No valid host was found ..." whatever the ansible-core version."""
+    return _PLUGIN_FAILED.sub("", str(message), count=1)
 
 
 def ports_request(plan: Mapping) -> List[dict]:

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from tests.integration.ansible_venv import VENV_BIN
 from tests.lab.handle import LabHandle
 
 REPO = Path(__file__).resolve().parents[2]
-VENV_BIN = REPO / ".venv" / "bin"
 CALLBACKS = Path(__file__).resolve().parent / "callback_plugins"
 CATALOGS = REPO / "tests" / "fixtures" / "group_vars" / "all.yml"
 INSTANCES = "/var/lib/virtops/instances"

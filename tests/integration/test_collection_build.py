@@ -8,8 +8,10 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+from tests.integration.ansible_venv import VENV_BIN
+
 REPO = Path(__file__).resolve().parents[2]
-BIN = REPO / ".venv" / "bin"
+BIN = VENV_BIN
 
 
 def run(argv, cwd, env=None):

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.ansible_venv import venv_tool
+
 REPO = Path(__file__).resolve().parents[2]
 CALLBACKS = Path(__file__).resolve().parent / "callback_plugins"
 
@@ -32,7 +34,7 @@ def prepare(workdir: Path) -> dict:
                "virtops_migration_ssh_dir": str(workdir / "ssh"),
                "virtops_migration_key": str(workdir / "ssh" / "id_virtops_migration")}
     proc = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", str(REPO / "inventory.example"),
+        [venv_tool("ansible-playbook"), "-i", str(REPO / "inventory.example"),
          str(REPO / "playbooks" / "prepare_hosts.yml"), "-e", json.dumps(private)],
         capture_output=True, text=True, env=env, cwd=REPO, timeout=600, check=False)
     try:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.ansible_venv import venv_tool
 from tests.lab.handle import LabHandle
 
 BARE_DOMAIN = """<domain type='qemu'><name>{name}</name><memory unit='MiB'>32</memory><vcpu>1</vcpu>
@@ -75,7 +76,7 @@ def test_rsync_host_to_host_over_ssh_with_verified_host_keys(lab):
 def test_controller_reaches_hosts_through_generated_inventory(lab):
     env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="True")
     repo = Path(__file__).resolve().parents[2]
-    proc = subprocess.run([str(repo / ".venv" / "bin" / "ansible"), "compute", "-i", str(lab.inventory),
+    proc = subprocess.run([venv_tool("ansible"), "compute", "-i", str(lab.inventory),
                            "-m", "virtops.compute.vm_host_facts"], capture_output=True, text=True,
                           env=env, cwd=repo, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr

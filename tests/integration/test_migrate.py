@@ -34,6 +34,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.guest import ensure_guest
+from tests.integration.ansible_venv import venv_tool
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +42,7 @@ REPO = Path(__file__).resolve().parents[2]
 COLLECTIONS = REPO / ".cache" / "collections"
 MODULE = REPO / "plugins" / "modules" / "vm_migrate.py"
 SERVER_SCRIPT = Path(__file__).resolve().parent / "migrate_server.py"
-PYTHON = str(REPO / ".venv" / "bin" / "python")
+PYTHON = venv_tool("python")
 INSTANCES = "/var/lib/virtops/instances"
 SRC, DST = "compute1", "compute2"
 READY = "VIRTOPS-GUEST-READY"
@@ -399,7 +400,7 @@ def playbook(lab, extra_inventory: Path, name: str, *extra: str) -> dict:
                ANSIBLE_CALLBACK_PLUGINS=str(Path(__file__).resolve().parent / "callback_plugins"),
                ANSIBLE_STDOUT_CALLBACK="json_results")
     proc = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", str(lab.inventory),
+        [venv_tool("ansible-playbook"), "-i", str(lab.inventory),
          "-i", str(extra_inventory), str(REPO / "playbooks" / name)] + list(extra),
         capture_output=True, text=True, env=env, cwd=REPO, timeout=600, check=False)
     try:

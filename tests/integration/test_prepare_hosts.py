@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.ansible_venv import venv_tool
 from tests.lab.handle import LabHandle
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,7 +46,7 @@ class Prepared:
                    ANSIBLE_CALLBACK_PLUGINS=str(Path(__file__).resolve().parent / "callback_plugins"),
                    ANSIBLE_STDOUT_CALLBACK="json_results")
         proc = subprocess.run(
-            [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", str(self.lab.inventory),
+            [venv_tool("ansible-playbook"), "-i", str(self.lab.inventory),
              "-i", str(self.extra_inventory), str(PLAYBOOK)] + list(args),
             capture_output=True, text=True, env=env, cwd=REPO, timeout=300, check=False)
         try:

@@ -25,10 +25,11 @@ from ansible_collections.virtops.compute.plugins.module_utils._configdrive impor
 from ansible_collections.virtops.compute.plugins.module_utils._instance_metadata import (
     InstanceMetadata)
 
+from tests.integration.ansible_venv import VENV_BIN
 from tests.lab.handle import LabHandle
 
 REPO = Path(__file__).resolve().parents[2]
-ANSIBLE = REPO / ".venv" / "bin" / "ansible"
+ANSIBLE = VENV_BIN / "ansible"
 INSTANCES = "/var/lib/virtops/instances"
 READY = "VIRTOPS-GUEST-READY"
 BOOT_TIMEOUT = 180        # TCG on two shared cores; ~6 s when the machine is idle

@@ -309,3 +309,29 @@ def test_an_unverified_image_is_booted_only_when_its_entry_allows_it_and_vm_imag
     with pytest.raises(VirtopsError, match="images.vmlinuz has no checksum"):
         kernel_request("ami", unverified_kernel)
     assert kernel_request()["ramdisk_source"]["allow_unverified"] is True
+
+
+NO_VALID_HOST = ("No valid host was found for web: 3 hosts; RamFilter removed 2, "
+                 "DiskFilter removed 1")
+
+
+@pytest.mark.parametrize("failed_msg", [
+    NO_VALID_HOST,                                                    # ansible-core 2.17, 2.18
+    "Task failed: Finalization of task args for 'ansible.builtin.set_fact' failed: Error while "
+    "resolving value for 'server_boot_plan': The lookup plugin 'virtops.compute.scheduler' "
+    "failed: " + NO_VALID_HOST,                                       # ansible-core 2.19
+])
+def test_the_fault_of_an_unschedulable_instance_is_the_schedulers_message_on_every_core(failed_msg):
+    plan = bp.boot_plan(request(), [host("c1")], uuid_factory=uuids())
+    plan = bp.boot_unschedulable(bp.boot_start_attempt(plan, 1), failed_msg)
+    (instance,) = plan["instances"]
+    assert instance["status"] == "error"
+    assert instance["fault"] == NO_VALID_HOST
+
+
+def test_a_message_that_names_no_failed_plugin_is_kept_whole():
+    message = "the ports lookup failed: the filter plugin is not mentioned here"
+    assert bp.plugin_failure(message) == message
+    assert bp.plugin_failure("The filter plugin 'virtops.compute.boot_request' failed: "
+                             "flavor m9 is not in the flavors catalog") == \
+        "flavor m9 is not in the flavors catalog"
