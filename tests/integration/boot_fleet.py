@@ -190,10 +190,13 @@ class Fleet:
                             check=False).stdout
 
 
-def ansible(fleet: Fleet, host: str, module: str, args: dict) -> subprocess.CompletedProcess:
-    """An ad-hoc module run on one lab host (``ansible HOST -m MODULE -a JSON``)."""
+def ansible(fleet: Fleet, host: str, module: str, args: dict,
+            oneline: bool = True) -> subprocess.CompletedProcess:
+    """An ad-hoc module run on one lab host (``ansible HOST -m MODULE -a JSON``): one line per
+    host with ``oneline``, else what an operator sees (the configured callback, warnings)."""
     return subprocess.run(
-        [str(VENV_BIN / "ansible"), host, "-i", str(fleet.lab.inventory), "-o", "-m", module,
+        [str(VENV_BIN / "ansible"), host, "-i", str(fleet.lab.inventory)]
+        + (["-o"] if oneline else []) + ["-m", module,
          "-a", json.dumps(dict(args, instances_path=INSTANCES) if module.endswith("instance")
                           else args)],
         capture_output=True, text=True, cwd=REPO, timeout=180, check=False,
