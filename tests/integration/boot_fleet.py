@@ -194,10 +194,10 @@ def ansible(fleet: Fleet, host: str, module: str, args: dict,
             oneline: bool = True) -> subprocess.CompletedProcess:
     """An ad-hoc module run on one lab host (``ansible HOST -m MODULE -a JSON``): one line per
     host with ``oneline``, else what an operator sees (the configured callback, warnings)."""
+    module_args = dict(args, instances_path=INSTANCES) if module.endswith("instance") else args
+    argv = [str(VENV_BIN / "ansible"), host, "-i", str(fleet.lab.inventory)]
+    argv += ["-o"] if oneline else []
+    argv += ["-m", module, "-a", json.dumps(module_args)]
     return subprocess.run(
-        [str(VENV_BIN / "ansible"), host, "-i", str(fleet.lab.inventory)]
-        + (["-o"] if oneline else []) + ["-m", module,
-         "-a", json.dumps(dict(args, instances_path=INSTANCES) if module.endswith("instance")
-                          else args)],
-        capture_output=True, text=True, cwd=REPO, timeout=180, check=False,
+        argv, capture_output=True, text=True, cwd=REPO, timeout=180, check=False,
         env=dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg")))
