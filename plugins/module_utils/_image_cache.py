@@ -42,8 +42,6 @@ from ansible_collections.virtops.compute.plugins.module_utils._locks import (
     LockBusy, file_lock, unlink_held_lock)
 from ansible_collections.virtops.compute.plugins.module_utils._qemu_img import QemuImg
 
-CHUNK = 1024 * 1024
-GIB = 1024 ** 3
 BASE_DIR = "_base"
 LOCK_DIR = "locks"
 INFO_SUFFIX = ".info"

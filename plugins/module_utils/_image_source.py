@@ -292,7 +292,7 @@ def copy_whole(url: str, out: BinaryIO, timeout: float, policy: FetchPolicy,
             if written + len(chunk) > policy.max_bytes:
                 raise _too_large(url, policy.max_bytes)
             if expected is not None and written + len(chunk) > expected:
-                raise _length_mismatch(url, expected, "more")
+                raise _longer_than_announced(url, expected)
             try:
                 out.write(chunk)
             except OSError as exc:
@@ -310,13 +310,13 @@ def copy_whole(url: str, out: BinaryIO, timeout: float, policy: FetchPolicy,
             except (OSError, http.client.HTTPException):
                 extra = False
             if extra:
-                raise _length_mismatch(url, expected, "more")
+                raise _longer_than_announced(url, expected)
     finally:
         source.close()
     return written
 
 
-def _length_mismatch(url: str, expected: Optional[int], what: str) -> VirtopsError:
-    return VirtopsError("image %s: %s than the %s bytes announced arrived (the server's "
+def _longer_than_announced(url: str, expected: Optional[int]) -> VirtopsError:
+    return VirtopsError("image %s: more than the %s bytes announced arrived (the server's "
                         "Content-Length, or the file's size when it was opened); the download "
-                        "is refused" % (url, what, expected), url=url, reason="length mismatch")
+                        "is refused" % (url, expected), url=url, reason="length mismatch")
