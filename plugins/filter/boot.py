@@ -44,7 +44,7 @@ class FilterModule:
             "boot_host_fixes": _boot_plan.host_fixes,
             "boot_fix_hosts": _boot_plan.fix_hosts,
             "boot_fixed": _boot_plan.boot_fixed,
-            "boot_fleet_notes": _boot_plan.fleet_notes,
+            "boot_fleet_notes": _fleet.fleet_notes,
             "fleet_servers": _fleet.fleet_servers,
             "server_table": _fleet.server_table,
             "server_locations": _fleet.server_locations,

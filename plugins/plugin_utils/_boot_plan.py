@@ -781,32 +781,6 @@ def power_drift(record: Mapping, mode: str = "sync") -> Optional[dict]:
             "network_info": list(record.get("network_info") or [])}
 
 
-def fleet_notes(hosts) -> List[str]:
-    """What needs attention in the fleet, one line per record: leftovers of failed builds and
-    instances whose domain does not match their record (for servers.yml)."""
-    by_name: Dict[str, List[dict]] = {}
-    for facts in _facts_list(hosts):
-        for instance in facts.get("instances") or []:
-            by_name.setdefault(str(instance.get("name")), []).append(
-                dict(instance, host=facts.get("hostname")))
-    notes = []
-    for name in sorted(by_name):
-        live, left = split_leftovers(by_name[name])
-        for record in left:
-            fault = _fault_message(record.get("fault"))
-            notes.append("%s on %s (%s): LEFTOVER of a failed build, cleanup pending%s%s; a boot "
-                         "or delete of %s finishes it" % (
-                             name, record["host"], record.get("uuid"),
-                             "" if record["marked"] else " (record not marked)",
-                             " (%s)" % fault if fault else "", name))
-        for record in live if len(live) == 1 else []:
-            drift = power_drift(record, "report")
-            if drift:
-                notes.append("%s on %s: DRIFT: %s; boot.yml of %s syncs it (server_boot_drift)"
-                             % (name, record["host"], drift["reason"], name))
-    return notes
-
-
 def host_fixes(plan: Mapping, host: str) -> List[dict]:
     """What ``host`` repairs before it builds, in attempt 1: the leftovers it holds (the steps
     of a failed build's cleanup, again) and the drifted instances it runs (sync or start)."""

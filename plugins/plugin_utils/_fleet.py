@@ -7,11 +7,12 @@ There is no database: every compute host reports the instances it holds
 """
 from __future__ import annotations
 
-from typing import List, Mapping, Optional
+from typing import Dict, List, Mapping, Optional
 
 from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.plugin_utils._boot_plan import (
-    MULTI_INSTANCE_NAME_TEMPLATE, _facts_list, _int)
+    MULTI_INSTANCE_NAME_TEMPLATE, _facts_list, _fault_message, _int, power_drift,
+    split_leftovers)
 
 COLUMNS = (("name", "NAME"), ("host", "HOST"), ("vm_state", "STATE"), ("task_state", "TASK"),
            ("power_state", "POWER"), ("flavor", "FLAVOR"), ("image", "IMAGE"), ("ips", "IPS"))
@@ -89,3 +90,29 @@ def server_locations(hosts, server) -> List[dict]:
                               "task_state": instance.get("task_state"),
                               "network_info": instance.get("network_info") or []})
     return sorted(found, key=lambda f: (str(f["name"]), str(f["host"])))
+
+
+def fleet_notes(hosts) -> List[str]:
+    """What needs attention in the fleet, one line per record: leftovers of failed builds and
+    instances whose domain does not match their record (for servers.yml)."""
+    by_name: Dict[str, List[dict]] = {}
+    for facts in _facts_list(hosts):
+        for instance in facts.get("instances") or []:
+            by_name.setdefault(str(instance.get("name")), []).append(
+                dict(instance, host=facts.get("hostname")))
+    notes = []
+    for name in sorted(by_name):
+        live, left = split_leftovers(by_name[name])
+        for record in left:
+            fault = _fault_message(record.get("fault"))
+            notes.append("%s on %s (%s): LEFTOVER of a failed build, cleanup pending%s%s; a boot "
+                         "or delete of %s finishes it" % (
+                             name, record["host"], record.get("uuid"),
+                             "" if record["marked"] else " (record not marked)",
+                             " (%s)" % fault if fault else "", name))
+        for record in live if len(live) == 1 else []:
+            drift = power_drift(record, "report")
+            if drift:
+                notes.append("%s on %s: DRIFT: %s; boot.yml of %s syncs it (server_boot_drift)"
+                             % (name, record["host"], drift["reason"], name))
+    return notes

@@ -11,6 +11,7 @@ import pytest
 
 from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.plugin_utils import _boot_plan as bp
+from ansible_collections.virtops.compute.plugins.plugin_utils import _fleet as fleet
 from ansible_collections.virtops.compute.plugins.plugin_utils._scheduler import schedule
 from tests.unit.test_boot_plan import host, request, uuids
 
@@ -201,11 +202,11 @@ def test_a_failed_start_is_reported_with_the_state_left():
 def test_fleet_notes_mark_leftovers_and_drift_for_servers_yml():
     ghost = record(vm_state="error", task_state="deleting", power_state="absent",
                    fault={"message": "cleanup failed at domain"})
-    notes = bp.fleet_notes([host("c1", instances=[ghost]),
+    notes = fleet.fleet_notes([host("c1", instances=[ghost]),
                             host("c2", instances=[record(power_state="shutdown")])])
     assert notes == [
         "web on c1 (%s): LEFTOVER of a failed build, cleanup pending (cleanup failed at "
         "domain); a boot or delete of web finishes it" % WEB_UUID,
         "web on c2: DRIFT: the domain is shutdown while the record says active; boot.yml of "
         "web syncs it (server_boot_drift)"]
-    assert bp.fleet_notes([host("c2", instances=[record()])]) == []
+    assert fleet.fleet_notes([host("c2", instances=[record()])]) == []
