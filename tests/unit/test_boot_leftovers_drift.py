@@ -203,7 +203,7 @@ def test_fleet_notes_mark_leftovers_and_drift_for_servers_yml():
     ghost = record(vm_state="error", task_state="deleting", power_state="absent",
                    fault={"message": "cleanup failed at domain"})
     notes = fleet.fleet_notes([host("c1", instances=[ghost]),
-                            host("c2", instances=[record(power_state="shutdown")])])
+                               host("c2", instances=[record(power_state="shutdown")])])
     assert notes == [
         "web on c1 (%s): LEFTOVER of a failed build, cleanup pending (cleanup failed at "
         "domain); a boot or delete of web finishes it" % WEB_UUID,
