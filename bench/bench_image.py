@@ -47,9 +47,9 @@ COLLECTIONS = ROOT / ".cache" / "collections"
 if COLLECTIONS.is_dir():
     sys.path.insert(0, str(COLLECTIONS))
 
-from ansible_collections.virtops.compute.plugins.module_utils._image_cache import (  # noqa: E402
+from ansible_collections.virtops.compute.plugins.module_utils._storage.image_cache import (  # noqa: E402
     ImageCache, ImageSource)
-from ansible_collections.virtops.compute.plugins.module_utils._vm_image import (  # noqa: E402
+from ansible_collections.virtops.compute.plugins.module_utils._backends.vm_image import (  # noqa: E402
     VmImageParams, ensure_present)
 
 MIB = 1024 ** 2

@@ -27,8 +27,8 @@ COLLECTIONS = ROOT / ".cache" / "collections"
 if COLLECTIONS.is_dir():
     sys.path.insert(0, str(COLLECTIONS))
 
-from ansible_collections.virtops.compute.plugins.plugin_utils._host_state import parse_hosts  # noqa: E402
-from ansible_collections.virtops.compute.plugins.plugin_utils._scheduler import schedule  # noqa: E402
+from ansible_collections.virtops.compute.plugins.plugin_utils._scheduler.host_state import parse_hosts  # noqa: E402
+from ansible_collections.virtops.compute.plugins.plugin_utils._scheduler.scheduler import schedule  # noqa: E402
 
 INSTANCES = 100
 BUDGET_MS = 50.0

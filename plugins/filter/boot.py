@@ -2,15 +2,16 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filters of the boot, delete and list flows (the roles' controller-side bookkeeping).
 
-Thin wrappers over ``plugins/plugin_utils/_boot_plan.py`` and ``_fleet.py``; each filter is
+Thin wrappers over ``plugins/plugin_utils/_boot/plan.py`` and ``_fleet.py``; each filter is
 documented in the YAML file of its name beside this one.
 """
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
-from ansible_collections.virtops.compute.plugins.plugin_utils import _boot_plan, _fleet
+from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.plugin_utils._boot import fleet as _fleet
+from ansible_collections.virtops.compute.plugins.plugin_utils._boot import plan as _boot_plan
 
 
 def _wrap(function):

@@ -107,8 +107,8 @@ _list:
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
-from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
-from ansible_collections.virtops.compute.plugins.plugin_utils._ipam import allocate_ports
+from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.plugin_utils._network.ipam import allocate_ports
 
 
 class LookupModule(LookupBase):

@@ -141,8 +141,8 @@ _list:
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
-from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
-from ansible_collections.virtops.compute.plugins.plugin_utils._scheduler import schedule
+from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.plugin_utils._scheduler.scheduler import schedule
 
 
 class LookupModule(LookupBase):

@@ -287,11 +287,11 @@ timings:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.virtops.compute.plugins.module_utils._domain import (
+from ansible_collections.virtops.compute.plugins.module_utils._compute.domain import (
     DEFAULT_INSTANCES_PATH, HAS_LXML, LXML_IMPORT_ERROR, DomainManager, DomainParams)
-from ansible_collections.virtops.compute.plugins.module_utils._errors import (
+from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
     VirtopsError, host_os_error)
-from ansible_collections.virtops.compute.plugins.module_utils._libvirt import (
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import (
     HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR, connect)
 
 

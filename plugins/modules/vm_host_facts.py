@@ -238,10 +238,10 @@ import socket
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.virtops.compute.plugins.module_utils._errors import (
+from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
     VirtopsError, host_os_error)
-from ansible_collections.virtops.compute.plugins.module_utils._host_facts import HostConfig, gather
-from ansible_collections.virtops.compute.plugins.module_utils._libvirt import (
+from ansible_collections.virtops.compute.plugins.module_utils._compute.host_facts import HostConfig, gather
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import (
     HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR)
 
 

@@ -121,9 +121,9 @@ commands:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.compute.plugins.module_utils._errors import (
+from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
     VirtopsError, host_os_error)
-from ansible_collections.virtops.compute.plugins.module_utils._host_network import (
+from ansible_collections.virtops.compute.plugins.module_utils._network.host_network import (
     NetworkSpec, ensure_network)
 
 

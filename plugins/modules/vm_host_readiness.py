@@ -141,9 +141,9 @@ import sys
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.compute.plugins.module_utils._errors import (
+from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
     VirtopsError, host_os_error)
-from ansible_collections.virtops.compute.plugins.module_utils._host_prepare import (
+from ansible_collections.virtops.compute.plugins.module_utils._compute.host_prepare import (
     Peer, ReadinessConfig, bridges_of, check_readiness)
 
 

@@ -679,15 +679,15 @@ timings:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.virtops.compute.plugins.module_utils._configdrive import (
+from ansible_collections.virtops.compute.plugins.module_utils._guest.configdrive import (
     HAS_PYCDLIB, PYCDLIB_IMPORT_ERROR)
-from ansible_collections.virtops.compute.plugins.module_utils._errors import (
+from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
     VirtopsError, host_os_error)
-from ansible_collections.virtops.compute.plugins.module_utils._image_inspect import (
+from ansible_collections.virtops.compute.plugins.module_utils._storage.image_inspect import (
     FORMAT_INSPECTOR_IMPORT_ERROR, HAS_FORMAT_INSPECTOR)
-from ansible_collections.virtops.compute.plugins.module_utils._image_source import (
+from ansible_collections.virtops.compute.plugins.module_utils._storage.image_source import (
     DEFAULT_MAX_DOWNLOAD_BYTES)
-from ansible_collections.virtops.compute.plugins.module_utils._vm_image import (
+from ansible_collections.virtops.compute.plugins.module_utils._backends.vm_image import (
     DEFAULT_INSTANCES_PATH, DEFAULT_STATE_DIR, VmImageParams, run)
 
 

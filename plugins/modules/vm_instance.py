@@ -180,9 +180,9 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtops.compute.plugins.module_utils._errors import (
+from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
     VirtopsError, host_os_error)
-from ansible_collections.virtops.compute.plugins.module_utils._vm_instance import run
+from ansible_collections.virtops.compute.plugins.module_utils._backends.vm_instance import run
 
 
 def main():

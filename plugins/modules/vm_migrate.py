@@ -429,15 +429,15 @@ rollback:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.virtops.compute.plugins.module_utils._domain import (
+from ansible_collections.virtops.compute.plugins.module_utils._compute.domain import (
     HAS_LXML, LXML_IMPORT_ERROR)
-from ansible_collections.virtops.compute.plugins.module_utils._errors import (
+from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
     VirtopsError, host_os_error)
-from ansible_collections.virtops.compute.plugins.module_utils._image_source import (
+from ansible_collections.virtops.compute.plugins.module_utils._storage.image_source import (
     DEFAULT_MAX_DOWNLOAD_BYTES)
-from ansible_collections.virtops.compute.plugins.module_utils._libvirt import (
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import (
     HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR)
-from ansible_collections.virtops.compute.plugins.module_utils._migrate import (
+from ansible_collections.virtops.compute.plugins.module_utils._migration.migrate import (
     PHASES, MigrateParams, run_phase)
 
 ARGUMENT_SPEC = dict(

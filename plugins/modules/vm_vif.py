@@ -168,13 +168,13 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.virtops.compute.plugins.module_utils._errors import (
+from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
     VirtopsError, host_os_error)
-from ansible_collections.virtops.compute.plugins.module_utils._libvirt import (
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import (
     HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR, connect)
-from ansible_collections.virtops.compute.plugins.module_utils._network_info import (
+from ansible_collections.virtops.compute.plugins.module_utils._model.network_info import (
     parse_network_info)
-from ansible_collections.virtops.compute.plugins.module_utils._vif import plug_vifs, unplug_vifs
+from ansible_collections.virtops.compute.plugins.module_utils._network.vif import plug_vifs, unplug_vifs
 
 
 def run_module(module: AnsibleModule) -> dict:

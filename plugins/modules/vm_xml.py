@@ -134,7 +134,7 @@ options:
         default: {}
   network_info:
     description:
-      - The instance's VIFs in Nova's network_info shape (see C(plugins/module_utils/_network_info.py)).
+      - The instance's VIFs in Nova's network_info shape (see C(plugins/module_utils/_model/network_info.py)).
       - VIF types C(bridge), C(vlan) and C(vxlan) become a bridge interface on C(network.bridge);
         C(network) an interface on the libvirt network named by C(network.label); C(direct) a
         macvtap on C(network.meta.physical_interface) in bridge mode; C(ethernet) a tap libvirt
@@ -307,13 +307,13 @@ timings:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.virtops.compute.plugins.module_utils._errors import (
+from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
     VirtopsError, host_os_error)
-from ansible_collections.virtops.compute.plugins.module_utils._guest_config import (
+from ansible_collections.virtops.compute.plugins.module_utils._guest.config import (
     HAS_LXML, LXML_IMPORT_ERROR)
-from ansible_collections.virtops.compute.plugins.module_utils._host_caps import (
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt.host_caps import (
     HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR)
-from ansible_collections.virtops.compute.plugins.module_utils._vm_xml import (
+from ansible_collections.virtops.compute.plugins.module_utils._guest.domain_xml import (
     DEFAULT_INSTANCES_PATH, VmXmlParams, ensure_libvirt_xml)
 
 

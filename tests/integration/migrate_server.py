@@ -18,24 +18,24 @@ import subprocess
 import sys
 import tempfile
 
-from ansible_collections.virtops.compute.plugins.module_utils._claims import ClaimManager
-from ansible_collections.virtops.compute.plugins.module_utils._configdrive import (
+from ansible_collections.virtops.compute.plugins.module_utils._compute.claims import ClaimManager
+from ansible_collections.virtops.compute.plugins.module_utils._guest.configdrive import (
     build_config_drive)
-from ansible_collections.virtops.compute.plugins.module_utils._domain import (
+from ansible_collections.virtops.compute.plugins.module_utils._compute.domain import (
     DomainManager, DomainParams)
-from ansible_collections.virtops.compute.plugins.module_utils._image_cache import (
+from ansible_collections.virtops.compute.plugins.module_utils._storage.image_cache import (
     ImageCache, ImageSource)
-from ansible_collections.virtops.compute.plugins.module_utils._image_source import FetchPolicy
-from ansible_collections.virtops.compute.plugins.module_utils._flavor import Flavor
-from ansible_collections.virtops.compute.plugins.module_utils._instance_disks import (
+from ansible_collections.virtops.compute.plugins.module_utils._storage.image_source import FetchPolicy
+from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import Flavor
+from ansible_collections.virtops.compute.plugins.module_utils._storage.instance_disks import (
     DiskBuilder, DiskPlan, plan_root, write_disk_info)
-from ansible_collections.virtops.compute.plugins.module_utils._instance_metadata import (
+from ansible_collections.virtops.compute.plugins.module_utils._guest.metadata import (
     InstanceMetadata)
-from ansible_collections.virtops.compute.plugins.module_utils._instance_record import (
+from ansible_collections.virtops.compute.plugins.module_utils._storage.instance_record import (
     InstanceRecord, RecordStore)
-from ansible_collections.virtops.compute.plugins.module_utils._libvirt import connect
-from ansible_collections.virtops.compute.plugins.module_utils._vm_instance import host_capacity
-from ansible_collections.virtops.compute.plugins.module_utils._vm_xml import (
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import connect
+from ansible_collections.virtops.compute.plugins.module_utils._backends.vm_instance import host_capacity
+from ansible_collections.virtops.compute.plugins.module_utils._guest.domain_xml import (
     VmXmlParams, ensure_libvirt_xml)
 
 GIB = 1024 ** 3

@@ -12,7 +12,7 @@ import uuid
 import pytest
 from lxml import etree
 
-from ansible_collections.virtops.compute.plugins.plugin_utils._ipam import allocate_ports
+from ansible_collections.virtops.compute.plugins.plugin_utils._network.ipam import allocate_ports
 
 from tests.integration.vif_lab import FLAVOR, READY
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.virtops.compute.plugins.module_utils._fileio import qemu_access
+from ansible_collections.virtops.compute.plugins.module_utils._common.fileio import qemu_access
 from tests.fixtures.guest import ensure_guest
 from tests.fixtures.hostile_images import build_corpus
 

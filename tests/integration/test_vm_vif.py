@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from ansible_collections.virtops.compute.plugins.plugin_utils._ipam import allocate_ports
+from ansible_collections.virtops.compute.plugins.plugin_utils._network.ipam import allocate_ports
 
 from tests.integration.vif_lab import READY, guest_lines
 

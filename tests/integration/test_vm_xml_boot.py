@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.virtops.compute.plugins.module_utils._errors import VirtopsError
-from ansible_collections.virtops.compute.plugins.module_utils._guest_config import Guest
-from ansible_collections.virtops.compute.plugins.module_utils._vm_xml import (
+from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._guest.config import Guest
+from ansible_collections.virtops.compute.plugins.module_utils._guest.domain_xml import (
     VmXmlParams, ensure_libvirt_xml)
 from tests.fixtures.guest import KERNEL_CMDLINE, READY_MARKER
 

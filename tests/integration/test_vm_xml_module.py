@@ -96,7 +96,7 @@ def test_a_changed_mac_fails_and_leaves_the_file_alone(var_tmp, tmp_path):
 def test_refusals_come_back_as_messages(var_tmp, tmp_path):
     result = run_module(tmp_path, args(var_tmp, instance={"uuid": UUID, "name": "a/b"}))
     assert result["failed"] is True and "invalid instance name 'a/b'" in result["msg"]
-    # (UEFI where no firmware is installed: tests/unit/test_guest_designer.py; this machine has OVMF.)
+    # (UEFI where no firmware is installed: tests/unit/plugins/module_utils/_guest/test_designer.py; this machine has OVMF.)
     coreboot = args(var_tmp, image={"id": "x", "properties": {"hw_firmware_type": "coreboot"}})
     result = run_module(tmp_path, coreboot)
     assert result["failed"] is True and "'coreboot'" in result["msg"] and "bios, uefi" in result["msg"]

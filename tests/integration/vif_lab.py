@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from ansible_collections.virtops.compute.plugins.module_utils._configdrive import (
+from ansible_collections.virtops.compute.plugins.module_utils._guest.configdrive import (
     build_config_drive)
-from ansible_collections.virtops.compute.plugins.module_utils._instance_metadata import (
+from ansible_collections.virtops.compute.plugins.module_utils._guest.metadata import (
     InstanceMetadata)
 
 from tests.integration.ansible_venv import VENV_BIN

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from ansible_collections.virtops.compute.plugins.filter.boot import FilterModule
-from ansible_collections.virtops.compute.plugins.plugin_utils import _boot_plan, _fleet
+from ansible_collections.virtops.compute.plugins.plugin_utils._boot import fleet as _fleet
+from ansible_collections.virtops.compute.plugins.plugin_utils._boot import plan as _boot_plan
 
 FILTER_DIR = pathlib.Path(__file__).resolve().parents[2] / "plugins" / "filter"
 FILTERS = FilterModule().filters()

@@ -1,0 +1,108 @@
+# Copyright: (c) 2026, virtops.compute contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""vm_instance: claim, update and release an instance record on its host."""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from typing import Optional
+
+from ansible_collections.virtops.compute.plugins.module_utils._compute.claims import (
+    ClaimManager, HostCapacity, Limits)
+from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import Flavor
+from ansible_collections.virtops.compute.plugins.module_utils._compute.host_facts import total_memory_mb
+from ansible_collections.virtops.compute.plugins.module_utils._storage.instance_record import (
+    InstanceRecord, RecordStore)
+
+GIB = 1024 ** 3
+
+
+def host_capacity(instances_path: str, reserved_host_memory_mb: int, cpu_ratio: float,
+                  ram_ratio: float, disk_ratio: float) -> HostCapacity:
+    fs_path = instances_path if os.path.isdir(instances_path) else "/"
+    stat = os.statvfs(fs_path)
+    return HostCapacity(vcpus=os.cpu_count() or 1, memory_mb=total_memory_mb(0),
+                        local_gb=stat.f_blocks * stat.f_frsize // GIB,
+                        reserved_host_memory_mb=reserved_host_memory_mb,
+                        cpu_allocation_ratio=cpu_ratio, ram_allocation_ratio=ram_ratio,
+                        disk_allocation_ratio=disk_ratio)
+
+
+@dataclass
+class Outcome:
+    changed: bool
+    record: Optional[InstanceRecord]
+    before: Optional[dict]
+    msg: str
+
+
+def claim(store: RecordStore, capacity: HostCapacity, params: dict, check_mode: bool) -> Outcome:
+    flavor = Flavor.from_dict(params["flavor"])
+    record = InstanceRecord(
+        uuid=params["uuid"], name=params["name"], flavor=flavor, image=params.get("image") or {},
+        host=params.get("host"), availability_zone=params.get("availability_zone"),
+        server_group=params.get("server_group"), metadata=params.get("metadata") or {},
+        key_name=params.get("key_name"), launch_index=params.get("launch_index") or 0,
+        network_info=params.get("network_info") or [])
+    record.set_state("building", "scheduling")
+    existing = store.load(record.uuid)
+    manager = ClaimManager(store, capacity)
+    changed = manager.instance_claim(record, Limits.from_dict(params.get("limits")), check_mode)
+    current = store.load(record.uuid) if not check_mode else (existing or record)
+    changed |= update(store, current, params, check_mode)
+    return Outcome(changed, current, existing.to_dict() if existing else None,
+                   "claimed" if changed and existing is None else "already claimed")
+
+
+def update(store: RecordStore, record: InstanceRecord, params: dict, check_mode: bool) -> bool:
+    """Apply vm_state/task_state/network_info/image_base from params to an existing record."""
+    changed = False
+    if params.get("network_info") is not None and record.network_info != params["network_info"]:
+        record.network_info = params["network_info"]
+        changed = True
+    if params.get("image_base") and record.image_base != params["image_base"]:
+        record.image_base = params["image_base"]
+        changed = True
+    if params.get("vm_state") or params.get("task_state") is not None or params.get("clear_task_state"):
+        task = None if params.get("clear_task_state") else (
+            params["task_state"] if params.get("task_state") is not None else "unchanged")
+        changed |= record.set_state(params.get("vm_state"), task, params.get("reason"))
+    if changed and not check_mode:
+        store.save(record)
+    return changed
+
+
+def release(store: RecordStore, uuid: str, check_mode: bool, remove_directory: bool) -> Outcome:
+    record = store.load(uuid)
+    directory = store.instance_dir(uuid)
+    if record is None and not (remove_directory and os.path.isdir(directory)):
+        return Outcome(False, None, None, "no such instance here")
+    if not check_mode:
+        if remove_directory:
+            shutil.rmtree(directory, ignore_errors=False)
+        else:
+            ClaimManager(store, HostCapacity(1, 1, 1)).release(uuid)
+    return Outcome(True, None, record.to_dict() if record else None, "released")
+
+
+def run(params: dict, check_mode: bool) -> Outcome:
+    store = RecordStore(params["instances_path"])
+    state = params["state"]
+    if state == "absent":
+        return release(store, params["uuid"], check_mode, params["remove_directory"])
+    if state == "updated":
+        record = store.load(params["uuid"])
+        if record is None:
+            raise VirtopsError("no instance %s on this host: claim it first (state=present)"
+                               % params["uuid"])
+        before = record.to_dict()
+        changed = update(store, record, params, check_mode)
+        return Outcome(changed, record, before, "updated" if changed else "unchanged")
+    if not params.get("name") or not params.get("flavor"):
+        raise VirtopsError("state=present needs name and flavor to claim resources")
+    capacity = host_capacity(params["instances_path"], params["reserved_host_memory_mb"],
+                             params["cpu_allocation_ratio"], params["ram_allocation_ratio"],
+                             params["disk_allocation_ratio"])
+    return claim(store, capacity, params, check_mode)

@@ -1,0 +1,158 @@
+# Copyright: (c) 2026, virtops.compute contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What a compute host reports to the scheduler (schema: docs/host_facts.md)."""
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import asdict, dataclass, field
+from typing import List, Optional, Tuple
+
+from ansible_collections.virtops.compute.plugins.module_utils._compute.domain import POWER_STATE_NAMES
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt import connection as _libvirt
+from ansible_collections.virtops.compute.plugins.module_utils._compute.claims import usage
+from ansible_collections.virtops.compute.plugins.module_utils._storage.instance_record import (
+    RecordStore, scan_instances)
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import connect
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt.virt_probe import detect_virt_type
+
+GIB = 1024 ** 3
+
+
+@dataclass
+class HostConfig:
+    hostname: str
+    libvirt_uri: str = "qemu:///system"
+    instances_path: str = "/var/lib/virtops/instances"
+    enabled: bool = True
+    availability_zone: str = "nova"
+    aggregates: List[dict] = field(default_factory=list)
+    cpu_allocation_ratio: float = 4.0
+    ram_allocation_ratio: float = 1.0
+    disk_allocation_ratio: float = 1.0
+    reserved_host_memory_mb: int = 512
+    reserved_host_disk_mb: int = 0
+    virt_type: Optional[str] = None
+    capabilities: dict = field(default_factory=dict)
+
+
+def read_instance_records(instances_path: str) -> Tuple[List[dict], List[dict]]:
+    """instance.json of every instance directory (``<uuid>`` and ``<uuid>_resize``), and the
+    entries of the instances path that are not one (``{path, reason}``), which are skipped."""
+    scan = scan_instances(instances_path)
+    return [item.document for item in scan.found], [entry.to_dict() for entry in scan.ignored]
+
+
+def cpu_info(capabilities_xml: str) -> dict:
+    """Nova's cpu_info from libvirt's host capabilities: arch, model, vendor, topology, features."""
+    try:
+        from lxml import etree
+    except ImportError:
+        return {}
+    root = etree.fromstring(capabilities_xml.encode("utf-8"))
+    cpu = root.find("host/cpu")
+    if cpu is None:
+        return {}
+    topology = cpu.find("topology")
+    return {
+        "arch": cpu.findtext("arch"),
+        "model": cpu.findtext("model"),
+        "vendor": cpu.findtext("vendor"),
+        "topology": {k: int(v) for k, v in (topology.attrib.items() if topology is not None else [])
+                     if v.isdigit()},
+        "features": sorted(f.get("name") for f in cpu.findall("feature") if f.get("name")),
+    }
+
+
+def total_memory_mb(libvirt_mb: int) -> int:
+    """MemTotal from /proc/meminfo; libvirt sums NUMA nodes, which misses hot-added memory."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return libvirt_mb
+
+
+def gather(config: HostConfig) -> dict:
+    probe = detect_virt_type(config.virt_type)
+    with connect(config.libvirt_uri) as conn:
+        model, memory_mb, cpus = conn.getInfo()[:3]
+        hypervisor_type = conn.getType()
+        hypervisor_version = conn.getVersion()
+        libvirt_version = conn.getLibVersion()
+        host_cpu = cpu_info(conn.getCapabilities())
+        power_states = domain_power_states(conn)
+    fs_path = config.instances_path if os.path.isdir(config.instances_path) else "/"
+    stat = os.statvfs(fs_path)
+    local_gb = stat.f_blocks * stat.f_frsize // GIB
+    free_disk_gb = stat.f_bavail * stat.f_frsize // GIB
+    records, ignored_entries = read_instance_records(config.instances_path)
+    # The same count the claims make under their lock (both flavors of an open resize, not
+    # deleted records), so the scheduler and the claim agree on what is used.
+    used = usage(RecordStore(config.instances_path), config.reserved_host_memory_mb)
+    vcpus_used = used.vcpus
+    ram_used = used.memory_mb
+    disk_used = config.reserved_host_disk_mb // 1024 + used.disk_gb
+    return {
+        "hostname": config.hostname,
+        "host_fqdn": socket.getfqdn(),
+        "enabled": config.enabled,
+        "availability_zone": config.availability_zone,
+        "aggregates": config.aggregates,
+        "hypervisor_type": hypervisor_type,
+        "hypervisor_version": hypervisor_version,
+        "libvirt_version": libvirt_version,
+        "arch": model,
+        "virt_type": probe.virt_type,
+        "virt_probe": asdict(probe),
+        "vcpus": cpus,
+        "vcpus_used": vcpus_used,
+        "memory_mb": total_memory_mb(memory_mb),
+        "memory_mb_libvirt": memory_mb,
+        "memory_mb_used": ram_used,
+        "local_gb": local_gb,
+        "local_gb_used": disk_used,
+        "free_disk_gb": free_disk_gb,
+        "cpu_allocation_ratio": config.cpu_allocation_ratio,
+        "ram_allocation_ratio": config.ram_allocation_ratio,
+        "disk_allocation_ratio": config.disk_allocation_ratio,
+        "libvirt_uri": config.libvirt_uri,
+        "instances_path": config.instances_path,
+        # Operator-declared capabilities first: the measured ones cannot be overridden.
+        "capabilities": dict(config.capabilities or {}, hypervisor_type=hypervisor_type,
+                             arch=model, virt_type=probe.virt_type, cpu_info=host_cpu),
+        "instances": [summarise(r, config.hostname, power_states) for r in records],
+        "ignored_entries": ignored_entries,
+    }
+
+
+def domain_power_states(conn) -> dict:
+    """Nova's power state name of every domain libvirt knows, by domain uuid."""
+    states = {}
+    for dom in conn.listAllDomains(0):
+        try:
+            states[dom.UUIDString()] = POWER_STATE_NAMES.get(dom.state()[0], "pending")
+        except _libvirt.libvirt.libvirtError:
+            # A domain that vanished between the listing and the look: it has no state.
+            continue
+    return states
+
+
+SUMMARY_KEYS = ("uuid", "name", "vm_state", "task_state", "flavor", "image", "ips",
+                "server_group", "migration", "availability_zone", "network_info", "fault",
+                "created_at", "launched_at")
+
+
+def summarise(record: dict, host: Optional[str] = None, power_states: Optional[dict] = None) -> dict:
+    """What the fleet needs to know of one record. ``power_state`` is the live state of its
+    domain (``absent`` when libvirt has none), else what the record says."""
+    summary = {key: record.get(key) for key in SUMMARY_KEYS}
+    summary["host"] = host
+    if power_states is not None:
+        summary["power_state"] = power_states.get(record.get("uuid"), "absent")
+    else:
+        summary["power_state"] = record.get("power_state")
+    return summary

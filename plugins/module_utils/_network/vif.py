@@ -1,0 +1,635 @@
+# Copyright: (c) 2026, virtops.compute contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Host side of a VIF: bridges, VLAN and VXLAN members, taps, libvirt networks, nwfilters.
+
+Nova's ``plug_vifs`` for the libvirt driver, without Neutron. ``plan_plug`` compares a
+snapshot of the host (:class:`HostSnapshot`, read with ``ip -j`` and ``bridge -j``) with what
+network_info asks for and returns the steps that close the gap; ``apply`` runs them. Check
+mode is "plan, do not apply". ``check_plugged`` is our "network-vif-plugged" event: a tap
+exists, is up, and hangs off the bridge it should, which is up.
+
+Bridges and their VLAN/VXLAN members are shared by every instance on the network, so unplug
+never removes them; it removes only the taps plug created for ``ethernet`` VIFs.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt import connection as _libvirt
+from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._model.network_info import Vif
+from ansible_collections.virtops.compute.plugins.module_utils._common.process import find_binary, run
+
+IFNAMSIZ = 15
+IFF_UP = 0x1
+VXLAN_DEFAULT_PORT = 4789
+VXLAN_OVERHEAD = 50          # outer Ethernet + IPv4 + UDP + VXLAN headers
+FLOOD_MAC = "00:00:00:00:00:00"
+SYSFS_NET = "/sys/class/net"
+TAP_BRIDGED_TYPES = ("bridge", "vlan", "vxlan")
+LOCK_DIRS = ("/run/lock", "/var/lock", "/tmp")
+LOCK_NAME = "virtops-vif.lock"
+
+
+@dataclass(frozen=True)
+class Link:
+    """One network interface as ``ip -j -d link`` shows it."""
+    name: str
+    kind: Optional[str] = None         # bridge, vlan, vxlan, tun, veth, macvtap; None: a NIC
+    mtu: int = 1500
+    up: bool = False
+    master: Optional[str] = None
+    parent: Optional[str] = None       # vlan: the link it rides on
+    vlan_id: Optional[int] = None
+    vxlan_id: Optional[int] = None
+    vxlan_local: Optional[str] = None
+    vxlan_dev: Optional[str] = None
+    vxlan_port: Optional[int] = None
+    vxlan_group: Optional[str] = None
+    tun_type: Optional[str] = None
+
+    def describe(self) -> str:
+        parts = [self.kind or "interface", "up" if self.up else "down", "mtu %d" % self.mtu]
+        if self.master:
+            parts.append("master %s" % self.master)
+        if self.kind == "vlan":
+            parts.append("id %s on %s" % (self.vlan_id, self.parent))
+        if self.kind == "vxlan":
+            parts.append("vni %s local %s dev %s port %s" % (self.vxlan_id, self.vxlan_local,
+                                                             self.vxlan_dev, self.vxlan_port))
+            if self.vxlan_group:
+                parts.append("group %s" % self.vxlan_group)
+        return " ".join(parts)
+
+
+def parse_links(text: str) -> Dict[str, Link]:
+    """``ip -j -d link show`` output to Link objects by name."""
+    try:
+        entries = json.loads(text or "[]")
+    except ValueError as exc:
+        raise VirtopsError("cannot read 'ip -j link' output: %s" % exc)
+    links = {}
+    for entry in entries:
+        info = entry.get("linkinfo") or {}
+        kind = info.get("info_kind")
+        data = info.get("info_data") or {}
+        link = Link(
+            name=entry["ifname"], kind=kind, mtu=int(entry.get("mtu", 1500)),
+            up="UP" in (entry.get("flags") or []), master=entry.get("master"),
+            parent=entry.get("link") if kind == "vlan" else None,
+            vlan_id=data.get("id") if kind == "vlan" else None,
+            vxlan_id=data.get("id") if kind == "vxlan" else None,
+            vxlan_local=data.get("local") if kind == "vxlan" else None,
+            vxlan_dev=data.get("link") if kind == "vxlan" else None,
+            vxlan_port=data.get("port") if kind == "vxlan" else None,
+            vxlan_group=data.get("group") if kind == "vxlan" else None,
+            tun_type=data.get("type") if kind == "tun" else None)
+        links[link.name] = link
+    return links
+
+
+def parse_ipv4_addresses(text: str) -> Dict[str, List[str]]:
+    """``ip -j addr show`` output to {interface: [IPv4 addresses]}."""
+    try:
+        entries = json.loads(text or "[]")
+    except ValueError as exc:
+        raise VirtopsError("cannot read 'ip -j addr' output: %s" % exc)
+    return {e["ifname"]: [a["local"] for a in e.get("addr_info") or []
+                          if a.get("family") == "inet"] for e in entries}
+
+
+def parse_flood_entries(text: str) -> List[str]:
+    """Remote VTEPs of the all-zero (flood) entries in ``bridge -j fdb show dev <vxlan>``."""
+    try:
+        entries = json.loads(text or "[]")
+    except ValueError as exc:
+        raise VirtopsError("cannot read 'bridge -j fdb' output: %s" % exc)
+    return sorted({e["dst"] for e in entries if e.get("mac") == FLOOD_MAC and e.get("dst")})
+
+
+@dataclass
+class HostSnapshot:
+    """What the plan needs to know about the host. Built by :func:`read_host` or by tests."""
+    links: Dict[str, Link]
+    ipv4: Dict[str, List[str]] = field(default_factory=dict)
+    flood: Dict[str, List[str]] = field(default_factory=dict)     # vxlan dev -> remote VTEPs
+    nwfilters: Optional[List[str]] = None                         # None: not checked
+    libvirt_networks: Dict[str, bool] = field(default_factory=dict)   # name -> active
+
+
+@dataclass
+class Step:
+    """One change on the host; ``argv`` is run, else ``call`` is called."""
+    description: str
+    argv: Tuple[str, ...] = ()
+    call: Optional[Callable[[], None]] = None
+
+
+@dataclass
+class Plan:
+    steps: List[Step] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
+    before: Dict[str, str] = field(default_factory=dict)
+    after: Dict[str, str] = field(default_factory=dict)
+    vifs: List[dict] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.steps)
+
+
+def vlan_ifname(vlan: int) -> str:
+    """Nova's linux_net name for a new VLAN interface: ``vlan<id>``."""
+    return "vlan%d" % vlan
+
+
+def vxlan_ifname(vni: int) -> str:
+    """Neutron linuxbridge's name: ``vxlan-<vni>`` (at most 14 characters)."""
+    return "vxlan-%d" % vni
+
+
+class _Planner:
+    """Walks the VIFs in order against a copy of the snapshot it updates as it plans, so a
+    bridge shared by several VIFs is created once."""
+
+    def __init__(self, snapshot: HostSnapshot, ip: str, bridge_cmd: str,
+                 start_network: Optional[Callable[[str], None]], nwfilter: str):
+        self.snap = snapshot
+        self.links = dict(snapshot.links)
+        self.flood = {k: list(v) for k, v in snapshot.flood.items()}
+        self.ip = ip
+        self.bridge_cmd = bridge_cmd
+        self.start_network = start_network
+        self.nwfilter = nwfilter
+        self.plan = Plan()
+        self._bridge_mtu: Dict[str, Tuple[int, str]] = {}
+
+    # -- helpers -------------------------------------------------------------------------
+    def _step(self, description: str, *argv, call=None) -> None:
+        self.plan.steps.append(Step(description, tuple(str(a) for a in argv), call))
+
+    def _touch(self, name: str) -> None:
+        """Remember a device's state before its first change (for the diff)."""
+        if name not in self.plan.before:
+            link = self.snap.links.get(name)
+            self.plan.before[name] = link.describe() if link else "absent"
+
+    def _set(self, link: Link) -> None:
+        self.links[link.name] = link
+
+    def _ensure_up(self, link: Link) -> Link:
+        if not link.up:
+            self._touch(link.name)
+            self._step("set %s up" % link.name, self.ip, "link", "set", "dev", link.name, "up")
+            link = replace(link, up=True)
+            self._set(link)
+        return link
+
+    def _ensure_mtu(self, link: Link, mtu: Optional[int]) -> Link:
+        if mtu and link.mtu != mtu:
+            self._touch(link.name)
+            self._step("set mtu of %s from %d to %d" % (link.name, link.mtu, mtu),
+                       self.ip, "link", "set", "dev", link.name, "mtu", mtu)
+            link = replace(link, mtu=mtu)
+            self._set(link)
+        return link
+
+    def _ensure_master(self, link: Link, bridge: str, vif: Vif) -> Link:
+        if link.master == bridge:
+            return link
+        if link.master:
+            raise VirtopsError("port %s: %s is a member of bridge %s, not %s; move it or fix "
+                               "network %s" % (vif.id, link.name, link.master, bridge,
+                                               vif.network_label))
+        self._touch(link.name)
+        self._step("attach %s to bridge %s" % (link.name, bridge),
+                   self.ip, "link", "set", "dev", link.name, "master", bridge)
+        link = replace(link, master=bridge)
+        self._set(link)
+        return link
+
+    def _physical(self, vif: Vif) -> Link:
+        name = vif.physical_interface
+        if not name:
+            raise VirtopsError("port %s: VIF type %s needs network.meta.physical_interface"
+                               % (vif.id, vif.vif_type))
+        link = self.links.get(name)
+        if link is None:
+            raise VirtopsError("port %s: physical interface %s of network %s does not exist on "
+                               "this host" % (vif.id, name, vif.network_label))
+        return link
+
+    # -- devices -------------------------------------------------------------------------
+    def bridge(self, vif: Vif) -> Link:
+        name = vif.bridge
+        if not name:
+            raise VirtopsError("port %s: VIF type %s needs network.bridge" % (vif.id, vif.vif_type))
+        if len(name) > IFNAMSIZ:
+            raise VirtopsError("port %s: bridge name %s is longer than %d characters"
+                               % (vif.id, name, IFNAMSIZ))
+        wanted = self._bridge_mtu.get(name)
+        if wanted and vif.mtu and wanted[0] != vif.mtu:
+            raise VirtopsError("bridge %s carries networks with different MTUs (%s: %d, %s: %d)"
+                               % (name, wanted[1], wanted[0], vif.network_label, vif.mtu))
+        if vif.mtu:
+            self._bridge_mtu[name] = (vif.mtu, vif.network_label)
+        link = self.links.get(name)
+        if link is None:
+            if not vif.create_bridge:
+                raise VirtopsError(
+                    "bridge %s of network %s does not exist on this host and the network says "
+                    "create_bridge: false (the bridge is the operator's); create it (see "
+                    "playbooks/prepare_hosts.yml) or let vm_vif create it"
+                    % (name, vif.network_label), bridge=name)
+            self._touch(name)
+            argv = [self.ip, "link", "add", "name", name]
+            if vif.mtu:
+                argv += ["mtu", vif.mtu]
+            # No STP and no forward delay: a new tap forwards at once, as on Nova's bridges.
+            argv += ["type", "bridge", "stp_state", 0, "forward_delay", 0]
+            self._step("create bridge %s%s" % (name, " (mtu %d)" % vif.mtu if vif.mtu else ""),
+                       *argv)
+            link = Link(name=name, kind="bridge", mtu=vif.mtu or 1500, up=False)
+            self._set(link)
+        elif link.kind != "bridge":
+            raise VirtopsError("network %s wants bridge %s, but %s is a %s, not a bridge"
+                               % (vif.network_label, name, name, link.kind or "physical NIC"))
+        if not vif.create_bridge:
+            # The operator's bridge: looked at, never changed.
+            if not link.up:
+                self.plan.warnings.append(
+                    "bridge %s of network %s is down; it is the operator's (create_bridge: "
+                    "false), so it was left alone, and instances on it stay unplugged until it "
+                    "is up" % (name, vif.network_label))
+            if vif.mtu and link.mtu != vif.mtu:
+                self.plan.warnings.append("bridge %s has mtu %d, network %s says %d"
+                                          % (name, link.mtu, vif.network_label, vif.mtu))
+            return link
+        link = self._ensure_mtu(link, vif.mtu)
+        return self._ensure_up(link)
+
+    def vlan(self, vif: Vif, bridge: Link) -> None:
+        physical = self._physical(vif)
+        if vif.vlan is None:
+            raise VirtopsError("port %s: VIF type vlan needs network.meta.vlan" % vif.id)
+        # Any VLAN interface with this id on this NIC will do, whoever named it
+        # (host preparation, the operator's eth0.100): there can be only one.
+        existing = [l for l in self.links.values() if l.kind == "vlan"
+                    and l.vlan_id == vif.vlan and l.parent == physical.name]
+        name = existing[0].name if existing else vlan_ifname(vif.vlan)
+        link = self.links.get(name)
+        if link is None:
+            self._touch(name)
+            argv = [self.ip, "link", "add", "link", physical.name, "name", name]
+            if vif.mtu:
+                argv += ["mtu", vif.mtu]
+            argv += ["type", "vlan", "id", vif.vlan]
+            self._step("create VLAN %d interface %s on %s" % (vif.vlan, name, physical.name),
+                       *argv)
+            link = Link(name=name, kind="vlan", mtu=vif.mtu or physical.mtu, parent=physical.name,
+                        vlan_id=vif.vlan)
+            self._set(link)
+        elif link.kind != "vlan" or link.vlan_id != vif.vlan or (
+                link.parent and link.parent != physical.name):
+            raise VirtopsError("%s exists as %s, not as VLAN %d on %s; remove it or fix network "
+                               "%s" % (name, link.describe(), vif.vlan, physical.name,
+                                       vif.network_label))
+        self._ensure_up(physical)
+        link = self._ensure_mtu(link, vif.mtu)
+        link = self._ensure_master(link, bridge.name, vif)
+        self._ensure_up(link)
+
+    def vxlan(self, vif: Vif, bridge: Link) -> None:
+        physical = self._physical(vif)
+        if vif.vxlan_id is None:
+            raise VirtopsError("port %s: VIF type vxlan needs network.meta.vxlan_id" % vif.id)
+        addresses = self.snap.ipv4.get(physical.name) or []
+        if not addresses:
+            raise VirtopsError("port %s: %s has no IPv4 address to use as the local VXLAN "
+                               "endpoint of network %s" % (vif.id, physical.name,
+                                                           vif.network_label))
+        local = addresses[0]
+        port = vif.vxlan_port or VXLAN_DEFAULT_PORT
+        if vif.mtu and vif.mtu + VXLAN_OVERHEAD > physical.mtu:
+            self.plan.warnings.append(
+                "network %s has mtu %d, but VXLAN over %s (mtu %d) carries at most %d"
+                % (vif.network_label, vif.mtu, physical.name, physical.mtu,
+                   physical.mtu - VXLAN_OVERHEAD))
+        name = vxlan_ifname(vif.vxlan_id)
+        link = self.links.get(name)
+        if link is None:
+            self._touch(name)
+            argv = [self.ip, "link", "add", "name", name]
+            if vif.mtu:
+                argv += ["mtu", vif.mtu]
+            argv += ["type", "vxlan", "id", vif.vxlan_id, "local", local, "dev", physical.name,
+                     "dstport", port]
+            if vif.vxlan_group:
+                argv += ["group", vif.vxlan_group]
+            self._step("create VXLAN %d interface %s (local %s on %s, port %d)"
+                       % (vif.vxlan_id, name, local, physical.name, port), *argv)
+            link = Link(name=name, kind="vxlan", mtu=vif.mtu or physical.mtu - VXLAN_OVERHEAD,
+                        vxlan_id=vif.vxlan_id, vxlan_local=local, vxlan_dev=physical.name,
+                        vxlan_port=port, vxlan_group=vif.vxlan_group)
+            self._set(link)
+            self.flood[name] = []
+        else:
+            # An interface made without "local" or "dev" (the kernel then picks by route)
+            # serves as well; what is set must match.
+            expected = (vif.vxlan_id, local if link.vxlan_local else None,
+                        physical.name if link.vxlan_dev else None, port, vif.vxlan_group)
+            actual = (link.vxlan_id, link.vxlan_local, link.vxlan_dev, link.vxlan_port,
+                      link.vxlan_group)
+            if link.kind != "vxlan" or expected != actual:
+                raise VirtopsError(
+                    "%s exists as %s, but network %s wants vni %s local %s dev %s port %s%s; "
+                    "it may carry other instances' traffic, so it is not replaced: remove it "
+                    "or fix the network" % (name, link.describe(), vif.network_label,
+                                            vif.vxlan_id, local, physical.name, port,
+                                            " group %s" % vif.vxlan_group
+                                            if vif.vxlan_group else ""))
+        link = self._ensure_mtu(link, vif.mtu)
+        link = self._ensure_master(link, bridge.name, vif)
+        self._ensure_up(link)
+        if vif.vxlan_group:
+            return
+        # Head-end replication: one flood entry per remote VTEP, unknown ones removed.
+        peers = sorted({p for p in vif.vxlan_peers if p != local})
+        current = self.flood.get(name, [])
+        for peer in peers:
+            if peer not in current:
+                self._touch(name)
+                self._step("flood %s traffic to VTEP %s" % (name, peer), self.bridge_cmd, "fdb",
+                           "append", FLOOD_MAC, "dev", name, "dst", peer)
+        for stale in current:
+            if stale not in peers:
+                self._touch(name)
+                self._step("stop flooding %s traffic to %s (not a peer any more)" % (name, stale),
+                           self.bridge_cmd, "fdb", "del", FLOOD_MAC, "dev", name, "dst", stale)
+        self.flood[name] = peers
+
+    def tap(self, vif: Vif) -> None:
+        name = vif.devname
+        link = self.links.get(name)
+        if link is None:
+            self._touch(name)
+            self._step("create tap %s" % name, self.ip, "tuntap", "add", "dev", name, "mode",
+                       "tap")
+            link = Link(name=name, kind="tun", tun_type="tap", mtu=1500)
+            self._set(link)
+        elif link.kind != "tun" or link.tun_type != "tap":
+            raise VirtopsError("port %s: %s exists and is not a tap (%s)"
+                               % (vif.id, name, link.describe()))
+        link = self._ensure_mtu(link, vif.mtu)
+        self._ensure_up(link)
+
+    def network(self, vif: Vif) -> None:
+        name = vif.network_label
+        if name not in self.snap.libvirt_networks:
+            raise VirtopsError("port %s: libvirt network %s is not defined on this host "
+                               "(virsh net-list --all)" % (vif.id, name))
+        if not self.snap.libvirt_networks[name]:
+            self.plan.before.setdefault("network:%s" % name, "inactive")
+            self._step("start libvirt network %s" % name,
+                       call=(lambda n=name: self.start_network(n)) if self.start_network
+                       else None)
+            self.snap.libvirt_networks[name] = True
+
+    def filter(self, vif: Vif) -> None:
+        if not vif.port_filter or self.snap.nwfilters is None:
+            return
+        if vif.vif_type == "direct":
+            raise VirtopsError("port %s asks for an anti-spoofing filter, which needs a tap; "
+                               "VIF type direct (macvtap) has none: set port_security: false"
+                               % vif.id)
+        if self.nwfilter not in self.snap.nwfilters:
+            raise VirtopsError("port %s needs the libvirt nwfilter %s, which is not defined on "
+                               "this host (virsh nwfilter-list)" % (vif.id, self.nwfilter))
+
+    # -- the walk ------------------------------------------------------------------------
+    def plug(self, vif: Vif) -> None:
+        if vif.vif_type in TAP_BRIDGED_TYPES:
+            bridge = self.bridge(vif)
+            if vif.vif_type == "vlan":
+                self.vlan(vif, bridge)
+            elif vif.vif_type == "vxlan":
+                self.vxlan(vif, bridge)
+        elif vif.vif_type == "ethernet":
+            self.tap(vif)
+        elif vif.vif_type == "network":
+            self.network(vif)
+        elif vif.vif_type == "direct":
+            self._ensure_up(self._physical(vif))
+        else:
+            raise VirtopsError("port %s: VIF type %r is not supported" % (vif.id, vif.vif_type))
+        self.filter(vif)
+        self.plan.vifs.append(vif_summary(vif))
+
+    def unplug(self, vif: Vif) -> None:
+        if vif.vif_type == "ethernet":
+            link = self.links.get(vif.devname)
+            if link is not None and link.kind == "tun":
+                self._touch(vif.devname)
+                self._step("delete tap %s" % vif.devname, self.ip, "tuntap", "del", "dev",
+                           vif.devname, "mode", "tap")
+                del self.links[vif.devname]
+        self.plan.vifs.append(vif_summary(vif))
+
+    def finish(self) -> Plan:
+        for name in self.plan.before:
+            link = self.links.get(name)
+            if name.startswith("network:"):
+                self.plan.after[name] = "active"
+                continue
+            desc = link.describe() if link else "absent"
+            if link is not None and link.kind == "vxlan" and name in self.flood:
+                desc += " flood %s" % (",".join(self.flood[name]) or "-")
+            self.plan.after[name] = desc
+            if name in self.snap.flood and link is not None:
+                self.plan.before[name] += " flood %s" % (",".join(self.snap.flood[name]) or "-")
+        return self.plan
+
+
+def vif_summary(vif: Vif) -> dict:
+    return {"id": vif.id, "devname": vif.devname, "address": vif.address,
+            "vif_type": vif.vif_type, "bridge": vif.bridge, "network": vif.network_label,
+            "fixed_ips": vif.fixed_ips, "port_filter": vif.port_filter}
+
+
+def _check_unique(vifs: Sequence[Vif]) -> None:
+    seen: Dict[str, str] = {}
+    for vif in vifs:
+        for key in (vif.devname, vif.address):
+            if key in seen and seen[key] != vif.id:
+                raise VirtopsError("ports %s and %s share %s" % (seen[key], vif.id, key))
+            seen[key] = vif.id
+
+
+def plan_plug(vifs: Sequence[Vif], snapshot: HostSnapshot, ip: str = "ip",
+              bridge_cmd: str = "bridge", start_network: Optional[Callable[[str], None]] = None,
+              nwfilter: str = "clean-traffic") -> Plan:
+    _check_unique(vifs)
+    planner = _Planner(snapshot, ip, bridge_cmd, start_network, nwfilter)
+    for vif in vifs:
+        planner.plug(vif)
+    return planner.finish()
+
+
+def plan_unplug(vifs: Sequence[Vif], snapshot: HostSnapshot, ip: str = "ip") -> Plan:
+    planner = _Planner(snapshot, ip, "bridge", None, "")
+    for vif in vifs:
+        planner.unplug(vif)
+    return planner.finish()
+
+
+# --------------------------------------------------------------------------- the real host
+
+class HostNetwork:
+    """Reads the host with ``ip``/``bridge`` and runs plan steps."""
+
+    def __init__(self):
+        self.ip = find_binary("ip")
+        self.bridge = find_binary("bridge")
+
+    def snapshot(self, vifs: Sequence[Vif], conn=None, check_filters: bool = True) -> HostSnapshot:
+        links = parse_links(run([self.ip, "-j", "-d", "link", "show"]).stdout)
+        ipv4 = parse_ipv4_addresses(run([self.ip, "-j", "addr", "show"]).stdout)
+        flood = {}
+        for vif in vifs:
+            if vif.vif_type == "vxlan" and vif.vxlan_id is not None:
+                name = vxlan_ifname(vif.vxlan_id)
+                if name in links and name not in flood:
+                    flood[name] = parse_flood_entries(
+                        run([self.bridge, "-j", "fdb", "show", "dev", name]).stdout)
+        nwfilters = None
+        networks: Dict[str, bool] = {}
+        if conn is not None:
+            if check_filters and any(v.port_filter for v in vifs):
+                nwfilters = list(conn.listNWFilters())
+            if any(v.vif_type == "network" for v in vifs):
+                for net in conn.listAllNetworks():
+                    networks[net.name()] = bool(net.isActive())
+        return HostSnapshot(links=links, ipv4=ipv4, flood=flood, nwfilters=nwfilters,
+                            libvirt_networks=networks)
+
+    @staticmethod
+    def apply(plan: Plan) -> List[str]:
+        done = []
+        for step in plan.steps:
+            if step.argv:
+                run(step.argv)
+            elif step.call is not None:
+                step.call()
+            done.append(step.description)
+        return done
+
+
+def start_libvirt_network(conn) -> Callable[[str], None]:
+    def start(name: str) -> None:
+        try:
+            conn.networkLookupByName(name).create()
+        except _libvirt.libvirt.libvirtError as exc:
+            raise VirtopsError("cannot start libvirt network %s: %s" % (name, exc))
+    return start
+
+
+@dataclass
+class PlugResult:
+    changed: bool
+    actions: List[str]
+    warnings: List[str]
+    vifs: List[dict]
+    before: Dict[str, str]
+    after: Dict[str, str]
+
+    def as_module_result(self) -> dict:
+        return {"changed": self.changed, "actions": self.actions, "vifs": self.vifs}
+
+
+@contextmanager
+def host_lock() -> Iterator[None]:
+    """One plug or unplug at a time on a host: two instances of a network started at once
+    would otherwise both see no bridge and both try to create it (Nova takes a lock too)."""
+    directory = next((d for d in LOCK_DIRS if os.path.isdir(d) and os.access(d, os.W_OK)), None)
+    if directory is None:
+        yield
+        return
+    fd = os.open(os.path.join(directory, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def plug_vifs(vifs: Sequence[Vif], conn=None, check_mode: bool = False,
+              nwfilter: str = "clean-traffic", host: Optional[HostNetwork] = None) -> PlugResult:
+    host = host or HostNetwork()
+    with host_lock():
+        plan = plan_plug(vifs, host.snapshot(vifs, conn), ip=host.ip, bridge_cmd=host.bridge,
+                         start_network=start_libvirt_network(conn) if conn is not None else None,
+                         nwfilter=nwfilter)
+        actions = [s.description for s in plan.steps] if check_mode else host.apply(plan)
+    return PlugResult(plan.changed, actions, plan.warnings, plan.vifs, plan.before, plan.after)
+
+
+def unplug_vifs(vifs: Sequence[Vif], check_mode: bool = False,
+                host: Optional[HostNetwork] = None) -> PlugResult:
+    host = host or HostNetwork()
+    with host_lock():
+        plan = plan_unplug(vifs, host.snapshot(vifs, None, check_filters=False), ip=host.ip)
+        actions = [s.description for s in plan.steps] if check_mode else host.apply(plan)
+    return PlugResult(plan.changed, actions, plan.warnings, plan.vifs, plan.before, plan.after)
+
+
+# --------------------------------------------------------------------------- plugged?
+
+@dataclass(frozen=True)
+class ExpectedPort:
+    """A device the running domain should have: ``bridge`` None for taps and macvtaps."""
+    devname: str
+    bridge: Optional[str] = None
+    mac: Optional[str] = None
+
+
+def _read(path: str) -> Optional[str]:
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
+def _is_up(sysfs: str, dev: str) -> bool:
+    flags = _read(os.path.join(sysfs, dev, "flags"))
+    try:
+        return flags is not None and bool(int(flags, 16) & IFF_UP)
+    except ValueError:
+        return False
+
+
+def port_problem(port: ExpectedPort, sysfs: str = SYSFS_NET) -> Optional[str]:
+    """Why ``port`` is not plugged yet, or None when it is."""
+    base = os.path.join(sysfs, port.devname)
+    if not os.path.isdir(base):
+        return "%s does not exist" % port.devname
+    if not _is_up(sysfs, port.devname):
+        return "%s is down" % port.devname
+    if port.bridge:
+        master = os.path.join(base, "master")
+        actual = os.path.basename(os.path.realpath(master)) if os.path.islink(master) else None
+        if actual != port.bridge:
+            return "%s is attached to %s, not to bridge %s" % (
+                port.devname, actual or "no bridge", port.bridge)
+        if not _is_up(sysfs, port.bridge):
+            return "bridge %s of %s is down" % (port.bridge, port.devname)
+    return None
+
+
+def check_plugged(ports: Sequence[ExpectedPort], sysfs: str = SYSFS_NET) -> List[str]:
+    return [p for p in (port_problem(port, sysfs) for port in ports) if p]

@@ -1,0 +1,553 @@
+# Copyright: (c) 2026, virtops.compute contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Ports and fixed IPs for new instances, allocated on the controller (Neutron's IPAM, small).
+
+There is no database: what is in use comes from the host facts of the whole fleet
+(``instances[].ips``, and ``instances[].network_info`` where a record carries it) plus the
+allocations this run has already made. One :class:`Allocator` serves a whole run, so two
+instances booted in the same run on two hosts never get the same address.
+
+A port gets
+
+- an id: ``uuid5(instance uuid, NIC index)`` when the instance uuid is known, so a re-run of the
+  same boot gets the same port (and MAC) even before anything was recorded; else ``uuid4``;
+- a MAC with Nova's ``fa:16:3e`` prefix, derived from the port id (re-derived on a collision);
+- ``devname`` ``tap`` + port id, 14 characters;
+- fixed IPs: the requested one if it is free, else the lowest free address of the network's
+  allocation pools (the subnet minus its network, broadcast and gateway addresses).
+
+A port already recorded for the instance (its ``network_info``) is kept as it is.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import traceback
+import uuid as uuid_mod
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+
+from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._model.network_info import (
+    MAC_PREFIX, VIF_TYPES, Route, Subnet, Vif, devname_for, parse_network_info)
+
+try:
+    import netaddr
+    HAS_NETADDR = True
+    NETADDR_IMPORT_ERROR = None
+except ImportError:
+    netaddr = None
+    HAS_NETADDR = False
+    NETADDR_IMPORT_ERROR = traceback.format_exc()
+
+# Namespaces of the derived ids; fixed forever, or ids would change between releases.
+NETWORK_NAMESPACE = uuid_mod.UUID("8a0d1c35-5d0e-4d2f-9a49-2a3c7cb0e1a1")
+PORT_NAMESPACE = uuid_mod.UUID("3f0b8f3e-9c7d-4b1e-8d2a-6f1e0c4a9b52")
+IFNAMSIZ = 15
+_IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+_MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
+MAX_MAC_ATTEMPTS = 64
+VXLAN_DEFAULT_PORT = 4789
+NETWORK_KEYS = {
+    "id", "cidr", "gateway", "dns", "mtu", "vif_type", "bridge", "create_bridge", "vlan",
+    "vxlan_id", "vxlan_peers", "vxlan_group", "vxlan_port", "physical_interface",
+    "port_security", "allocation_pools", "routes", "description",
+}
+
+
+def _require_netaddr() -> None:
+    if not HAS_NETADDR:
+        raise VirtopsError("the netaddr Python library is missing on the controller: "
+                           "pip install netaddr")
+
+
+def valid_ifname(name, what: str) -> str:
+    """A Linux interface name: 1..15 of [A-Za-z0-9_.-], not '.' or '..'."""
+    if not isinstance(name, str) or not _IFNAME_RE.match(name) or name in (".", ".."):
+        raise VirtopsError("%s %r is not a valid interface name (1 to %d characters of "
+                           "A-Z a-z 0-9 _ . -)" % (what, name, IFNAMSIZ))
+    return name
+
+
+def _int_in(value, what: str, low: int, high: int) -> int:
+    if isinstance(value, bool):
+        raise VirtopsError("%s must be an integer, not %r" % (what, value))
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise VirtopsError("%s must be an integer, not %r" % (what, value))
+    if not low <= number <= high:
+        raise VirtopsError("%s must be between %d and %d, not %d" % (what, low, high, number))
+    return number
+
+
+def _ip(value, what: str):
+    try:
+        return netaddr.IPAddress(str(value))
+    except (netaddr.AddrFormatError, ValueError, TypeError):
+        raise VirtopsError("%s %r is not an IP address" % (what, value))
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """One entry of the inventory's ``networks`` catalog, checked."""
+    name: str
+    id: str
+    cidr: str
+    gateway: Optional[str]
+    dns: Tuple[str, ...] = ()
+    mtu: int = 1500
+    vif_type: str = "bridge"
+    bridge: Optional[str] = None
+    create_bridge: bool = True
+    vlan: Optional[int] = None
+    vxlan_id: Optional[int] = None
+    vxlan_peers: Tuple[str, ...] = ()
+    vxlan_group: Optional[str] = None
+    vxlan_port: Optional[int] = None
+    physical_interface: Optional[str] = None
+    port_security: bool = True
+    allocation_pools: Tuple[Tuple[str, str], ...] = ()
+    routes: Tuple[Tuple[str, str], ...] = ()
+
+    @classmethod
+    def from_catalog(cls, name: str, data: Mapping) -> "NetworkSpec":
+        _require_netaddr()
+        if not isinstance(data, Mapping):
+            raise VirtopsError("network %s must be a mapping, not %s" % (name, type(data).__name__))
+        unknown = sorted(set(data) - NETWORK_KEYS)
+        if unknown:
+            raise VirtopsError("network %s: unknown keys %s (known: %s)"
+                               % (name, ", ".join(unknown), ", ".join(sorted(NETWORK_KEYS))))
+        what = "network %s" % name
+        if "cidr" not in data:
+            raise VirtopsError("%s needs a cidr, such as 10.10.0.0/24" % what)
+        try:
+            net = netaddr.IPNetwork(str(data["cidr"]))
+        except (netaddr.AddrFormatError, ValueError, TypeError):
+            raise VirtopsError("%s: cidr %r is not a network" % (what, data["cidr"]))
+        if net.ip != net.network:
+            raise VirtopsError("%s: cidr %s has host bits set; did you mean %s?"
+                               % (what, data["cidr"], net.cidr))
+        if "gateway" in data:
+            gateway = data["gateway"] or None     # null, "" or false: no gateway
+        else:
+            gateway = str(netaddr.IPAddress(net.first + 1, net.version)) if net.size > 2 else None
+        if gateway is not None:
+            gw = _ip(gateway, "%s: gateway" % what)
+            if gw not in net or gw in (net.network, net.broadcast):
+                raise VirtopsError("%s: gateway %s is not a host address of %s"
+                                   % (what, gateway, net))
+            gateway = str(gw)
+        vif_type = data.get("vif_type", "bridge")
+        if vif_type not in VIF_TYPES:
+            raise VirtopsError("%s: vif_type %r is not one of %s"
+                               % (what, vif_type, ", ".join(VIF_TYPES)))
+        network_id = str(data.get("id") or uuid_mod.uuid5(NETWORK_NAMESPACE, name))
+        mtu = _int_in(data.get("mtu", 1500), "%s: mtu" % what, 68, 65535)
+        bridge = data.get("bridge")
+        if vif_type in ("bridge", "vlan", "vxlan"):
+            # Neutron's linuxbridge agent names its bridges the same way.
+            bridge = valid_ifname(bridge or ("brq" + network_id)[:IFNAMSIZ - 1],
+                                  "%s: bridge" % what)
+        elif vif_type == "network":
+            bridge = None
+        physical = data.get("physical_interface")
+        if physical is not None:
+            valid_ifname(physical, "%s: physical_interface" % what)
+        vlan = vxlan_id = vxlan_port = vxlan_group = None
+        peers: Tuple[str, ...] = ()
+        if vif_type == "vlan":
+            if "vlan" not in data or not physical:
+                raise VirtopsError("%s: vif_type vlan needs vlan (1-4094) and physical_interface"
+                                   % what)
+            vlan = _int_in(data["vlan"], "%s: vlan" % what, 1, 4094)
+        if vif_type == "vxlan":
+            if "vxlan_id" not in data or not physical:
+                raise VirtopsError("%s: vif_type vxlan needs vxlan_id (1-16777215) and "
+                                   "physical_interface (the underlay whose address is the "
+                                   "local VTEP)" % what)
+            vxlan_id = _int_in(data["vxlan_id"], "%s: vxlan_id" % what, 1, 16777215)
+            peers = tuple(str(_ip(p, "%s: vxlan_peers entry" % what))
+                          for p in data.get("vxlan_peers") or [])
+            if data.get("vxlan_group"):
+                group = _ip(data["vxlan_group"], "%s: vxlan_group" % what)
+                if not group.is_multicast():
+                    raise VirtopsError("%s: vxlan_group %s is not a multicast address"
+                                       % (what, group))
+                vxlan_group = str(group)
+            if not peers and not vxlan_group:
+                raise VirtopsError("%s: a vxlan network needs vxlan_peers (the VTEP addresses "
+                                   "of the hosts) or a multicast vxlan_group" % what)
+            if peers and vxlan_group:
+                raise VirtopsError("%s: give vxlan_peers or vxlan_group, not both" % what)
+            if "vxlan_port" in data:
+                vxlan_port = _int_in(data["vxlan_port"], "%s: vxlan_port" % what, 1, 65535)
+        if vif_type == "direct" and not physical:
+            raise VirtopsError("%s: vif_type direct (macvtap) needs physical_interface" % what)
+        pools = []
+        for pool in data.get("allocation_pools") or []:
+            if not isinstance(pool, Mapping) or "start" not in pool or "end" not in pool:
+                raise VirtopsError("%s: allocation_pools entries need start and end" % what)
+            start = _ip(pool["start"], "%s: allocation pool start" % what)
+            end = _ip(pool["end"], "%s: allocation pool end" % what)
+            if start not in net or end not in net or start > end:
+                raise VirtopsError("%s: allocation pool %s-%s is not a range inside %s"
+                                   % (what, start, end, net))
+            pools.append((str(start), str(end)))
+        routes = []
+        for route in data.get("routes") or []:
+            if not isinstance(route, Mapping) or "cidr" not in route or "gateway" not in route:
+                raise VirtopsError("%s: routes entries need cidr and gateway" % what)
+            try:
+                dest = netaddr.IPNetwork(str(route["cidr"]))
+            except (netaddr.AddrFormatError, ValueError, TypeError):
+                raise VirtopsError("%s: route cidr %r is not a network" % (what, route["cidr"]))
+            via = _ip(route["gateway"], "%s: route gateway" % what)
+            if via not in net:
+                raise VirtopsError("%s: route gateway %s is not on %s" % (what, via, net))
+            routes.append((str(dest.cidr), str(via)))
+        dns = tuple(str(_ip(d, "%s: dns server" % what)) for d in data.get("dns") or [])
+        return cls(
+            name=name, id=network_id, cidr=str(net.cidr), gateway=gateway, dns=dns, mtu=mtu,
+            vif_type=vif_type, bridge=bridge, create_bridge=bool(data.get("create_bridge", True)),
+            vlan=vlan, vxlan_id=vxlan_id, vxlan_peers=peers, vxlan_group=vxlan_group,
+            vxlan_port=vxlan_port, physical_interface=physical,
+            port_security=bool(data.get("port_security", True)) and vif_type != "direct",
+            allocation_pools=tuple(pools), routes=tuple(routes))
+
+    @property
+    def network(self):
+        return netaddr.IPNetwork(self.cidr)
+
+    def reserved(self) -> "netaddr.IPSet":
+        """Addresses no port may have: network, broadcast (IPv4) and gateway."""
+        net = self.network
+        reserved = netaddr.IPSet([net.network])
+        if net.version == 4 and net.size > 2:
+            reserved.add(net.broadcast)
+        if self.gateway:
+            reserved.add(self.gateway)
+        return reserved
+
+    def pools(self) -> "netaddr.IPSet":
+        """Addresses handed out automatically."""
+        if self.allocation_pools:
+            pool = netaddr.IPSet()
+            for start, end in self.allocation_pools:
+                pool.add(netaddr.IPRange(start, end))
+        else:
+            pool = netaddr.IPSet([self.network])
+        return pool - self.reserved()
+
+
+def parse_networks(catalog: Mapping) -> Dict[str, NetworkSpec]:
+    if not isinstance(catalog, Mapping):
+        raise VirtopsError("networks must be a mapping of network name to its definition")
+    specs = {str(name): NetworkSpec.from_catalog(str(name), data)
+             for name, data in catalog.items()}
+    seen: Dict[str, str] = {}
+    for spec in specs.values():
+        if spec.id in seen:
+            raise VirtopsError("networks %s and %s have the same id %s"
+                               % (seen[spec.id], spec.name, spec.id))
+        seen[spec.id] = spec.name
+    return specs
+
+
+@dataclass(frozen=True)
+class PortRequest:
+    """One entry of ``server.networks``: ``{network: private, fixed_ip: ..., mac: ...}``."""
+    network: str
+    fixed_ip: Optional[str] = None
+    mac: Optional[str] = None
+
+    @classmethod
+    def from_dict(cls, data, what: str) -> "PortRequest":
+        if isinstance(data, str):
+            return cls(network=data)
+        if not isinstance(data, Mapping) or not data.get("network"):
+            raise VirtopsError("%s: each networks entry needs network: <name>" % what)
+        unknown = sorted(set(data) - {"network", "fixed_ip", "mac"})
+        if unknown:
+            raise VirtopsError("%s: unknown keys %s in a networks entry (known: network, "
+                               "fixed_ip, mac)" % (what, ", ".join(unknown)))
+        mac = data.get("mac")
+        if mac is not None:
+            mac = str(mac).lower()
+            if not _MAC_RE.match(mac) or int(mac[:2], 16) & 1:
+                raise VirtopsError("%s: mac %r is not a unicast MAC address" % (what, mac))
+        return cls(network=str(data["network"]), fixed_ip=data.get("fixed_ip") or None, mac=mac)
+
+
+@dataclass(frozen=True)
+class InstanceRequest:
+    name: str
+    uuid: Optional[str] = None
+    networks: Tuple[PortRequest, ...] = ()
+    network_info: Tuple[Vif, ...] = ()     # ports already recorded for this instance
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "InstanceRequest":
+        if not isinstance(data, Mapping) or not (data.get("name") or data.get("uuid")):
+            raise VirtopsError("each instance to allocate ports for needs a name or a uuid")
+        name = str(data.get("name") or data.get("uuid"))
+        unknown = sorted(set(data) - {"name", "uuid", "networks", "network_info"})
+        if unknown:
+            raise VirtopsError("instance %s: unknown keys %s (known: name, uuid, networks, "
+                               "network_info)" % (name, ", ".join(unknown)))
+        instance_uuid = None
+        if data.get("uuid"):
+            try:
+                instance_uuid = str(uuid_mod.UUID(str(data["uuid"])))
+            except ValueError:
+                raise VirtopsError("instance %s: uuid %r is not a UUID" % (name, data["uuid"]))
+        networks = data.get("networks") or []
+        if not isinstance(networks, (list, tuple)):
+            raise VirtopsError("instance %s: networks must be a list" % name)
+        return cls(name=name, uuid=instance_uuid,
+                   networks=tuple(PortRequest.from_dict(n, "instance %s" % name)
+                                  for n in networks),
+                   network_info=tuple(parse_network_info(data.get("network_info"))))
+
+
+@dataclass
+class Allocation:
+    """What one instance got."""
+    name: str
+    uuid: Optional[str]
+    vifs: List[Vif] = field(default_factory=list)
+
+    @property
+    def ips(self) -> List[str]:
+        return [ip for vif in self.vifs for ip in vif.fixed_ips]
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "uuid": self.uuid, "ips": self.ips,
+                "macs": [vif.address for vif in self.vifs],
+                "network_info": [vif.to_dict() for vif in self.vifs]}
+
+
+def _owner_keys(entry: Mapping) -> Set[str]:
+    return {str(entry[k]) for k in ("uuid", "name") if entry.get(k)}
+
+
+def _iter_host_instances(hosts) -> Iterable[Tuple[str, Mapping]]:
+    """(host name, instance summary) over host facts given as a list or a mapping."""
+    if hosts is None:
+        return
+    if isinstance(hosts, Mapping):
+        items = list(hosts.items())
+    elif isinstance(hosts, (list, tuple)):
+        items = [(str((h or {}).get("hostname", "?")) if isinstance(h, Mapping) else "?", h)
+                 for h in hosts]
+    else:
+        raise VirtopsError("hosts must be a list of host facts or a mapping of host name to "
+                           "host facts")
+    for host_name, facts in items:
+        if not isinstance(facts, Mapping):
+            raise VirtopsError("host facts of %s must be a mapping" % host_name)
+        for instance in facts.get("instances") or []:
+            if isinstance(instance, Mapping):
+                yield str(facts.get("hostname") or host_name), instance
+
+
+class Allocator:
+    """Hands out ports; remembers every address and MAC in use across the fleet and the run."""
+
+    def __init__(self, networks: Mapping[str, NetworkSpec], hosts=None,
+                 allocated: Optional[Sequence] = None):
+        _require_netaddr()
+        self.networks = dict(networks)
+        # address -> (owner keys, where): who holds it. An IP string without a network is in
+        # use in every network whose cidr holds it; that is the safe reading.
+        self._ips: Dict[str, Tuple[Set[str], str]] = {}
+        self._macs: Dict[str, Tuple[Set[str], str]] = {}
+        # Addresses each known instance holds, so a re-run for that instance gets them back.
+        self._own_ips: Dict[str, List[str]] = {}
+        # Addresses given to the instance being allocated, so two of its NICs on one
+        # network do not both take back the same recorded address.
+        self._given_now: Set[str] = set()
+        for host_name, instance in _iter_host_instances(hosts):
+            owners = _owner_keys(instance)
+            where = "instance %s on %s" % (instance.get("name") or instance.get("uuid"), host_name)
+            for ip in instance.get("ips") or []:
+                address = ip.get("address") if isinstance(ip, Mapping) else ip
+                self._hold_ip(address, owners, where)
+            for vif in instance.get("network_info") or []:
+                if isinstance(vif, Mapping):
+                    for parsed in parse_network_info([vif]):
+                        self._hold_vif(parsed, owners, where)
+        for entry in allocated or []:
+            # Earlier allocations of this run: Allocation dicts or plain IP strings.
+            if isinstance(entry, Mapping):
+                owners = _owner_keys(entry)
+                label = entry.get("name") or entry.get("uuid")
+                where = "instance %s (allocated in this run)" % label
+                for vif in parse_network_info(entry.get("network_info")):
+                    self._hold_vif(vif, owners, where)
+                for ip in entry.get("ips") or []:
+                    self._hold_ip(ip, owners, where)
+            else:
+                self._hold_ip(entry, set(), "an earlier allocation of this run")
+
+    # -- bookkeeping -----------------------------------------------------------------------
+    def _hold_ip(self, address, owners: Set[str], where: str) -> None:
+        if not address:
+            return
+        try:
+            key = str(netaddr.IPAddress(str(address)))
+        except (netaddr.AddrFormatError, ValueError):
+            return      # a broken record must not stop allocation for everyone else
+        self._ips.setdefault(key, (set(owners), where))
+        for owner in owners:
+            self._own_ips.setdefault(owner, [])
+            if key not in self._own_ips[owner]:
+                self._own_ips[owner].append(key)
+
+    def _hold_vif(self, vif: Vif, owners: Set[str], where: str) -> None:
+        self._macs.setdefault(vif.address, (set(owners), where))
+        for ip in vif.fixed_ips:
+            self._hold_ip(ip, owners, where)
+
+    def _ip_holder(self, address: str, owners: Set[str]) -> Optional[str]:
+        held = self._ips.get(address)
+        if held is None or (owners and held[0] & owners):
+            return None
+        return held[1]
+
+    def _mac_holder(self, mac: str, owners: Set[str]) -> Optional[str]:
+        held = self._macs.get(mac)
+        if held is None or (owners and held[0] & owners):
+            return None
+        return held[1]
+
+    # -- allocation ------------------------------------------------------------------------
+    def _spec(self, name: str, instance: str) -> NetworkSpec:
+        try:
+            return self.networks[name]
+        except KeyError:
+            raise VirtopsError("instance %s asks for network %r, which is not in networks "
+                               "(known: %s)" % (instance, name, ", ".join(sorted(self.networks))
+                                                or "none"))
+
+    def _pick_ip(self, spec: NetworkSpec, request: PortRequest, owners: Set[str],
+                 instance: InstanceRequest) -> str:
+        net = spec.network
+        if request.fixed_ip:
+            address = _ip(request.fixed_ip, "instance %s: fixed_ip" % instance.name)
+            if address not in net:
+                raise VirtopsError("instance %s: fixed_ip %s is not in network %s (%s)"
+                                   % (instance.name, address, spec.name, net))
+            if address in spec.reserved():
+                raise VirtopsError("instance %s: fixed_ip %s is the network, broadcast or "
+                                   "gateway address of %s" % (instance.name, address, spec.name))
+            holder = self._ip_holder(str(address), owners)
+            if holder:
+                raise VirtopsError("instance %s: fixed_ip %s on network %s is already in use "
+                                   "by %s" % (instance.name, address, spec.name, holder),
+                                   ip=str(address), network=spec.name)
+            return str(address)
+        reserved = spec.reserved()
+        for owner in sorted(owners):
+            for own in self._own_ips.get(owner, []):
+                own_ip = netaddr.IPAddress(own)
+                if own_ip in net and own_ip not in reserved and own not in self._given_now:
+                    return own
+        for cidr in spec.pools().iter_cidrs():
+            for address in cidr:
+                if str(address) not in self._ips:
+                    return str(address)
+        in_use = sum(1 for a in self._ips if netaddr.IPAddress(a) in net)
+        raise VirtopsError("network %s (%s) has no free address left for instance %s: %d "
+                           "addresses in use, pools %s"
+                           % (spec.name, net, instance.name, in_use,
+                              ", ".join("%s-%s" % p for p in spec.allocation_pools) or "the "
+                              "whole subnet"), network=spec.name)
+
+    def _mac(self, port_id: str, request: PortRequest, owners: Set[str], name: str) -> str:
+        if request.mac:
+            holder = self._mac_holder(request.mac, owners)
+            if holder:
+                raise VirtopsError("instance %s: MAC %s is already used by %s"
+                                   % (name, request.mac, holder), mac=request.mac)
+            return request.mac
+        for attempt in range(MAX_MAC_ATTEMPTS):
+            seed = port_id if attempt == 0 else "%s/%d" % (port_id, attempt)
+            tail = hashlib.sha256(seed.encode()).digest()[:3]
+            mac = "%s:%02x:%02x:%02x" % ((MAC_PREFIX,) + tuple(tail))
+            if not self._mac_holder(mac, owners):
+                return mac
+        raise VirtopsError("instance %s: no free MAC found for port %s after %d attempts"
+                           % (name, port_id, MAX_MAC_ATTEMPTS))
+
+    def _port_id(self, instance: InstanceRequest, index: int) -> str:
+        if instance.uuid:
+            return str(uuid_mod.uuid5(PORT_NAMESPACE, "%s/%d" % (instance.uuid, index)))
+        return str(uuid_mod.uuid4())
+
+    def _vif(self, spec: NetworkSpec, port_id: str, mac: str, ip: str) -> Vif:
+        return Vif(
+            id=port_id, address=mac, network_id=spec.id, network_label=spec.name,
+            vif_type=spec.vif_type, bridge=spec.bridge, devname=devname_for(port_id),
+            mtu=spec.mtu, vlan=spec.vlan, vxlan_id=spec.vxlan_id,
+            physical_interface=spec.physical_interface, port_filter=spec.port_security,
+            subnets=[Subnet(cidr=spec.cidr, gateway=spec.gateway, ips=[ip], dns=list(spec.dns),
+                            routes=[Route(c, g) for c, g in spec.routes])],
+            vxlan_peers=list(spec.vxlan_peers), vxlan_group=spec.vxlan_group,
+            vxlan_port=spec.vxlan_port, create_bridge=spec.create_bridge)
+
+    def allocate(self, instance: InstanceRequest) -> Allocation:
+        owners = {k for k in (instance.uuid, instance.name) if k}
+        self._given_now = set()
+        where = "instance %s (allocated in this run)" % instance.name
+        result = Allocation(instance.name, instance.uuid)
+        for index, request in enumerate(instance.networks):
+            spec = self._spec(request.network, instance.name)
+            recorded = instance.network_info[index] if index < len(instance.network_info) \
+                else None
+            if recorded is not None and recorded.network_id == spec.id and (
+                    not request.fixed_ip or request.fixed_ip in recorded.fixed_ips):
+                # The port this NIC already has: same id, MAC and addresses.
+                for ip in recorded.fixed_ips:
+                    holder = self._ip_holder(ip, owners)
+                    if holder:
+                        raise VirtopsError("instance %s: its recorded address %s is also held "
+                                           "by %s" % (instance.name, ip, holder), ip=ip)
+                holder = self._mac_holder(recorded.address, owners)
+                if holder:
+                    raise VirtopsError("instance %s: its recorded MAC %s is also used by %s"
+                                       % (instance.name, recorded.address, holder),
+                                       mac=recorded.address)
+                vif = self._vif(spec, recorded.id, recorded.address, recorded.fixed_ips[0]
+                                if recorded.fixed_ips else self._pick_ip(spec, request, owners,
+                                                                         instance))
+            else:
+                port_id = self._port_id(instance, index)
+                vif = self._vif(spec, port_id, self._mac(port_id, request, owners, instance.name),
+                                self._pick_ip(spec, request, owners, instance))
+            if any(v.address == vif.address for v in result.vifs):
+                raise VirtopsError("instance %s: two of its ports would share MAC %s"
+                                   % (instance.name, vif.address), mac=vif.address)
+            for ip in vif.fixed_ips:
+                if ip in result.ips:
+                    raise VirtopsError("instance %s asks for %s twice" % (instance.name, ip))
+                self._given_now.add(ip)
+            self._hold_vif(vif, owners, where)
+            result.vifs.append(vif)
+        return result
+
+
+def allocate_ports(networks: Mapping, instances: Sequence[Mapping], hosts=None,
+                   allocated: Optional[Sequence] = None) -> List[Allocation]:
+    """Allocate ports for ``instances`` in order; all or nothing."""
+    specs = parse_networks(networks or {})
+    allocator = Allocator(specs, hosts=hosts, allocated=allocated)
+    if not isinstance(instances, (list, tuple)):
+        raise VirtopsError("instances must be a list")
+    requests = [InstanceRequest.from_dict(i) for i in instances]
+    names = [r.name for r in requests]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise VirtopsError("instances listed twice: %s" % ", ".join(duplicates))
+    return [allocator.allocate(request) for request in requests]

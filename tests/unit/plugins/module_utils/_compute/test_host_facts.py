@@ -1,0 +1,130 @@
+# Copyright: (c) 2026, virtops.compute contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from ansible_collections.virtops.compute.plugins.module_utils._compute.claims import usage
+from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import Flavor
+from ansible_collections.virtops.compute.plugins.module_utils._compute.host_facts import (
+    read_instance_records, summarise, total_memory_mb)
+from ansible_collections.virtops.compute.plugins.module_utils._storage.instance_record import (
+    InstanceRecord, RecordStore)
+
+U1 = "0f7e5a2c-5b7a-4f55-9d0f-7f3c9c7f1a11"
+U2 = "1a2b3c4d-0000-4000-8000-000000000002"
+U3 = "1a2b3c4d-0000-4000-8000-000000000003"
+
+
+def save(base, uuid, name, vcpus=1, resize=False):
+    record = InstanceRecord(uuid=uuid, name=name, vm_state="active", task_state=None,
+                            flavor=Flavor.from_dict({"name": "m1", "vcpus": vcpus, "ram_mb": 128,
+                                                     "root_gb": 1}))
+    RecordStore(str(base)).save(record, resize=resize)
+
+
+def scan(base):
+    records, ignored = read_instance_records(str(base))
+    return [r["name"] for r in records], {os.path.basename(e["path"]): e["reason"] for e in ignored}
+
+
+@pytest.fixture
+def host(tmp_path):
+    """An instances path with one instance, a resize source and the collection's own entries."""
+    save(tmp_path, U1, "web1")
+    save(tmp_path, U2, "web2", vcpus=2, resize=True)
+    for own in ("_base", "locks", "lost+found", ".cache"):
+        (tmp_path / own).mkdir()
+    return tmp_path
+
+
+def assert_instances_still_counted(base):
+    assert [r.name for r in RecordStore(str(base)).all()] == ["web1", "web2"]
+    assert usage(RecordStore(str(base)), 0).vcpus == 3
+
+
+def test_records_of_instances_and_resize_sources_are_read_and_own_entries_are_silent(host):
+    assert scan(host) == (["web1", "web2"], {})
+    assert_instances_still_counted(host)
+
+
+def test_missing_instances_path_means_no_instances(tmp_path):
+    assert read_instance_records(str(tmp_path / "absent")) == ([], [])
+    assert RecordStore(str(tmp_path / "absent")).all() == []
+
+
+def test_a_stray_file_is_reported_and_the_instances_are_still_counted(host):
+    (host / "filler").touch()
+    assert scan(host) == (["web1", "web2"],
+                          {"filler": "the name is not an instance uuid (or <uuid>_resize)"})
+    assert_instances_still_counted(host)
+
+
+def test_a_file_named_like_an_instance_is_not_a_directory(host):
+    (host / U3).write_text("x")
+    assert scan(host)[1] == {U3: "not a directory"}
+    assert_instances_still_counted(host)
+
+
+def test_a_directory_whose_name_is_not_a_uuid_is_reported(host):
+    save(host, U3, "web3")
+    os.rename(str(host / U3), str(host / "backup-of-web3"))
+    (host / U3.upper()).mkdir()  # not the canonical form the store writes
+    (host / (U3 + "_del")).mkdir()
+    ignored = scan(host)[1]
+    assert set(ignored) == {"backup-of-web3", U3.upper(), U3 + "_del"}
+    assert all("not an instance uuid" in reason for reason in ignored.values())
+    assert_instances_still_counted(host)
+
+
+def test_a_directory_without_instance_json_is_reported(host):
+    (host / U3).mkdir()
+    assert scan(host)[1] == {U3: "no instance.json in it (not an instance directory)"}
+    assert_instances_still_counted(host)
+
+
+def test_an_unreadable_instance_json_is_reported(host):
+    (host / U3 / "instance.json").mkdir(parents=True)
+    reason = scan(host)[1][U3]
+    assert reason == "cannot read instance.json: Is a directory"
+    assert_instances_still_counted(host)
+
+
+@pytest.mark.parametrize("content, says", [
+    ("{broken", "is not valid JSON"),
+    ("[1, 2]", "holds a list, not an instance record"),
+    (json.dumps({"uuid": U3, "name": "web3"}),
+     "is not a valid instance record: instance record %s has no flavor" % U3),
+    (json.dumps({"uuid": U3, "name": "web3", "flavor": "m1.tiny"}), "flavor must be a dict"),
+    (json.dumps({"uuid": U1, "name": "web3", "flavor": {"vcpus": 1, "ram_mb": 64}}),
+     "names instance %s, not the directory's %s" % (U1, U3)),
+])
+def test_a_corrupt_instance_json_is_reported(host, content, says):
+    (host / U3).mkdir()
+    (host / U3 / "instance.json").write_text(content)
+    reason = scan(host)[1][U3]
+    assert says in reason and reason.startswith("instance.json ")
+    assert_instances_still_counted(host)
+
+
+def test_a_symlink_to_an_instance_directory_is_reported_not_followed(host, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    save(elsewhere, U3, "web3")
+    os.symlink(str(elsewhere / U3), str(host / U3))
+    assert scan(host)[1] == {U3: "a symbolic link, not an instance directory"}
+    assert_instances_still_counted(host)
+
+
+def test_summary_keeps_only_scheduler_keys():
+    summary = summarise({"uuid": "u", "name": "n", "admin_pass": "secret", "vm_state": "active"})
+    assert "admin_pass" not in summary
+    assert summary["vm_state"] == "active" and summary["task_state"] is None
+
+
+def test_total_memory_comes_from_meminfo():
+    with open("/proc/meminfo") as meminfo:
+        expected = int(meminfo.readline().split()[1]) // 1024
+    assert total_memory_mb(1) == expected

@@ -1,0 +1,305 @@
+# Copyright: (c) 2026, virtops.compute contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Host plumbing plans: what vm_vif would run for a given host, and the plugged check."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._model.network_info import Subnet, Vif
+from ansible_collections.virtops.compute.plugins.module_utils._network.vif import (
+    ExpectedPort, HostSnapshot, Link, check_plugged, parse_flood_entries, parse_ipv4_addresses,
+    parse_links, plan_plug, plan_unplug, vlan_ifname, vxlan_ifname)
+
+# Trimmed `ip -j -d link show` of a lab host with a bridge, a VXLAN member and a tap.
+IP_LINK_JSON = json.dumps([
+    {"ifindex": 1, "ifname": "lo", "flags": ["LOOPBACK", "UP", "LOWER_UP"], "mtu": 65536},
+    {"ifindex": 2, "ifname": "eth0", "flags": ["BROADCAST", "MULTICAST", "UP", "LOWER_UP"],
+     "mtu": 1500, "linkinfo": {"info_kind": "veth"}},
+    {"ifindex": 6, "ifname": "br-vx", "flags": ["BROADCAST", "MULTICAST", "UP"], "mtu": 1450,
+     "linkinfo": {"info_kind": "bridge", "info_data": {"forward_delay": 0, "stp_state": 0}}},
+    {"ifindex": 7, "ifname": "vxlan-42", "flags": ["BROADCAST", "MULTICAST", "UP"], "mtu": 1450,
+     "master": "br-vx", "linkinfo": {"info_kind": "vxlan", "info_data": {
+         "id": 42, "local": "10.0.0.11", "link": "eth0", "port": 4789, "learning": True},
+         "info_slave_kind": "bridge"}},
+    {"ifindex": 8, "ifname": "eth0.100", "flags": ["BROADCAST", "MULTICAST"], "mtu": 1500,
+     "link": "eth0",
+     "linkinfo": {"info_kind": "vlan", "info_data": {"protocol": "802.1Q", "id": 100}}},
+    {"ifindex": 9, "ifname": "tapq", "flags": ["BROADCAST", "MULTICAST"], "mtu": 1500,
+     "linkinfo": {"info_kind": "tun",
+                  "info_data": {"type": "tap", "pi": False, "persist": True}}},
+])
+IP_ADDR_JSON = json.dumps([
+    {"ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0.1"}]},
+    {"ifname": "eth0", "addr_info": [{"family": "inet", "local": "10.0.0.11", "prefixlen": 24},
+                                     {"family": "inet6", "local": "fe80::1"}]},
+])
+FDB_JSON = json.dumps([
+    {"mac": "d6:4a:91:53:34:48", "flags": [], "master": "br-vx", "state": "permanent"},
+    {"mac": "00:00:00:00:00:00", "dst": "10.0.0.12", "flags": ["self"], "state": "permanent"},
+    {"mac": "00:00:00:00:00:00", "dst": "10.0.0.13", "flags": ["self"], "state": "permanent"},
+    {"mac": "fa:16:3e:00:00:09", "dst": "10.0.0.12", "flags": ["self"]},
+])
+
+
+def vif(vif_type="bridge", port="p1", **kwargs) -> Vif:
+    fields = dict(id=port + "-0000-0000-0000-000000000000", address="fa:16:3e:00:00:0%d"
+                  % (len(port) % 10), network_id="n-" + port, network_label="net-" + port,
+                  vif_type=vif_type, bridge="br-test", mtu=1500, port_filter=False,
+                  subnets=[Subnet(cidr="10.10.0.0/24", gateway="10.10.0.1", ips=["10.10.0.5"])])
+    fields.update(kwargs)
+    fields.setdefault("devname", ("tap" + fields["id"])[:14])
+    return Vif(**fields)
+
+
+def host(*links, ipv4=None, flood=None, nwfilters=None, networks=None) -> HostSnapshot:
+    base = {"eth0": Link("eth0", kind="veth", up=True, mtu=1500)}
+    base.update({link.name: link for link in links})
+    return HostSnapshot(links=base, ipv4=ipv4 if ipv4 is not None else {"eth0": ["10.0.0.11"]},
+                        flood=flood or {}, nwfilters=nwfilters, libvirt_networks=networks or {})
+
+
+def steps(plan):
+    return [" ".join(step.argv) for step in plan.steps]
+
+
+def test_ip_json_is_read_into_links():
+    links = parse_links(IP_LINK_JSON)
+    assert links["br-vx"] == Link("br-vx", kind="bridge", mtu=1450, up=True)
+    vx = links["vxlan-42"]
+    assert (vx.kind, vx.master, vx.vxlan_id, vx.vxlan_local, vx.vxlan_dev, vx.vxlan_port) == (
+        "vxlan", "br-vx", 42, "10.0.0.11", "eth0", 4789)
+    vl = links["eth0.100"]
+    assert (vl.kind, vl.vlan_id, vl.parent, vl.up) == ("vlan", 100, "eth0", False)
+    assert links["tapq"].tun_type == "tap" and links["eth0"].kind == "veth"
+    assert parse_ipv4_addresses(IP_ADDR_JSON) == {"lo": ["127.0.0.1"], "eth0": ["10.0.0.11"]}
+    assert parse_flood_entries(FDB_JSON) == ["10.0.0.12", "10.0.0.13"]
+
+
+def test_new_bridge_is_created_without_stp_with_the_mtu_and_up():
+    plan = plan_plug([vif(mtu=1400)], host())
+    assert steps(plan) == [
+        "ip link add name br-test mtu 1400 type bridge stp_state 0 forward_delay 0",
+        "ip link set dev br-test up"]
+    assert plan.before == {"br-test": "absent"}
+    assert plan.after == {"br-test": "bridge up mtu 1400"}
+
+
+def test_a_ready_bridge_needs_nothing_and_a_shared_one_is_planned_once():
+    ready = Link("br-test", kind="bridge", mtu=1500, up=True)
+    assert steps(plan_plug([vif()], host(ready))) == []
+    plan = plan_plug([vif(port="p1"), vif(port="p22")], host())
+    assert len(plan.steps) == 2 and len(plan.vifs) == 2
+
+
+def test_bridge_mtu_and_state_are_corrected():
+    plan = plan_plug([vif(mtu=9000)], host(Link("br-test", kind="bridge", mtu=1500, up=False)))
+    assert steps(plan) == ["ip link set dev br-test mtu 9000", "ip link set dev br-test up"]
+
+
+def test_two_networks_on_one_bridge_must_agree_on_the_mtu():
+    with pytest.raises(VirtopsError, match="bridge br-test carries networks with different MTUs"):
+        plan_plug([vif(port="p1", mtu=1500), vif(port="p22", mtu=1450)], host())
+
+
+def test_missing_operator_bridge_is_an_error_and_a_down_one_only_a_warning():
+    with pytest.raises(VirtopsError) as exc:
+        plan_plug([vif(create_bridge=False)], host())
+    assert "bridge br-test of network net-p1 does not exist" in exc.value.msg
+    assert exc.value.details == {"bridge": "br-test"}
+    plan = plan_plug([vif(create_bridge=False, mtu=1450)],
+                     host(Link("br-test", kind="bridge", mtu=1500, up=False)))
+    assert plan.steps == []
+    assert any("br-test of network net-p1 is down" in w for w in plan.warnings)
+    assert any("br-test has mtu 1500, network net-p1 says 1450" in w for w in plan.warnings)
+
+
+def test_a_non_bridge_under_the_bridge_name_is_refused():
+    with pytest.raises(VirtopsError, match="br-test is a veth, not a bridge"):
+        plan_plug([vif()], host(Link("br-test", kind="veth", up=True)))
+
+
+def test_vlan_member_is_created_on_the_physical_interface_and_enslaved():
+    plan = plan_plug([vif("vlan", vlan=100, physical_interface="eth0")], host())
+    assert steps(plan) == [
+        "ip link add name br-test mtu 1500 type bridge stp_state 0 forward_delay 0",
+        "ip link set dev br-test up",
+        "ip link add link eth0 name vlan100 mtu 1500 type vlan id 100",
+        "ip link set dev vlan100 master br-test",
+        "ip link set dev vlan100 up"]
+    assert vlan_ifname(4000) == "vlan4000"
+
+
+def test_an_existing_vlan_interface_is_used_whatever_its_name():
+    links = parse_links(IP_LINK_JSON)           # eth0.100, down, in no bridge
+    plan = plan_plug([vif("vlan", vlan=100, physical_interface="eth0")],
+                     host(Link("br-test", kind="bridge", up=True), links["eth0.100"]))
+    assert steps(plan) == ["ip link set dev eth0.100 master br-test",
+                           "ip link set dev eth0.100 up"]
+
+
+def test_vlan_name_taken_by_another_vlan_is_not_touched():
+    wrong = Link("vlan100", kind="vlan", vlan_id=200, parent="eth0")
+    with pytest.raises(VirtopsError, match="vlan100 exists as vlan .* not as VLAN 100 on eth0"):
+        plan_plug([vif("vlan", vlan=100, physical_interface="eth0")], host(wrong))
+
+
+def test_missing_physical_interface_is_named():
+    with pytest.raises(VirtopsError, match="physical interface bond7 of network net-p1 does not"):
+        plan_plug([vif("vlan", vlan=5, physical_interface="bond7")], host())
+
+
+def test_vxlan_member_from_scratch():
+    port = vif("vxlan", vxlan_id=42, physical_interface="eth0", mtu=1450, bridge="br-vx",
+               vxlan_peers=["10.0.0.11", "10.0.0.12"])
+    plan = plan_plug([port], host())
+    assert steps(plan) == [
+        "ip link add name br-vx mtu 1450 type bridge stp_state 0 forward_delay 0",
+        "ip link set dev br-vx up",
+        "ip link add name vxlan-42 mtu 1450 type vxlan id 42 local 10.0.0.11 dev eth0 "
+        "dstport 4789",
+        "ip link set dev vxlan-42 master br-vx",
+        "ip link set dev vxlan-42 up",
+        # Our own address is not a peer: only the other host gets a flood entry.
+        "bridge fdb append 00:00:00:00:00:00 dev vxlan-42 dst 10.0.0.12"]
+    assert vxlan_ifname(16777215) == "vxlan-16777215"
+
+
+def test_vxlan_peers_are_brought_in_line_with_the_network():
+    links = parse_links(IP_LINK_JSON)
+    port = vif("vxlan", vxlan_id=42, physical_interface="eth0", mtu=1450, bridge="br-vx",
+               vxlan_peers=["10.0.0.11", "10.0.0.12", "10.0.0.14"])
+    snapshot = host(links["br-vx"], links["vxlan-42"],
+                    flood={"vxlan-42": parse_flood_entries(FDB_JSON)})
+    plan = plan_plug([port], snapshot)
+    assert steps(plan) == [
+        "bridge fdb append 00:00:00:00:00:00 dev vxlan-42 dst 10.0.0.14",
+        "bridge fdb del 00:00:00:00:00:00 dev vxlan-42 dst 10.0.0.13"]
+    assert plan.after["vxlan-42"].endswith("flood 10.0.0.12,10.0.0.14")
+    settled = host(links["br-vx"], links["vxlan-42"],
+                   flood={"vxlan-42": ["10.0.0.12", "10.0.0.14"]})
+    assert plan_plug([port], settled).steps == []
+
+
+def test_vxlan_made_without_local_address_by_host_preparation_is_accepted():
+    made = Link("vxlan-42", kind="vxlan", mtu=1450, up=True, master="br-vx", vxlan_id=42,
+                vxlan_port=4789)
+    port = vif("vxlan", vxlan_id=42, physical_interface="eth0", mtu=1450, bridge="br-vx",
+               vxlan_peers=["10.0.0.12"])
+    plan = plan_plug([port], host(Link("br-vx", kind="bridge", mtu=1450, up=True), made,
+                                  flood={"vxlan-42": ["10.0.0.12"]}))
+    assert plan.steps == []
+
+
+def test_vxlan_with_another_endpoint_is_refused_not_replaced():
+    links = parse_links(IP_LINK_JSON)
+    port = vif("vxlan", vxlan_id=42, physical_interface="eth0", mtu=1450, bridge="br-vx",
+               vxlan_peers=["10.0.0.12"], vxlan_port=8472)
+    with pytest.raises(VirtopsError, match="vxlan-42 exists as .*port 4789.* wants .*port 8472"):
+        plan_plug([port], host(links["br-vx"], links["vxlan-42"]))
+
+
+def test_vxlan_needs_an_underlay_address_and_warns_about_a_too_big_mtu():
+    port = vif("vxlan", vxlan_id=9, physical_interface="eth0", mtu=1500,
+               vxlan_peers=["10.0.0.12"])
+    with pytest.raises(VirtopsError, match="eth0 has no IPv4 address"):
+        plan_plug([port], host(ipv4={}))
+    plan = plan_plug([port], host())
+    assert any("VXLAN over eth0 (mtu 1500) carries at most 1450" in w for w in plan.warnings)
+
+
+def test_multicast_vxlan_has_no_flood_entries():
+    port = vif("vxlan", vxlan_id=9, physical_interface="eth0", mtu=1450,
+               vxlan_group="239.1.1.9")
+    plan = plan_plug([port], host())
+    assert "group 239.1.1.9" in steps(plan)[2] and not any("fdb" in s for s in steps(plan))
+
+
+def test_a_port_on_a_bridge_of_another_bridge_is_refused():
+    links = parse_links(IP_LINK_JSON)
+    port = vif("vxlan", vxlan_id=42, physical_interface="eth0", mtu=1450, bridge="br-other",
+               vxlan_peers=["10.0.0.12"])
+    with pytest.raises(VirtopsError, match="vxlan-42 is a member of bridge br-vx, not br-other"):
+        plan_plug([port], host(links["vxlan-42"]))
+
+
+def test_ethernet_tap_is_created_and_removed_by_unplug_only():
+    port = vif("ethernet", mtu=1400, bridge=None)
+    plan = plan_plug([port], host())
+    assert steps(plan) == ["ip tuntap add dev %s mode tap" % port.devname,
+                           "ip link set dev %s mtu 1400" % port.devname,
+                           "ip link set dev %s up" % port.devname]
+    tap = Link(port.devname, kind="tun", tun_type="tap", mtu=1400, up=True)
+    assert plan_plug([port], host(tap)).steps == []
+    assert steps(plan_unplug([port], host(tap))) == [
+        "ip tuntap del dev %s mode tap" % port.devname]
+    assert plan_unplug([port], host()).steps == []
+
+
+def test_unplug_never_removes_shared_bridges_or_members():
+    links = parse_links(IP_LINK_JSON)
+    port = vif("vxlan", vxlan_id=42, physical_interface="eth0", bridge="br-vx")
+    plan = plan_unplug([port], host(links["br-vx"], links["vxlan-42"]))
+    assert plan.steps == [] and plan.vifs[0]["bridge"] == "br-vx"
+
+
+def test_filtered_port_needs_the_nwfilter_and_a_tap():
+    port = vif(port_filter=True)
+    ready = Link("br-test", kind="bridge", mtu=1500, up=True)
+    assert plan_plug([port], host(ready, nwfilters=["clean-traffic"])).steps == []
+    with pytest.raises(VirtopsError, match="needs the libvirt nwfilter clean-traffic"):
+        plan_plug([port], host(ready, nwfilters=["allow-arp"]))
+    with pytest.raises(VirtopsError, match="direct .macvtap. has none"):
+        plan_plug([vif("direct", port_filter=True, physical_interface="eth0")],
+                  host(nwfilters=["clean-traffic"]))
+
+
+def test_libvirt_network_must_exist_and_is_started_when_inactive():
+    started = []
+    port = vif("network", network_label="default", bridge=None)
+    plan = plan_plug([port], host(networks={"default": False}), start_network=started.append)
+    assert [s.description for s in plan.steps] == ["start libvirt network default"]
+    plan.steps[0].call()
+    assert started == ["default"]
+    assert plan_plug([port], host(networks={"default": True})).steps == []
+    with pytest.raises(VirtopsError, match="libvirt network default is not defined"):
+        plan_plug([port], host())
+
+
+def test_two_ports_with_one_mac_are_refused():
+    with pytest.raises(VirtopsError, match="share fa:16:3e"):
+        plan_plug([vif(port="p1", address="fa:16:3e:00:00:01"),
+                   vif(port="p2", address="fa:16:3e:00:00:01")], host())
+
+
+# -- plugged? ---------------------------------------------------------------------------------
+
+def fake_sysfs(root, name, up=True, master=None):
+    path = root / name
+    path.mkdir()
+    (path / "flags").write_text("0x%x\n" % (0x1303 if up else 0x1302))
+    if master:
+        os.symlink("../" + master, str(path / "master"))
+
+
+def test_plugged_means_tap_up_on_its_bridge_which_is_up(tmp_path):
+    fake_sysfs(tmp_path, "br-a", up=True)
+    fake_sysfs(tmp_path, "br-down", up=False)
+    fake_sysfs(tmp_path, "tap-ok", master="br-a")
+    fake_sysfs(tmp_path, "tap-down", up=False, master="br-a")
+    fake_sysfs(tmp_path, "tap-wrong", master="br-down")
+    fake_sysfs(tmp_path, "tap-loose")
+    fake_sysfs(tmp_path, "macvtap0")
+    sysfs = str(tmp_path)
+    assert check_plugged([ExpectedPort("tap-ok", "br-a"), ExpectedPort("macvtap0")], sysfs) == []
+    assert check_plugged([ExpectedPort("tap-gone", "br-a"), ExpectedPort("tap-down", "br-a"),
+                          ExpectedPort("tap-wrong", "br-a"), ExpectedPort("tap-loose", "br-a"),
+                          ExpectedPort("tap-wrong", "br-down")], sysfs) == [
+        "tap-gone does not exist",
+        "tap-down is down",
+        "tap-wrong is attached to br-down, not to bridge br-a",
+        "tap-loose is attached to no bridge, not to bridge br-a",
+        "bridge br-down of tap-wrong is down"]
