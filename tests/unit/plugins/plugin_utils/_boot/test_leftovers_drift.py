@@ -11,7 +11,7 @@ import pytest
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.plugin_utils._boot import plan as bp
-from ansible_collections.virtops.compute.plugins.plugin_utils._boot import fleet as fleet
+from ansible_collections.virtops.compute.plugins.plugin_utils._boot import fleet
 from ansible_collections.virtops.compute.plugins.plugin_utils._scheduler.scheduler import schedule
 from tests.unit.plugins.plugin_utils._boot.test_plan import host, request, uuids
 

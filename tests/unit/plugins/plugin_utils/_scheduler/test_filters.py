@@ -8,7 +8,7 @@ import random
 import pytest
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
-from ansible_collections.virtops.compute.plugins.plugin_utils._scheduler import filters as filters
+from ansible_collections.virtops.compute.plugins.plugin_utils._scheduler import filters
 from ansible_collections.virtops.compute.plugins.plugin_utils._scheduler.host_state import InstanceInfo
 from ansible_collections.virtops.compute.plugins.plugin_utils._scheduler.weighers import WEIGHER_CLASSES
 from ansible_collections.virtops.compute.tests.unit.plugins.plugin_utils._scheduler.helpers import flavor, host, spec

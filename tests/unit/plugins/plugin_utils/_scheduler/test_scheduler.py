@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from ansible_collections.virtops.compute.plugins.plugin_utils._scheduler import filters as filters
+from ansible_collections.virtops.compute.plugins.plugin_utils._scheduler import filters
 from ansible_collections.virtops.compute.plugins.plugin_utils._scheduler.host_state import parse_hosts
 from ansible_collections.virtops.compute.plugins.plugin_utils._scheduler.scheduler import NoValidHost, schedule
 from ansible_collections.virtops.compute.plugins.plugin_utils._scheduler.weighers import normalize
