@@ -18,6 +18,10 @@ description:
   - Links that exist are left alone (MTU, other ports); only a link that is down is set up and a
     member without a bridge is put into its bridge. A member of another kind or id, or in
     another bridge, fails with a message naming the conflict.
+  - New bridges get no STP and no forward delay, as Nova's bridges do, the same as the bridges
+    M(virtops.compute.vm_vif) creates.
+  - The options are checked by the same rules as the network's entry in the
+    P(virtops.compute.ports#lookup) lookup.
   - V(network), V(direct) and V(ethernet) networks need nothing on the host here; the module
     reports no change for them.
 author:
@@ -48,7 +52,7 @@ options:
     type: int
   physical_interface:
     description:
-      - Interface carrying the VLAN, or the VXLAN tunnel (required with O(vxlan_group)).
+      - Interface carrying the VLAN, or the VXLAN tunnel. Required for V(vlan) and V(vxlan).
     type: str
   vxlan_peers:
     description: Unicast VTEP addresses of the other hosts of a V(vxlan) network.
@@ -56,7 +60,7 @@ options:
     elements: str
     default: []
   vxlan_group:
-    description: Multicast group of a V(vxlan) network (instead of O(vxlan_peers)).
+    description: Multicast group of a V(vxlan) network (instead of O(vxlan_peers), not with it).
     type: str
   vxlan_port:
     description: UDP port of a V(vxlan) network.
@@ -116,15 +120,17 @@ commands:
   returned: always
   type: list
   elements: str
-  sample: ["ip link add name br-private mtu 1500 type bridge", "ip link set dev br-private up"]
+  sample: ["ip link add name br-private mtu 1500 type bridge stp_state 0 forward_delay 0",
+           "ip link set dev br-private up"]
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
     VirtopsError, host_os_error)
+from ansible_collections.virtops.compute.plugins.module_utils._model.network import NetworkSpec
 from ansible_collections.virtops.compute.plugins.module_utils._network.host_network import (
-    NetworkSpec, ensure_network)
+    ensure_network)
 
 
 def main():

@@ -40,6 +40,8 @@ description:
     device name.
 author:
   - virtops.compute contributors (@virtops)
+extends_documentation_fragment:
+  - virtops.compute.libvirt.URI
 options:
   network_info:
     description:
@@ -60,12 +62,6 @@ options:
         the one M(virtops.compute.vm_xml) references.
     type: str
     default: clean-traffic
-  libvirt_uri:
-    description:
-      - libvirt connection URI. Opened only to check the nwfilter and to start
-        libvirt networks.
-    type: str
-    default: qemu:///system
 attributes:
   check_mode:
     support: full
@@ -80,6 +76,7 @@ requirements:
   - iproute2 (C(ip) and C(bridge)) on the compute host
   - python3-libvirt, when a port asks for filtering or uses a libvirt network
 notes:
+  - O(libvirt_uri) is opened only to check the nwfilter and to start libvirt networks.
   - Run it as root on the compute host. Bridges and interfaces live in the host's network
     namespace.
   - VLAN interfaces need the kernel's 8021q support. VXLAN needs the vxlan module and UDP
@@ -171,7 +168,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
     VirtopsError, host_os_error)
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import (
-    HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR, connect)
+    HAS_LIBVIRT, LIBVIRT_ARGS, LIBVIRT_IMPORT_ERROR, connect)
 from ansible_collections.virtops.compute.plugins.module_utils._model.network_info import (
     parse_network_info)
 from ansible_collections.virtops.compute.plugins.module_utils._network.vif import plug_vifs, unplug_vifs
@@ -207,7 +204,7 @@ def main():
             network_info=dict(type="list", elements="dict", required=True),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             nwfilter=dict(type="str", default="clean-traffic"),
-            libvirt_uri=dict(type="str", default="qemu:///system"),
+            **LIBVIRT_ARGS,
         ),
         supports_check_mode=True,
     )

@@ -15,144 +15,13 @@ bridge agent does; the host's own addresses are skipped, so one list serves the 
 """
 from __future__ import annotations
 
-import ipaddress
-import json
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence
+from typing import List, Optional
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
-from ansible_collections.virtops.compute.plugins.module_utils._common.process import find_binary, run
-
-IFNAMSIZ = 15
-BRIDGED_VIF_TYPES = ("bridge", "vlan", "vxlan")
-OTHER_VIF_TYPES = ("network", "direct", "ethernet")
-VXLAN_DEFAULT_PORT = 4789
-ZERO_MAC = "00:00:00:00:00:00"
-
-
-@dataclass(frozen=True)
-class Link:
-    """What ``ip -d link show`` says about one interface."""
-    name: str
-    kind: Optional[str]          # bridge, vlan, vxlan, veth ... (None for a physical NIC)
-    up: bool                     # administratively up (flag UP), not carrier
-    mtu: int
-    master: Optional[str] = None
-    vlan_id: Optional[int] = None
-    vxlan_id: Optional[int] = None
-    parent: Optional[str] = None
-
-    @classmethod
-    def from_ip_json(cls, data: dict) -> "Link":
-        info = data.get("linkinfo") or {}
-        kind = info.get("info_kind")
-        info_data = info.get("info_data") or {}
-        return cls(
-            name=data["ifname"],
-            kind=kind,
-            up="UP" in (data.get("flags") or []),
-            mtu=int(data.get("mtu") or 0),
-            master=data.get("master"),
-            vlan_id=info_data.get("id") if kind == "vlan" else None,
-            vxlan_id=info_data.get("id") if kind == "vxlan" else None,
-            parent=data.get("link"),
-        )
-
-
-def _ip() -> str:
-    return find_binary("ip")
-
-
-def get_link(name: str) -> Optional[Link]:
-    result = run([_ip(), "-j", "-d", "link", "show", "dev", name], check=False)
-    if result.rc != 0:
-        if "does not exist" in result.stderr or "Cannot find device" in result.stderr:
-            return None
-        raise VirtopsError("cannot read link %s: %s" % (name, result.stderr.strip()))
-    links = json.loads(result.stdout or "[]")
-    return Link.from_ip_json(links[0]) if links else None
-
-
-def local_addresses() -> List[str]:
-    result = run([_ip(), "-j", "addr", "show"])
-    addresses = []
-    for link in json.loads(result.stdout or "[]"):
-        for addr in link.get("addr_info") or []:
-            if addr.get("local"):
-                addresses.append(addr["local"])
-    return addresses
-
-
-def vxlan_fdb_destinations(member: str) -> List[str]:
-    result = run([find_binary("bridge"), "-j", "fdb", "show", "dev", member])
-    return [entry["dst"] for entry in json.loads(result.stdout or "[]")
-            if entry.get("mac") == ZERO_MAC and entry.get("dst")]
-
-
-@dataclass(frozen=True)
-class NetworkSpec:
-    """One entry of the inventory's ``networks`` as far as the host is concerned."""
-    name: str
-    bridge: Optional[str] = None
-    vif_type: str = "bridge"
-    mtu: Optional[int] = None
-    vlan: Optional[int] = None
-    vxlan_id: Optional[int] = None
-    physical_interface: Optional[str] = None
-    vxlan_peers: Sequence[str] = field(default_factory=tuple)
-    vxlan_group: Optional[str] = None
-    vxlan_port: Optional[int] = None
-    create_bridge: bool = True
-
-    @property
-    def bridged(self) -> bool:
-        return self.vif_type in BRIDGED_VIF_TYPES
-
-    @property
-    def member(self) -> Optional[str]:
-        if self.vif_type == "vlan":
-            return "vlan%d" % self.vlan
-        if self.vif_type == "vxlan":
-            return "vxlan-%d" % self.vxlan_id
-        return None
-
-    def validate(self) -> None:
-        where = "network %s" % self.name
-        if self.vif_type not in BRIDGED_VIF_TYPES + OTHER_VIF_TYPES:
-            raise VirtopsError("%s: vif_type must be one of %s, not %r"
-                               % (where, ", ".join(BRIDGED_VIF_TYPES + OTHER_VIF_TYPES),
-                                  self.vif_type))
-        if not self.bridged:
-            return
-        if not self.bridge:
-            raise VirtopsError("%s: vif_type %s needs a bridge name" % (where, self.vif_type))
-        for ifname in (self.bridge, self.member, self.physical_interface):
-            if ifname and (len(ifname) > IFNAMSIZ or "/" in ifname or " " in ifname):
-                raise VirtopsError("%s: %r is not a valid interface name (at most %d characters, "
-                                   "no '/' or spaces)" % (where, ifname, IFNAMSIZ))
-        if self.mtu is not None and not 68 <= self.mtu <= 65535:
-            raise VirtopsError("%s: mtu %s is out of range 68-65535" % (where, self.mtu))
-        if self.vif_type == "vlan":
-            if self.vlan is None or not 1 <= self.vlan <= 4094:
-                raise VirtopsError("%s: a vlan network needs vlan (1-4094), not %r"
-                                   % (where, self.vlan))
-            if not self.physical_interface:
-                raise VirtopsError("%s: a vlan network needs physical_interface" % where)
-        if self.vif_type == "vxlan":
-            if self.vxlan_id is None or not 1 <= self.vxlan_id <= 16777215:
-                raise VirtopsError("%s: a vxlan network needs vxlan_id (1-16777215), not %r"
-                                   % (where, self.vxlan_id))
-            if not self.vxlan_group and not self.vxlan_peers:
-                raise VirtopsError("%s: a vxlan network needs vxlan_group (multicast) or "
-                                   "vxlan_peers (unicast VTEP addresses)" % where)
-            if self.vxlan_group and not self.physical_interface:
-                raise VirtopsError("%s: multicast vxlan (vxlan_group) needs physical_interface"
-                                   % where)
-            for address in list(self.vxlan_peers) + ([self.vxlan_group] if self.vxlan_group else []):
-                try:
-                    ipaddress.ip_address(address)
-                except ValueError:
-                    raise VirtopsError("%s: %r is not an IP address" % (where, address))
+from ansible_collections.virtops.compute.plugins.module_utils._common.process import find_binary
+from ansible_collections.virtops.compute.plugins.module_utils._model.network import NetworkSpec
+from ansible_collections.virtops.compute.plugins.module_utils._network import links
 
 
 @dataclass
@@ -173,50 +42,28 @@ class NetworkPlan:
         return [" ".join([argv[0].rsplit("/", 1)[-1]] + list(argv[1:])) for argv in self.actions]
 
 
-def _member_add_argv(ip: str, spec: NetworkSpec) -> List[str]:
-    member = spec.member
-    if spec.vif_type == "vlan":
-        argv = [ip, "link", "add", "link", spec.physical_interface, "name", member]
-        if spec.mtu:
-            argv += ["mtu", str(spec.mtu)]
-        return argv + ["type", "vlan", "id", str(spec.vlan)]
-    argv = [ip, "link", "add", "name", member]
-    if spec.mtu:
-        argv += ["mtu", str(spec.mtu)]
-    argv += ["type", "vxlan", "id", str(spec.vxlan_id),
-             "dstport", str(spec.vxlan_port or VXLAN_DEFAULT_PORT)]
-    if spec.physical_interface:
-        argv += ["dev", spec.physical_interface]
-    if spec.vxlan_group:
-        argv += ["group", spec.vxlan_group]
-    return argv
-
-
 def plan_network(spec: NetworkSpec) -> NetworkPlan:
     """Compare the host with ``spec``; return the commands that make it so."""
     spec.validate()
     plan = NetworkPlan(spec.name, spec.bridge, spec.member)
     if not spec.bridged:
         return plan
-    ip = _ip()
-    bridge = get_link(spec.bridge)
+    ip = find_binary("ip")
+    bridge = links.read_link(ip, spec.bridge)
     if bridge is None:
         if not spec.create_bridge:
             raise VirtopsError("network %s: bridge %s does not exist and create_bridge is false: "
                                "create it (it is the operator's) or set create_bridge: true"
                                % (spec.name, spec.bridge))
-        argv = [ip, "link", "add", "name", spec.bridge]
-        if spec.mtu:
-            argv += ["mtu", str(spec.mtu)]
-        plan.actions.append(argv + ["type", "bridge"])
-        plan.actions.append([ip, "link", "set", "dev", spec.bridge, "up"])
+        plan.actions.append(links.add_bridge(ip, spec.bridge, spec.mtu))
+        plan.actions.append(links.set_up(ip, spec.bridge))
     else:
         if bridge.kind != "bridge":
             raise VirtopsError("network %s: %s exists but is a %s, not a bridge: rename the "
                                "network's bridge or remove that link"
                                % (spec.name, spec.bridge, bridge.kind or "physical interface"))
         if not bridge.up:
-            plan.actions.append([ip, "link", "set", "dev", spec.bridge, "up"])
+            plan.actions.append(links.set_up(ip, spec.bridge))
         if spec.mtu and bridge.mtu != spec.mtu:
             plan.warnings.append("bridge %s has mtu %d, network %s declares %d; left as it is"
                                  % (spec.bridge, bridge.mtu, spec.name, spec.mtu))
@@ -225,16 +72,26 @@ def plan_network(spec: NetworkSpec) -> NetworkPlan:
     return plan
 
 
+def _add_member(ip: str, spec: NetworkSpec) -> List[str]:
+    if spec.vif_type == "vlan":
+        return links.add_vlan(ip, spec.member, spec.physical_interface, spec.vlan, spec.mtu)
+    # No local address: the kernel picks the source by route (vm_vif accepts such a member).
+    return links.add_vxlan(ip, spec.member, spec.vxlan_id, spec.mtu,
+                           dev=spec.physical_interface, port=spec.vxlan_port,
+                           group=spec.vxlan_group)
+
+
 def _plan_member(spec: NetworkSpec, plan: NetworkPlan, ip: str) -> None:
     member_name = spec.member
-    if spec.physical_interface and get_link(spec.physical_interface) is None:
+    if spec.physical_interface and links.read_link(ip, spec.physical_interface) is None:
         raise VirtopsError("network %s: physical interface %s does not exist on this host: set "
                            "physical_interface to one that does" % (spec.name, spec.physical_interface))
-    member = get_link(member_name)
+    member = links.read_link(ip, member_name)
+    bridge_cmd = find_binary("bridge") if spec.vif_type == "vxlan" else "bridge"
     if member is None:
-        plan.actions.append(_member_add_argv(ip, spec))
-        plan.actions.append([ip, "link", "set", "dev", member_name, "master", spec.bridge])
-        plan.actions.append([ip, "link", "set", "dev", member_name, "up"])
+        plan.actions.append(_add_member(ip, spec))
+        plan.actions.append(links.set_master(ip, member_name, spec.bridge))
+        plan.actions.append(links.set_up(ip, member_name))
         existing_dsts: List[str] = []
     else:
         expected_id = spec.vlan if spec.vif_type == "vlan" else spec.vxlan_id
@@ -248,42 +105,26 @@ def _plan_member(spec: NetworkSpec, plan: NetworkPlan, ip: str) -> None:
                                "physical_interface" % (spec.name, member_name, member.parent,
                                                        spec.physical_interface))
         if member.master is None:
-            plan.actions.append([ip, "link", "set", "dev", member_name, "master", spec.bridge])
+            plan.actions.append(links.set_master(ip, member_name, spec.bridge))
         elif member.master != spec.bridge:
             raise VirtopsError("network %s: %s is a port of bridge %s, not of %s: move it or fix "
                                "the network" % (spec.name, member_name, member.master, spec.bridge))
         if not member.up:
-            plan.actions.append([ip, "link", "set", "dev", member_name, "up"])
-        existing_dsts = vxlan_fdb_destinations(member_name) if spec.vif_type == "vxlan" else []
+            plan.actions.append(links.set_up(ip, member_name))
+        existing_dsts = (links.read_flood_entries(bridge_cmd, member_name)
+                         if spec.vif_type == "vxlan" else [])
     if spec.vif_type == "vxlan" and spec.vxlan_peers:
-        own = set(local_addresses())
+        own = {a for addresses in links.read_addresses(ip, family=None).values()
+               for a in addresses}
         for peer in spec.vxlan_peers:
             if peer in own or peer in existing_dsts:
                 continue
-            plan.actions.append([find_binary("bridge"), "fdb", "append", ZERO_MAC, "dev",
-                                 member_name, "dst", peer])
+            plan.actions.append(links.flood_to(bridge_cmd, member_name, peer))
 
 
 def ensure_network(spec: NetworkSpec, check_mode: bool = False) -> NetworkPlan:
     plan = plan_network(spec)
     if not check_mode:
         for argv in plan.actions:
-            try:
-                run(argv)
-            except VirtopsError as exc:
-                if "Unknown device type" in exc.msg and "type" in argv:
-                    kind = argv[argv.index("type") + 1]
-                    module = {"vlan": "8021q", "vxlan": "vxlan", "bridge": "bridge"}.get(kind, kind)
-                    raise VirtopsError("network %s: this kernel cannot create %s links (%s): load "
-                                       "the kernel module %s (modprobe %s)"
-                                       % (spec.name, kind, exc.msg, module, module))
-                raise
+            links.run_link_command(argv, "network %s" % spec.name)
     return plan
-
-
-def bridge_state(name: str) -> dict:
-    """For the readiness summary: exists, up, kind, mtu, ports not listed."""
-    link = get_link(name)
-    if link is None:
-        return {"exists": False, "up": False, "mtu": None, "kind": None}
-    return {"exists": True, "up": link.up, "mtu": link.mtu, "kind": link.kind}

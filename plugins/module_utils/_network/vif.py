@@ -14,7 +14,6 @@ never removes them; it removes only the taps plug created for ``ethernet`` VIFs.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -22,94 +21,18 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt import connection as _libvirt
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._model.network import (
+    BRIDGED_VIF_TYPES, IFNAMSIZ, VXLAN_DEFAULT_PORT, vlan_ifname, vxlan_ifname)
 from ansible_collections.virtops.compute.plugins.module_utils._model.network_info import Vif
 from ansible_collections.virtops.compute.plugins.module_utils._common.process import find_binary, run
+from ansible_collections.virtops.compute.plugins.module_utils._network import links
+from ansible_collections.virtops.compute.plugins.module_utils._network.links import Link
 
-IFNAMSIZ = 15
 IFF_UP = 0x1
-VXLAN_DEFAULT_PORT = 4789
 VXLAN_OVERHEAD = 50          # outer Ethernet + IPv4 + UDP + VXLAN headers
-FLOOD_MAC = "00:00:00:00:00:00"
 SYSFS_NET = "/sys/class/net"
-TAP_BRIDGED_TYPES = ("bridge", "vlan", "vxlan")
 LOCK_DIRS = ("/run/lock", "/var/lock", "/tmp")
 LOCK_NAME = "virtops-vif.lock"
-
-
-@dataclass(frozen=True)
-class Link:
-    """One network interface as ``ip -j -d link`` shows it."""
-    name: str
-    kind: Optional[str] = None         # bridge, vlan, vxlan, tun, veth, macvtap; None: a NIC
-    mtu: int = 1500
-    up: bool = False
-    master: Optional[str] = None
-    parent: Optional[str] = None       # vlan: the link it rides on
-    vlan_id: Optional[int] = None
-    vxlan_id: Optional[int] = None
-    vxlan_local: Optional[str] = None
-    vxlan_dev: Optional[str] = None
-    vxlan_port: Optional[int] = None
-    vxlan_group: Optional[str] = None
-    tun_type: Optional[str] = None
-
-    def describe(self) -> str:
-        parts = [self.kind or "interface", "up" if self.up else "down", "mtu %d" % self.mtu]
-        if self.master:
-            parts.append("master %s" % self.master)
-        if self.kind == "vlan":
-            parts.append("id %s on %s" % (self.vlan_id, self.parent))
-        if self.kind == "vxlan":
-            parts.append("vni %s local %s dev %s port %s" % (self.vxlan_id, self.vxlan_local,
-                                                             self.vxlan_dev, self.vxlan_port))
-            if self.vxlan_group:
-                parts.append("group %s" % self.vxlan_group)
-        return " ".join(parts)
-
-
-def parse_links(text: str) -> Dict[str, Link]:
-    """``ip -j -d link show`` output to Link objects by name."""
-    try:
-        entries = json.loads(text or "[]")
-    except ValueError as exc:
-        raise VirtopsError("cannot read 'ip -j link' output: %s" % exc)
-    links = {}
-    for entry in entries:
-        info = entry.get("linkinfo") or {}
-        kind = info.get("info_kind")
-        data = info.get("info_data") or {}
-        link = Link(
-            name=entry["ifname"], kind=kind, mtu=int(entry.get("mtu", 1500)),
-            up="UP" in (entry.get("flags") or []), master=entry.get("master"),
-            parent=entry.get("link") if kind == "vlan" else None,
-            vlan_id=data.get("id") if kind == "vlan" else None,
-            vxlan_id=data.get("id") if kind == "vxlan" else None,
-            vxlan_local=data.get("local") if kind == "vxlan" else None,
-            vxlan_dev=data.get("link") if kind == "vxlan" else None,
-            vxlan_port=data.get("port") if kind == "vxlan" else None,
-            vxlan_group=data.get("group") if kind == "vxlan" else None,
-            tun_type=data.get("type") if kind == "tun" else None)
-        links[link.name] = link
-    return links
-
-
-def parse_ipv4_addresses(text: str) -> Dict[str, List[str]]:
-    """``ip -j addr show`` output to {interface: [IPv4 addresses]}."""
-    try:
-        entries = json.loads(text or "[]")
-    except ValueError as exc:
-        raise VirtopsError("cannot read 'ip -j addr' output: %s" % exc)
-    return {e["ifname"]: [a["local"] for a in e.get("addr_info") or []
-                          if a.get("family") == "inet"] for e in entries}
-
-
-def parse_flood_entries(text: str) -> List[str]:
-    """Remote VTEPs of the all-zero (flood) entries in ``bridge -j fdb show dev <vxlan>``."""
-    try:
-        entries = json.loads(text or "[]")
-    except ValueError as exc:
-        raise VirtopsError("cannot read 'bridge -j fdb' output: %s" % exc)
-    return sorted({e["dst"] for e in entries if e.get("mac") == FLOOD_MAC and e.get("dst")})
 
 
 @dataclass
@@ -141,16 +64,6 @@ class Plan:
     @property
     def changed(self) -> bool:
         return bool(self.steps)
-
-
-def vlan_ifname(vlan: int) -> str:
-    """Nova's linux_net name for a new VLAN interface: ``vlan<id>``."""
-    return "vlan%d" % vlan
-
-
-def vxlan_ifname(vni: int) -> str:
-    """Neutron linuxbridge's name: ``vxlan-<vni>`` (at most 14 characters)."""
-    return "vxlan-%d" % vni
 
 
 class _Planner:
@@ -185,7 +98,7 @@ class _Planner:
     def _ensure_up(self, link: Link) -> Link:
         if not link.up:
             self._touch(link.name)
-            self._step("set %s up" % link.name, self.ip, "link", "set", "dev", link.name, "up")
+            self._step("set %s up" % link.name, *links.set_up(self.ip, link.name))
             link = replace(link, up=True)
             self._set(link)
         return link
@@ -194,7 +107,7 @@ class _Planner:
         if mtu and link.mtu != mtu:
             self._touch(link.name)
             self._step("set mtu of %s from %d to %d" % (link.name, link.mtu, mtu),
-                       self.ip, "link", "set", "dev", link.name, "mtu", mtu)
+                       *links.set_mtu(self.ip, link.name, mtu))
             link = replace(link, mtu=mtu)
             self._set(link)
         return link
@@ -208,7 +121,7 @@ class _Planner:
                                                vif.network_label))
         self._touch(link.name)
         self._step("attach %s to bridge %s" % (link.name, bridge),
-                   self.ip, "link", "set", "dev", link.name, "master", bridge)
+                   *links.set_master(self.ip, link.name, bridge))
         link = replace(link, master=bridge)
         self._set(link)
         return link
@@ -247,13 +160,9 @@ class _Planner:
                     "playbooks/prepare_hosts.yml) or let vm_vif create it"
                     % (name, vif.network_label), bridge=name)
             self._touch(name)
-            argv = [self.ip, "link", "add", "name", name]
-            if vif.mtu:
-                argv += ["mtu", vif.mtu]
-            # No STP and no forward delay: a new tap forwards at once, as on Nova's bridges.
-            argv += ["type", "bridge", "stp_state", 0, "forward_delay", 0]
+            # links.BRIDGE_SETTINGS: no STP, no forward delay, as on Nova's bridges.
             self._step("create bridge %s%s" % (name, " (mtu %d)" % vif.mtu if vif.mtu else ""),
-                       *argv)
+                       *links.add_bridge(self.ip, name, vif.mtu))
             link = Link(name=name, kind="bridge", mtu=vif.mtu or 1500, up=False)
             self._set(link)
         elif link.kind != "bridge":
@@ -285,12 +194,8 @@ class _Planner:
         link = self.links.get(name)
         if link is None:
             self._touch(name)
-            argv = [self.ip, "link", "add", "link", physical.name, "name", name]
-            if vif.mtu:
-                argv += ["mtu", vif.mtu]
-            argv += ["type", "vlan", "id", vif.vlan]
             self._step("create VLAN %d interface %s on %s" % (vif.vlan, name, physical.name),
-                       *argv)
+                       *links.add_vlan(self.ip, name, physical.name, vif.vlan, vif.mtu))
             link = Link(name=name, kind="vlan", mtu=vif.mtu or physical.mtu, parent=physical.name,
                         vlan_id=vif.vlan)
             self._set(link)
@@ -324,15 +229,10 @@ class _Planner:
         link = self.links.get(name)
         if link is None:
             self._touch(name)
-            argv = [self.ip, "link", "add", "name", name]
-            if vif.mtu:
-                argv += ["mtu", vif.mtu]
-            argv += ["type", "vxlan", "id", vif.vxlan_id, "local", local, "dev", physical.name,
-                     "dstport", port]
-            if vif.vxlan_group:
-                argv += ["group", vif.vxlan_group]
             self._step("create VXLAN %d interface %s (local %s on %s, port %d)"
-                       % (vif.vxlan_id, name, local, physical.name, port), *argv)
+                       % (vif.vxlan_id, name, local, physical.name, port),
+                       *links.add_vxlan(self.ip, name, vif.vxlan_id, vif.mtu, local=local,
+                                        dev=physical.name, port=port, group=vif.vxlan_group))
             link = Link(name=name, kind="vxlan", mtu=vif.mtu or physical.mtu - VXLAN_OVERHEAD,
                         vxlan_id=vif.vxlan_id, vxlan_local=local, vxlan_dev=physical.name,
                         vxlan_port=port, vxlan_group=vif.vxlan_group)
@@ -364,13 +264,13 @@ class _Planner:
         for peer in peers:
             if peer not in current:
                 self._touch(name)
-                self._step("flood %s traffic to VTEP %s" % (name, peer), self.bridge_cmd, "fdb",
-                           "append", FLOOD_MAC, "dev", name, "dst", peer)
+                self._step("flood %s traffic to VTEP %s" % (name, peer),
+                           *links.flood_to(self.bridge_cmd, name, peer))
         for stale in current:
             if stale not in peers:
                 self._touch(name)
                 self._step("stop flooding %s traffic to %s (not a peer any more)" % (name, stale),
-                           self.bridge_cmd, "fdb", "del", FLOOD_MAC, "dev", name, "dst", stale)
+                           *links.stop_flooding_to(self.bridge_cmd, name, stale))
         self.flood[name] = peers
 
     def tap(self, vif: Vif) -> None:
@@ -413,7 +313,7 @@ class _Planner:
 
     # -- the walk ------------------------------------------------------------------------
     def plug(self, vif: Vif) -> None:
-        if vif.vif_type in TAP_BRIDGED_TYPES:
+        if vif.vif_type in BRIDGED_VIF_TYPES:
             bridge = self.bridge(vif)
             if vif.vif_type == "vlan":
                 self.vlan(vif, bridge)
@@ -497,15 +397,14 @@ class HostNetwork:
         self.bridge = find_binary("bridge")
 
     def snapshot(self, vifs: Sequence[Vif], conn=None, check_filters: bool = True) -> HostSnapshot:
-        links = parse_links(run([self.ip, "-j", "-d", "link", "show"]).stdout)
-        ipv4 = parse_ipv4_addresses(run([self.ip, "-j", "addr", "show"]).stdout)
+        host_links = links.read_links(self.ip)
+        ipv4 = links.read_addresses(self.ip)
         flood = {}
         for vif in vifs:
             if vif.vif_type == "vxlan" and vif.vxlan_id is not None:
                 name = vxlan_ifname(vif.vxlan_id)
-                if name in links and name not in flood:
-                    flood[name] = parse_flood_entries(
-                        run([self.bridge, "-j", "fdb", "show", "dev", name]).stdout)
+                if name in host_links and name not in flood:
+                    flood[name] = links.read_flood_entries(self.bridge, name)
         nwfilters = None
         networks: Dict[str, bool] = {}
         if conn is not None:
@@ -514,7 +413,7 @@ class HostNetwork:
             if any(v.vif_type == "network" for v in vifs):
                 for net in conn.listAllNetworks():
                     networks[net.name()] = bool(net.isActive())
-        return HostSnapshot(links=links, ipv4=ipv4, flood=flood, nwfilters=nwfilters,
+        return HostSnapshot(links=host_links, ipv4=ipv4, flood=flood, nwfilters=nwfilters,
                             libvirt_networks=networks)
 
     @staticmethod

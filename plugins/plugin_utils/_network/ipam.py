@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._model.network import NetworkSpec
 from ansible_collections.virtops.compute.plugins.module_utils._model.network_info import (
-    MAC_PREFIX, VIF_TYPES, Route, Subnet, Vif, devname_for, parse_network_info)
+    MAC_PREFIX, Route, Subnet, Vif, devname_for, parse_network_info)
 
 try:
     import netaddr
@@ -40,45 +41,16 @@ except ImportError:
     HAS_NETADDR = False
     NETADDR_IMPORT_ERROR = traceback.format_exc()
 
-# Namespaces of the derived ids; fixed forever, or ids would change between releases.
-NETWORK_NAMESPACE = uuid_mod.UUID("8a0d1c35-5d0e-4d2f-9a49-2a3c7cb0e1a1")
+# Namespace of the derived port ids; fixed forever, or ids would change between releases.
 PORT_NAMESPACE = uuid_mod.UUID("3f0b8f3e-9c7d-4b1e-8d2a-6f1e0c4a9b52")
-IFNAMSIZ = 15
-_IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 _MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 MAX_MAC_ATTEMPTS = 64
-VXLAN_DEFAULT_PORT = 4789
-NETWORK_KEYS = {
-    "id", "cidr", "gateway", "dns", "mtu", "vif_type", "bridge", "create_bridge", "vlan",
-    "vxlan_id", "vxlan_peers", "vxlan_group", "vxlan_port", "physical_interface",
-    "port_security", "allocation_pools", "routes", "description",
-}
 
 
 def _require_netaddr() -> None:
     if not HAS_NETADDR:
         raise VirtopsError("the netaddr Python library is missing on the controller: "
                            "pip install netaddr")
-
-
-def valid_ifname(name, what: str) -> str:
-    """A Linux interface name: 1..15 of [A-Za-z0-9_.-], not '.' or '..'."""
-    if not isinstance(name, str) or not _IFNAME_RE.match(name) or name in (".", ".."):
-        raise VirtopsError("%s %r is not a valid interface name (1 to %d characters of "
-                           "A-Z a-z 0-9 _ . -)" % (what, name, IFNAMSIZ))
-    return name
-
-
-def _int_in(value, what: str, low: int, high: int) -> int:
-    if isinstance(value, bool):
-        raise VirtopsError("%s must be an integer, not %r" % (what, value))
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise VirtopsError("%s must be an integer, not %r" % (what, value))
-    if not low <= number <= high:
-        raise VirtopsError("%s must be between %d and %d, not %d" % (what, low, high, number))
-    return number
 
 
 def _ip(value, what: str):
@@ -88,162 +60,36 @@ def _ip(value, what: str):
         raise VirtopsError("%s %r is not an IP address" % (what, value))
 
 
-@dataclass(frozen=True)
-class NetworkSpec:
-    """One entry of the inventory's ``networks`` catalog, checked."""
-    name: str
-    id: str
-    cidr: str
-    gateway: Optional[str]
-    dns: Tuple[str, ...] = ()
-    mtu: int = 1500
-    vif_type: str = "bridge"
-    bridge: Optional[str] = None
-    create_bridge: bool = True
-    vlan: Optional[int] = None
-    vxlan_id: Optional[int] = None
-    vxlan_peers: Tuple[str, ...] = ()
-    vxlan_group: Optional[str] = None
-    vxlan_port: Optional[int] = None
-    physical_interface: Optional[str] = None
-    port_security: bool = True
-    allocation_pools: Tuple[Tuple[str, str], ...] = ()
-    routes: Tuple[Tuple[str, str], ...] = ()
+def subnet_of(spec: NetworkSpec) -> "netaddr.IPNetwork":
+    return netaddr.IPNetwork(spec.cidr)
 
-    @classmethod
-    def from_catalog(cls, name: str, data: Mapping) -> "NetworkSpec":
-        _require_netaddr()
-        if not isinstance(data, Mapping):
-            raise VirtopsError("network %s must be a mapping, not %s" % (name, type(data).__name__))
-        unknown = sorted(set(data) - NETWORK_KEYS)
-        if unknown:
-            raise VirtopsError("network %s: unknown keys %s (known: %s)"
-                               % (name, ", ".join(unknown), ", ".join(sorted(NETWORK_KEYS))))
-        what = "network %s" % name
-        if "cidr" not in data:
-            raise VirtopsError("%s needs a cidr, such as 10.10.0.0/24" % what)
-        try:
-            net = netaddr.IPNetwork(str(data["cidr"]))
-        except (netaddr.AddrFormatError, ValueError, TypeError):
-            raise VirtopsError("%s: cidr %r is not a network" % (what, data["cidr"]))
-        if net.ip != net.network:
-            raise VirtopsError("%s: cidr %s has host bits set; did you mean %s?"
-                               % (what, data["cidr"], net.cidr))
-        if "gateway" in data:
-            gateway = data["gateway"] or None     # null, "" or false: no gateway
-        else:
-            gateway = str(netaddr.IPAddress(net.first + 1, net.version)) if net.size > 2 else None
-        if gateway is not None:
-            gw = _ip(gateway, "%s: gateway" % what)
-            if gw not in net or gw in (net.network, net.broadcast):
-                raise VirtopsError("%s: gateway %s is not a host address of %s"
-                                   % (what, gateway, net))
-            gateway = str(gw)
-        vif_type = data.get("vif_type", "bridge")
-        if vif_type not in VIF_TYPES:
-            raise VirtopsError("%s: vif_type %r is not one of %s"
-                               % (what, vif_type, ", ".join(VIF_TYPES)))
-        network_id = str(data.get("id") or uuid_mod.uuid5(NETWORK_NAMESPACE, name))
-        mtu = _int_in(data.get("mtu", 1500), "%s: mtu" % what, 68, 65535)
-        bridge = data.get("bridge")
-        if vif_type in ("bridge", "vlan", "vxlan"):
-            # Neutron's linuxbridge agent names its bridges the same way.
-            bridge = valid_ifname(bridge or ("brq" + network_id)[:IFNAMSIZ - 1],
-                                  "%s: bridge" % what)
-        elif vif_type == "network":
-            bridge = None
-        physical = data.get("physical_interface")
-        if physical is not None:
-            valid_ifname(physical, "%s: physical_interface" % what)
-        vlan = vxlan_id = vxlan_port = vxlan_group = None
-        peers: Tuple[str, ...] = ()
-        if vif_type == "vlan":
-            if "vlan" not in data or not physical:
-                raise VirtopsError("%s: vif_type vlan needs vlan (1-4094) and physical_interface"
-                                   % what)
-            vlan = _int_in(data["vlan"], "%s: vlan" % what, 1, 4094)
-        if vif_type == "vxlan":
-            if "vxlan_id" not in data or not physical:
-                raise VirtopsError("%s: vif_type vxlan needs vxlan_id (1-16777215) and "
-                                   "physical_interface (the underlay whose address is the "
-                                   "local VTEP)" % what)
-            vxlan_id = _int_in(data["vxlan_id"], "%s: vxlan_id" % what, 1, 16777215)
-            peers = tuple(str(_ip(p, "%s: vxlan_peers entry" % what))
-                          for p in data.get("vxlan_peers") or [])
-            if data.get("vxlan_group"):
-                group = _ip(data["vxlan_group"], "%s: vxlan_group" % what)
-                if not group.is_multicast():
-                    raise VirtopsError("%s: vxlan_group %s is not a multicast address"
-                                       % (what, group))
-                vxlan_group = str(group)
-            if not peers and not vxlan_group:
-                raise VirtopsError("%s: a vxlan network needs vxlan_peers (the VTEP addresses "
-                                   "of the hosts) or a multicast vxlan_group" % what)
-            if peers and vxlan_group:
-                raise VirtopsError("%s: give vxlan_peers or vxlan_group, not both" % what)
-            if "vxlan_port" in data:
-                vxlan_port = _int_in(data["vxlan_port"], "%s: vxlan_port" % what, 1, 65535)
-        if vif_type == "direct" and not physical:
-            raise VirtopsError("%s: vif_type direct (macvtap) needs physical_interface" % what)
-        pools = []
-        for pool in data.get("allocation_pools") or []:
-            if not isinstance(pool, Mapping) or "start" not in pool or "end" not in pool:
-                raise VirtopsError("%s: allocation_pools entries need start and end" % what)
-            start = _ip(pool["start"], "%s: allocation pool start" % what)
-            end = _ip(pool["end"], "%s: allocation pool end" % what)
-            if start not in net or end not in net or start > end:
-                raise VirtopsError("%s: allocation pool %s-%s is not a range inside %s"
-                                   % (what, start, end, net))
-            pools.append((str(start), str(end)))
-        routes = []
-        for route in data.get("routes") or []:
-            if not isinstance(route, Mapping) or "cidr" not in route or "gateway" not in route:
-                raise VirtopsError("%s: routes entries need cidr and gateway" % what)
-            try:
-                dest = netaddr.IPNetwork(str(route["cidr"]))
-            except (netaddr.AddrFormatError, ValueError, TypeError):
-                raise VirtopsError("%s: route cidr %r is not a network" % (what, route["cidr"]))
-            via = _ip(route["gateway"], "%s: route gateway" % what)
-            if via not in net:
-                raise VirtopsError("%s: route gateway %s is not on %s" % (what, via, net))
-            routes.append((str(dest.cidr), str(via)))
-        dns = tuple(str(_ip(d, "%s: dns server" % what)) for d in data.get("dns") or [])
-        return cls(
-            name=name, id=network_id, cidr=str(net.cidr), gateway=gateway, dns=dns, mtu=mtu,
-            vif_type=vif_type, bridge=bridge, create_bridge=bool(data.get("create_bridge", True)),
-            vlan=vlan, vxlan_id=vxlan_id, vxlan_peers=peers, vxlan_group=vxlan_group,
-            vxlan_port=vxlan_port, physical_interface=physical,
-            port_security=bool(data.get("port_security", True)) and vif_type != "direct",
-            allocation_pools=tuple(pools), routes=tuple(routes))
 
-    @property
-    def network(self):
-        return netaddr.IPNetwork(self.cidr)
+def reserved(spec: NetworkSpec) -> "netaddr.IPSet":
+    """Addresses no port may have: network, broadcast (IPv4) and gateway."""
+    net = subnet_of(spec)
+    addresses = netaddr.IPSet([net.network])
+    if net.version == 4 and net.size > 2:
+        addresses.add(net.broadcast)
+    if spec.gateway:
+        addresses.add(spec.gateway)
+    return addresses
 
-    def reserved(self) -> "netaddr.IPSet":
-        """Addresses no port may have: network, broadcast (IPv4) and gateway."""
-        net = self.network
-        reserved = netaddr.IPSet([net.network])
-        if net.version == 4 and net.size > 2:
-            reserved.add(net.broadcast)
-        if self.gateway:
-            reserved.add(self.gateway)
-        return reserved
 
-    def pools(self) -> "netaddr.IPSet":
-        """Addresses handed out automatically."""
-        if self.allocation_pools:
-            pool = netaddr.IPSet()
-            for start, end in self.allocation_pools:
-                pool.add(netaddr.IPRange(start, end))
-        else:
-            pool = netaddr.IPSet([self.network])
-        return pool - self.reserved()
+def pools(spec: NetworkSpec) -> "netaddr.IPSet":
+    """Addresses handed out automatically."""
+    if spec.allocation_pools:
+        pool = netaddr.IPSet()
+        for start, end in spec.allocation_pools:
+            pool.add(netaddr.IPRange(start, end))
+    else:
+        pool = netaddr.IPSet([subnet_of(spec)])
+    return pool - reserved(spec)
 
 
 def parse_networks(catalog: Mapping) -> Dict[str, NetworkSpec]:
     if not isinstance(catalog, Mapping):
         raise VirtopsError("networks must be a mapping of network name to its definition")
+    _require_netaddr()
     specs = {str(name): NetworkSpec.from_catalog(str(name), data)
              for name, data in catalog.items()}
     seen: Dict[str, str] = {}
@@ -433,13 +279,13 @@ class Allocator:
 
     def _pick_ip(self, spec: NetworkSpec, request: PortRequest, owners: Set[str],
                  instance: InstanceRequest) -> str:
-        net = spec.network
+        net = subnet_of(spec)
         if request.fixed_ip:
             address = _ip(request.fixed_ip, "instance %s: fixed_ip" % instance.name)
             if address not in net:
                 raise VirtopsError("instance %s: fixed_ip %s is not in network %s (%s)"
                                    % (instance.name, address, spec.name, net))
-            if address in spec.reserved():
+            if address in reserved(spec):
                 raise VirtopsError("instance %s: fixed_ip %s is the network, broadcast or "
                                    "gateway address of %s" % (instance.name, address, spec.name))
             holder = self._ip_holder(str(address), owners)
@@ -448,13 +294,13 @@ class Allocator:
                                    "by %s" % (instance.name, address, spec.name, holder),
                                    ip=str(address), network=spec.name)
             return str(address)
-        reserved = spec.reserved()
+        taken = reserved(spec)
         for owner in sorted(owners):
             for own in self._own_ips.get(owner, []):
                 own_ip = netaddr.IPAddress(own)
-                if own_ip in net and own_ip not in reserved and own not in self._given_now:
+                if own_ip in net and own_ip not in taken and own not in self._given_now:
                     return own
-        for cidr in spec.pools().iter_cidrs():
+        for cidr in pools(spec).iter_cidrs():
             for address in cidr:
                 if str(address) not in self._ips:
                     return str(address)

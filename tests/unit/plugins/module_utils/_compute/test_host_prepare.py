@@ -10,8 +10,6 @@ import sys
 import pytest
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
-from ansible_collections.virtops.compute.plugins.module_utils._network.host_network import (
-    Link, NetworkSpec, plan_network)
 from ansible_collections.virtops.compute.plugins.module_utils._compute.host_prepare import (
     Daemon, ReadinessConfig, bridges_of, check_readiness, ensure_libvirt_running,
     ensure_virt_record, pid_from_file, pid_runs)
@@ -112,60 +110,6 @@ def test_libvirt_that_never_answers_fails_with_where_to_look(tmp_path):
     with pytest.raises(VirtopsError, match="does not answer on .*libvirtd.log"):
         ensure_libvirt_running(uri, [Daemon("libvirtd", str(tmp_path / "l.pid"))], start=False,
                                check_mode=False, timeout=1, poll=0.2)
-
-
-# --------------------------------------------------------------------------- networks
-
-VLAN_LINK = {"ifname": "vlan20", "flags": ["BROADCAST", "MULTICAST", "UP", "LOWER_UP"],
-             "mtu": 1500, "master": "br-storage", "link": "eth0",
-             "linkinfo": {"info_kind": "vlan", "info_data": {"protocol": "802.1Q", "id": 20}}}
-VXLAN_LINK = {"ifname": "vxlan-1001", "flags": ["BROADCAST", "MULTICAST"], "mtu": 1450,
-              "linkinfo": {"info_kind": "vxlan", "info_data": {"id": 1001, "port": 4789}}}
-
-
-def test_links_are_read_from_ip_json():
-    assert Link.from_ip_json(VLAN_LINK) == Link("vlan20", "vlan", True, 1500, "br-storage",
-                                                vlan_id=20, parent="eth0")
-    vxlan = Link.from_ip_json(VXLAN_LINK)
-    assert vxlan.kind == "vxlan" and vxlan.vxlan_id == 1001 and not vxlan.up and vxlan.master is None
-
-
-@pytest.mark.parametrize("spec, message", [
-    (NetworkSpec("n", bridge="br0", vif_type="vlan", vlan=20), "needs physical_interface"),
-    (NetworkSpec("n", bridge="br0", vif_type="vlan", vlan=5000, physical_interface="eth0"),
-     "vlan \\(1-4094\\)"),
-    (NetworkSpec("n", bridge="br0", vif_type="vxlan", vxlan_id=7), "vxlan_group .* or vxlan_peers"),
-    (NetworkSpec("n", bridge="br0", vif_type="vxlan", vxlan_id=7, vxlan_peers=("peer1",)),
-     "'peer1' is not an IP address"),
-    (NetworkSpec("n", bridge="br-much-too-long-name"), "not a valid interface name"),
-    (NetworkSpec("n", vif_type="bridge"), "needs a bridge name"),
-    (NetworkSpec("n", bridge="br0", vif_type="ovs"), "vif_type must be one of"),
-    (NetworkSpec("n", bridge="br0", mtu=10), "mtu 10 is out of range"),
-])
-def test_invalid_networks_are_refused_with_the_reason(spec, message):
-    with pytest.raises(VirtopsError, match=message):
-        plan_network(spec)
-
-
-def test_missing_bridge_is_planned_not_created():
-    plan = plan_network(NetworkSpec("private", bridge="vo-ut-nobr", mtu=1500))
-    assert plan.changed
-    assert plan.describe() == ["ip link add name vo-ut-nobr mtu 1500 type bridge",
-                               "ip link set dev vo-ut-nobr up"]
-
-
-def test_operator_bridge_that_is_missing_is_an_error():
-    with pytest.raises(VirtopsError, match="create_bridge is false"):
-        plan_network(NetworkSpec("ext", bridge="vo-ut-nobr", create_bridge=False))
-
-
-def test_a_link_that_is_not_a_bridge_is_not_taken_for_one():
-    with pytest.raises(VirtopsError, match="lo exists but is a physical interface"):
-        plan_network(NetworkSpec("n", bridge="lo"))
-
-
-def test_networks_without_a_host_bridge_need_nothing():
-    assert not plan_network(NetworkSpec("libvirt", vif_type="network")).changed
 
 
 # --------------------------------------------------------------------------- readiness

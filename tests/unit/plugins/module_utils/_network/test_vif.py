@@ -3,46 +3,20 @@
 """Host plumbing plans: what vm_vif would run for a given host, and the plugged check."""
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._model.network_info import Subnet, Vif
+from ansible_collections.virtops.compute.plugins.module_utils._model.network import (
+    vlan_ifname, vxlan_ifname)
+from ansible_collections.virtops.compute.plugins.module_utils._network.links import (
+    Link, parse_flood_entries, parse_links)
 from ansible_collections.virtops.compute.plugins.module_utils._network.vif import (
-    ExpectedPort, HostSnapshot, Link, check_plugged, parse_flood_entries, parse_ipv4_addresses,
-    parse_links, plan_plug, plan_unplug, vlan_ifname, vxlan_ifname)
-
-# Trimmed `ip -j -d link show` of a lab host with a bridge, a VXLAN member and a tap.
-IP_LINK_JSON = json.dumps([
-    {"ifindex": 1, "ifname": "lo", "flags": ["LOOPBACK", "UP", "LOWER_UP"], "mtu": 65536},
-    {"ifindex": 2, "ifname": "eth0", "flags": ["BROADCAST", "MULTICAST", "UP", "LOWER_UP"],
-     "mtu": 1500, "linkinfo": {"info_kind": "veth"}},
-    {"ifindex": 6, "ifname": "br-vx", "flags": ["BROADCAST", "MULTICAST", "UP"], "mtu": 1450,
-     "linkinfo": {"info_kind": "bridge", "info_data": {"forward_delay": 0, "stp_state": 0}}},
-    {"ifindex": 7, "ifname": "vxlan-42", "flags": ["BROADCAST", "MULTICAST", "UP"], "mtu": 1450,
-     "master": "br-vx", "linkinfo": {"info_kind": "vxlan", "info_data": {
-         "id": 42, "local": "10.0.0.11", "link": "eth0", "port": 4789, "learning": True},
-         "info_slave_kind": "bridge"}},
-    {"ifindex": 8, "ifname": "eth0.100", "flags": ["BROADCAST", "MULTICAST"], "mtu": 1500,
-     "link": "eth0",
-     "linkinfo": {"info_kind": "vlan", "info_data": {"protocol": "802.1Q", "id": 100}}},
-    {"ifindex": 9, "ifname": "tapq", "flags": ["BROADCAST", "MULTICAST"], "mtu": 1500,
-     "linkinfo": {"info_kind": "tun",
-                  "info_data": {"type": "tap", "pi": False, "persist": True}}},
-])
-IP_ADDR_JSON = json.dumps([
-    {"ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0.1"}]},
-    {"ifname": "eth0", "addr_info": [{"family": "inet", "local": "10.0.0.11", "prefixlen": 24},
-                                     {"family": "inet6", "local": "fe80::1"}]},
-])
-FDB_JSON = json.dumps([
-    {"mac": "d6:4a:91:53:34:48", "flags": [], "master": "br-vx", "state": "permanent"},
-    {"mac": "00:00:00:00:00:00", "dst": "10.0.0.12", "flags": ["self"], "state": "permanent"},
-    {"mac": "00:00:00:00:00:00", "dst": "10.0.0.13", "flags": ["self"], "state": "permanent"},
-    {"mac": "fa:16:3e:00:00:09", "dst": "10.0.0.12", "flags": ["self"]},
-])
+    ExpectedPort, HostSnapshot, check_plugged, plan_plug, plan_unplug)
+from ansible_collections.virtops.compute.tests.unit.plugins.module_utils._network.test_links import (
+    FDB_JSON, IP_LINK_JSON)
 
 
 def vif(vif_type="bridge", port="p1", **kwargs) -> Vif:
@@ -64,19 +38,6 @@ def host(*links, ipv4=None, flood=None, nwfilters=None, networks=None) -> HostSn
 
 def steps(plan):
     return [" ".join(step.argv) for step in plan.steps]
-
-
-def test_ip_json_is_read_into_links():
-    links = parse_links(IP_LINK_JSON)
-    assert links["br-vx"] == Link("br-vx", kind="bridge", mtu=1450, up=True)
-    vx = links["vxlan-42"]
-    assert (vx.kind, vx.master, vx.vxlan_id, vx.vxlan_local, vx.vxlan_dev, vx.vxlan_port) == (
-        "vxlan", "br-vx", 42, "10.0.0.11", "eth0", 4789)
-    vl = links["eth0.100"]
-    assert (vl.kind, vl.vlan_id, vl.parent, vl.up) == ("vlan", 100, "eth0", False)
-    assert links["tapq"].tun_type == "tap" and links["eth0"].kind == "veth"
-    assert parse_ipv4_addresses(IP_ADDR_JSON) == {"lo": ["127.0.0.1"], "eth0": ["10.0.0.11"]}
-    assert parse_flood_entries(FDB_JSON) == ["10.0.0.12", "10.0.0.13"]
 
 
 def test_new_bridge_is_created_without_stp_with_the_mtu_and_up():
