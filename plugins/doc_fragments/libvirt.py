@@ -4,6 +4,18 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
+    # The libvirt connection URI (argument spec: module_utils/_libvirt/connection.py
+    # LIBVIRT_ARGS), alone for modules that only ask virsh or document their own requirements.
+    URI = r"""
+options:
+  libvirt_uri:
+    description:
+      - libvirt connection URI on the compute host.
+    type: str
+    default: qemu:///system
+"""
+
+    # The same option for modules that talk to libvirt through its Python binding.
     DOCUMENTATION = r"""
 options:
   libvirt_uri:
@@ -11,12 +23,17 @@ options:
       - libvirt connection URI on the compute host.
     type: str
     default: qemu:///system
+requirements:
+  - libvirt-python (Debian C(python3-libvirt)) on the compute host
+"""
+
+    # The instances path (Nova's instances_path).
+    INSTANCES_PATH = r"""
+options:
   instances_path:
     description:
       - Directory holding one sub-directory per instance (Nova's C(instances_path)) and the
         image cache C(_base).
     type: path
     default: /var/lib/virtops/instances
-requirements:
-  - libvirt-python (Debian C(python3-libvirt)) on the compute host
 """

@@ -12,6 +12,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.plugin_utils._boot import fleet as _fleet
 from ansible_collections.virtops.compute.plugins.plugin_utils._boot import plan as _boot_plan
+from ansible_collections.virtops.compute.plugins.plugin_utils._boot import request as _boot_request
 
 
 def _wrap(function):
@@ -28,9 +29,12 @@ def _wrap(function):
 class FilterModule:
     def filters(self):
         return {name: _wrap(function) for name, function in {
-            "boot_request": _boot_plan.boot_request,
+            "boot_request": _boot_request.boot_request,
             "boot_plan": _boot_plan.boot_plan,
+            "boot_first_attempt": _boot_plan.first_attempt,
+            "boot_next_attempt": _boot_plan.next_attempt,
             "boot_start_attempt": _boot_plan.boot_start_attempt,
+            "boot_scheduled": _boot_plan.boot_scheduled,
             "boot_schedule_requests": _boot_plan.schedule_requests,
             "boot_fallback_counts": _boot_plan.fallback_counts,
             "boot_placed": _boot_plan.boot_placed,

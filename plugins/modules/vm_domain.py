@@ -38,6 +38,8 @@ description:
     which releases the instance's claim on the host's resources."
 author:
   - virtops.compute contributors (@virtops)
+extends_documentation_fragment:
+  - virtops.compute.libvirt.URI
 options:
   uuid:
     description: Instance UUID, which is also the domain UUID and the name of its directory.
@@ -128,10 +130,6 @@ options:
     description: Directory holding one directory per instance.
     type: path
     default: /var/lib/virtops/instances
-  libvirt_uri:
-    description: libvirt connection URI.
-    type: str
-    default: qemu:///system
 attributes:
   check_mode:
     support: full
@@ -287,12 +285,16 @@ timings:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
+    DEFAULT_INSTANCES_PATH)
 from ansible_collections.virtops.compute.plugins.module_utils._compute.domain import (
-    DEFAULT_INSTANCES_PATH, HAS_LXML, LXML_IMPORT_ERROR, DomainManager, DomainParams)
+    DomainManager, DomainParams)
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
     VirtopsError, host_os_error)
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import (
-    HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR, connect)
+    HAS_LIBVIRT, LIBVIRT_ARGS, LIBVIRT_IMPORT_ERROR, connect)
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt.xml import (
+    HAS_LXML, LXML_IMPORT_ERROR)
 
 
 def main():
@@ -313,7 +315,7 @@ def main():
             wait_for_console=dict(type="str"),
             console_timeout=dict(type="float", default=300),
             instances_path=dict(type="path", default=DEFAULT_INSTANCES_PATH),
-            libvirt_uri=dict(type="str", default="qemu:///system"),
+            **LIBVIRT_ARGS,
         ),
         supports_check_mode=True,
     )

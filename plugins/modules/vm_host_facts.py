@@ -27,6 +27,7 @@ author:
   - virtops.compute contributors (@virtops)
 extends_documentation_fragment:
   - virtops.compute.libvirt
+  - virtops.compute.libvirt.INSTANCES_PATH
   - virtops.compute.attributes
   - virtops.compute.attributes.INFO_MODULE
 options:
@@ -238,19 +239,21 @@ import socket
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
+    DEFAULT_INSTANCES_PATH)
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
     VirtopsError, host_os_error)
 from ansible_collections.virtops.compute.plugins.module_utils._compute.host_facts import HostConfig, gather
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import (
-    HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR)
+    HAS_LIBVIRT, LIBVIRT_ARGS, LIBVIRT_IMPORT_ERROR)
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             hostname=dict(type="str"),
-            libvirt_uri=dict(type="str", default="qemu:///system"),
-            instances_path=dict(type="path", default="/var/lib/virtops/instances"),
+            **LIBVIRT_ARGS,
+            instances_path=dict(type="path", default=DEFAULT_INSTANCES_PATH),
             enabled=dict(type="bool", default=True),
             availability_zone=dict(type="str", default="nova"),
             aggregates=dict(type="list", elements="dict", default=[]),

@@ -20,12 +20,9 @@ author:
   - virtops.compute contributors (@virtops)
 extends_documentation_fragment:
   - virtops.compute.attributes
+  - virtops.compute.libvirt.URI
   - virtops.compute.attributes.INFO_MODULE
 options:
-  libvirt_uri:
-    description: libvirt connection URI on the host.
-    type: str
-    default: qemu:///system
   instances_path:
     description: The instances path; its filesystem's free space is reported.
     type: path
@@ -141,6 +138,9 @@ import sys
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
+    DEFAULT_INSTANCES_PATH)
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import LIBVIRT_ARGS
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
     VirtopsError, host_os_error)
 from ansible_collections.virtops.compute.plugins.module_utils._compute.host_prepare import (
@@ -150,8 +150,8 @@ from ansible_collections.virtops.compute.plugins.module_utils._compute.host_prep
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            libvirt_uri=dict(type="str", default="qemu:///system"),
-            instances_path=dict(type="path", default="/var/lib/virtops/instances"),
+            **LIBVIRT_ARGS,
+            instances_path=dict(type="path", default=DEFAULT_INSTANCES_PATH),
             state_dir=dict(type="path", default="/etc/virtops"),
             networks=dict(type="dict", default={}),
             peers=dict(type="list", elements="dict", default=[], options=dict(

@@ -84,7 +84,9 @@ description:
 author:
   - virtops.compute contributors (@virtops)
 extends_documentation_fragment:
+  - virtops.compute.flavor
   - virtops.compute.libvirt
+  - virtops.compute.libvirt.INSTANCES_PATH
   - virtops.compute.attributes
 options:
   state:
@@ -226,39 +228,6 @@ options:
       disk_format:
         description: Glance's format; V(ari) when not given.
         type: str
-  flavor:
-    description: The flavor, as in the C(flavors) catalog. Required with O(state=present).
-    type: dict
-    suboptions:
-      name:
-        description: Flavor name (written to the config drive's EC2 metadata).
-        type: str
-      vcpus:
-        description: Virtual CPUs.
-        type: int
-        required: true
-      ram_mb:
-        description: RAM in MiB, checked against O(image.min_ram).
-        type: int
-        required: true
-      root_gb:
-        description:
-          - Root disk size in GiB. The root disk is grown to it; an image with a larger
-            virtual size is refused. V(0) means the image's own size and no size check.
-        type: int
-        default: 0
-      ephemeral_gb:
-        description: Size of the ephemeral disk C(disk.local) (ext4) in GiB; V(0) for none.
-        type: int
-        default: 0
-      swap_mb:
-        description: Size of the swap disk C(disk.swap) in MiB; V(0) for none.
-        type: int
-        default: 0
-      extra_specs:
-        description: Flavor extra specs (not used here).
-        type: dict
-        default: {}
   backend:
     description:
       - V(qcow2) (default, as Nova) makes each disk a qcow2 overlay on a base in C(_base),
@@ -679,6 +648,9 @@ timings:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
+    DEFAULT_INSTANCES_PATH)
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import LIBVIRT_ARGS
 from ansible_collections.virtops.compute.plugins.module_utils._guest.configdrive import (
     HAS_PYCDLIB, PYCDLIB_IMPORT_ERROR)
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
@@ -688,7 +660,8 @@ from ansible_collections.virtops.compute.plugins.module_utils._storage.image_ins
 from ansible_collections.virtops.compute.plugins.module_utils._storage.image_source import (
     DEFAULT_MAX_DOWNLOAD_BYTES)
 from ansible_collections.virtops.compute.plugins.module_utils._backends.vm_image import (
-    DEFAULT_INSTANCES_PATH, DEFAULT_STATE_DIR, VmImageParams, run)
+    DEFAULT_STATE_DIR, VmImageParams, run)
+from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import flavor_spec
 
 
 def _drop_none(value):
@@ -728,14 +701,7 @@ def main():
                 properties=dict(type="dict", default={}))),
             kernel=dict(type="dict", options=BOOT_FILE_OPTIONS),
             ramdisk=dict(type="dict", options=BOOT_FILE_OPTIONS),
-            flavor=dict(type="dict", options=dict(
-                name=dict(type="str"),
-                vcpus=dict(type="int", required=True),
-                ram_mb=dict(type="int", required=True),
-                root_gb=dict(type="int", default=0),
-                ephemeral_gb=dict(type="int", default=0),
-                swap_mb=dict(type="int", default=0),
-                extra_specs=dict(type="dict", default={}))),
+            flavor=flavor_spec(),
             backend=dict(type="str", choices=["qcow2", "flat"], default="qcow2"),
             force_raw=dict(type="bool", default=True),
             config_drive=dict(type="bool", default=False),
@@ -759,7 +725,7 @@ def main():
             image_roots=dict(type="list", elements="path", default=[]),
             remove_unused_original_minimum_age_seconds=dict(type="int", default=86400),
             instances_path=dict(type="path", default=DEFAULT_INSTANCES_PATH),
-            libvirt_uri=dict(type="str", default="qemu:///system"),
+            **LIBVIRT_ARGS,
         ),
         required_if=[
             ("state", "present", ("instance", "image", "flavor")),

@@ -22,7 +22,9 @@ description:
 author:
   - virtops.compute contributors (@virtops)
 extends_documentation_fragment:
+  - virtops.compute.flavor
   - virtops.compute.libvirt
+  - virtops.compute.libvirt.INSTANCES_PATH
   - virtops.compute.attributes
 attributes:
   check_mode:
@@ -44,11 +46,6 @@ options:
     type: str
     choices: [present, updated, absent]
     default: present
-  flavor:
-    description:
-      - The flavor to claim, with C(name), C(vcpus), C(ram_mb), C(root_gb), C(ephemeral_gb),
-        C(swap_mb), C(extra_specs). Required with O(state=present).
-    type: dict
   limits:
     description:
       - Limits the scheduler computed for this host (C(memory_mb), C(vcpu), C(disk_gb)); the
@@ -180,9 +177,13 @@ msg:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
+    DEFAULT_INSTANCES_PATH)
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import LIBVIRT_ARGS
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
     VirtopsError, host_os_error)
 from ansible_collections.virtops.compute.plugins.module_utils._backends.vm_instance import run
+from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import flavor_spec
 
 
 def main():
@@ -191,7 +192,7 @@ def main():
             uuid=dict(type="str", required=True),
             name=dict(type="str"),
             state=dict(type="str", choices=["present", "updated", "absent"], default="present"),
-            flavor=dict(type="dict"),
+            flavor=flavor_spec(),
             limits=dict(type="dict"),
             image=dict(type="dict"),
             host=dict(type="str"),
@@ -208,8 +209,8 @@ def main():
             clear_task_state=dict(type="bool", default=False),
             reason=dict(type="str"),
             remove_directory=dict(type="bool", default=False),
-            libvirt_uri=dict(type="str", default="qemu:///system"),
-            instances_path=dict(type="path", default="/var/lib/virtops/instances"),
+            **LIBVIRT_ARGS,
+            instances_path=dict(type="path", default=DEFAULT_INSTANCES_PATH),
             reserved_host_memory_mb=dict(type="int", default=512),
             cpu_allocation_ratio=dict(type="float", default=4.0),
             ram_allocation_ratio=dict(type="float", default=1.0),

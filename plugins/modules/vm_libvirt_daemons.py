@@ -20,11 +20,8 @@ author:
   - virtops.compute contributors (@virtops)
 extends_documentation_fragment:
   - virtops.compute.attributes
+  - virtops.compute.libvirt.URI
 options:
-  libvirt_uri:
-    description: libvirt connection URI that must answer.
-    type: str
-    default: qemu:///system
   start:
     description:
       - Start the daemons that do not run. Set V(false) where a service manager owns them.
@@ -86,6 +83,7 @@ from dataclasses import asdict
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import LIBVIRT_ARGS
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
     VirtopsError, host_os_error)
 from ansible_collections.virtops.compute.plugins.module_utils._compute.host_prepare import (
@@ -95,7 +93,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._compute.host_prep
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            libvirt_uri=dict(type="str", default="qemu:///system"),
+            **LIBVIRT_ARGS,
             start=dict(type="bool", default=True),
             virtlogd_pidfile=dict(type="path", default="/run/virtlogd.pid"),
             libvirtd_pidfile=dict(type="path", default="/run/libvirtd.pid"),

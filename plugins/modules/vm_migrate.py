@@ -53,6 +53,7 @@ author:
   - virtops.compute contributors (@virtops)
 extends_documentation_fragment:
   - virtops.compute.libvirt
+  - virtops.compute.libvirt.INSTANCES_PATH
 options:
   phase:
     description: The phase to run on this host.
@@ -429,14 +430,16 @@ rollback:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.virtops.compute.plugins.module_utils._compute.domain import (
+from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
+    DEFAULT_INSTANCES_PATH)
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt.xml import (
     HAS_LXML, LXML_IMPORT_ERROR)
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
     VirtopsError, host_os_error)
 from ansible_collections.virtops.compute.plugins.module_utils._storage.image_source import (
     DEFAULT_MAX_DOWNLOAD_BYTES)
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import (
-    HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR)
+    HAS_LIBVIRT, LIBVIRT_ARGS, LIBVIRT_IMPORT_ERROR)
 from ansible_collections.virtops.compute.plugins.module_utils._migration.migrate import (
     PHASES, MigrateParams, run_phase)
 
@@ -475,8 +478,8 @@ ARGUMENT_SPEC = dict(
     cpu_allocation_ratio=dict(type="float", default=4.0),
     ram_allocation_ratio=dict(type="float", default=1.0),
     disk_allocation_ratio=dict(type="float", default=1.0),
-    libvirt_uri=dict(type="str", default="qemu:///system"),
-    instances_path=dict(type="path", default="/var/lib/virtops/instances"),
+    **LIBVIRT_ARGS,
+    instances_path=dict(type="path", default=DEFAULT_INSTANCES_PATH),
 )
 
 

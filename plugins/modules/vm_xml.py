@@ -32,6 +32,9 @@ description:
     firmware, unknown VIF models, unsafe instance names and text that XML cannot carry.
 author:
   - virtops.compute contributors (@virtops)
+extends_documentation_fragment:
+  - virtops.compute.flavor
+  - virtops.compute.libvirt.URI
 options:
   instance:
     description: The instance.
@@ -66,43 +69,6 @@ options:
           project:
             description: Project name.
             type: str
-  flavor:
-    description: The flavor, as in the C(flavors) catalog.
-    type: dict
-    required: true
-    suboptions:
-      name:
-        description: Flavor name.
-        type: str
-        required: true
-      vcpus:
-        description: Number of virtual CPUs.
-        type: int
-        required: true
-      ram_mb:
-        description: Memory in MiB.
-        type: int
-        required: true
-      root_gb:
-        description: Root disk size in GiB (recorded; the disk itself is made by M(virtops.compute.vm_image)).
-        type: int
-        default: 0
-      ephemeral_gb:
-        description: Ephemeral disk size in GiB; a C(disk.local) is attached when not zero.
-        type: int
-        default: 0
-      swap_mb:
-        description: Swap disk size in MiB; a C(disk.swap) is attached when not zero.
-        type: int
-        default: 0
-      extra_specs:
-        description:
-          - Flavor extra specs. Used here are C(hw:cpu_sockets), C(hw:cpu_cores),
-            C(hw:cpu_threads) (CPU topology, whose product must equal O(flavor.vcpus)),
-            C(hw_rng:allowed), C(hw_rng:rate_bytes) and C(hw_rng:rate_period). Other keys are
-            left to the scheduler.
-        type: dict
-        default: {}
   image:
     description: The image the instance boots from.
     type: dict
@@ -184,10 +150,6 @@ options:
     description: Directory of the host record C(host.json) read when O(virt_type=auto).
     type: path
     default: /etc/virtops
-  libvirt_uri:
-    description: libvirt connection URI, opened read-only for capabilities and the existing definition.
-    type: str
-    default: qemu:///system
   vnc_listen:
     description: Address the VNC console listens on.
     type: str
@@ -222,6 +184,9 @@ requirements:
   - python3-libvirt
   - python3-lxml
 notes:
+  - O(libvirt_uri) is only read (host and domain capabilities, the instance's existing
+    definition), but opened read-write, because libvirtd refuses domain capabilities on a
+    read-only connection.
   - The console is a pty serial port whose output libvirt's virtlogd also appends to
     C(<uuid>/console.log), so both C(virsh console) and the log work.
   - In check mode with O(disk_cache=auto) the O_DIRECT probe still creates and removes a
@@ -307,14 +272,17 @@ timings:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
+    DEFAULT_INSTANCES_PATH)
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
     VirtopsError, host_os_error)
 from ansible_collections.virtops.compute.plugins.module_utils._guest.config import (
     HAS_LXML, LXML_IMPORT_ERROR)
-from ansible_collections.virtops.compute.plugins.module_utils._libvirt.host_caps import (
-    HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR)
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import (
+    HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR, LIBVIRT_ARGS)
 from ansible_collections.virtops.compute.plugins.module_utils._guest.domain_xml import (
-    DEFAULT_INSTANCES_PATH, VmXmlParams, ensure_libvirt_xml)
+    VmXmlParams, ensure_libvirt_xml)
+from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import flavor_spec
 
 
 def _drop_none(value):
@@ -334,14 +302,7 @@ def main():
                 created_at=dict(type="str"),
                 owner=dict(type="dict", options=dict(user=dict(type="str"),
                                                      project=dict(type="str"))))),
-            flavor=dict(type="dict", required=True, options=dict(
-                name=dict(type="str", required=True),
-                vcpus=dict(type="int", required=True),
-                ram_mb=dict(type="int", required=True),
-                root_gb=dict(type="int", default=0),
-                ephemeral_gb=dict(type="int", default=0),
-                swap_mb=dict(type="int", default=0),
-                extra_specs=dict(type="dict", default={}))),
+            flavor=flavor_spec(),
             image=dict(type="dict", required=True, options=dict(
                 id=dict(type="str", required=True),
                 name=dict(type="str"),
@@ -356,13 +317,14 @@ def main():
             instances_path=dict(type="path", default=DEFAULT_INSTANCES_PATH),
             virt_type=dict(type="str", choices=["auto", "kvm", "qemu"], default="auto"),
             state_dir=dict(type="path", default="/etc/virtops"),
-            libvirt_uri=dict(type="str", default="qemu:///system"),
+            **LIBVIRT_ARGS,
             vnc_listen=dict(type="str", default="127.0.0.1"),
             disk_cache=dict(type="str", default="auto", choices=[
                 "auto", "none", "writeback", "writethrough", "directsync", "unsafe"]),
             nwfilter=dict(type="str", default="clean-traffic"),
             state=dict(type="str", choices=["present"], default="present"),
         ),
+        required_if=[("state", "present", ("flavor",))],
         supports_check_mode=True,
     )
     if not HAS_LXML:

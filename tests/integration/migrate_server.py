@@ -34,7 +34,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._guest.metadata im
 from ansible_collections.virtops.compute.plugins.module_utils._storage.instance_record import (
     InstanceRecord, RecordStore)
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import connect
-from ansible_collections.virtops.compute.plugins.module_utils._backends.vm_instance import host_capacity
+from ansible_collections.virtops.compute.plugins.module_utils._compute.capacity import host_capacity
 from ansible_collections.virtops.compute.plugins.module_utils._guest.domain_xml import (
     VmXmlParams, ensure_libvirt_xml)
 

@@ -12,9 +12,12 @@ The tests run in file order on one lab, taken down at the end even on failure:
   a negative multiplier; an anti-affinity group puts 3 members on 3 hosts and refuses a 4th;
   an availability zone and a capability steer placement;
 * a server too big for any host fails with the per-filter explanation;
-* a host forced to fail its build (virtops_fail_build) is cleaned and the server boots on an
-  alternate (run under ansible-runner, as an AWX job); when every host fails, the server is in
-  error with each attempt's reason and nothing is left anywhere;
+* a host whose build fails at its last step (the guest never shows the console line that host
+  waits for) is cleaned and the server boots on an alternate (run under ansible-runner, as an
+  AWX job); when every host fails (their instances paths read-only, so each claim fails), the
+  server is in error with each attempt's reason and nothing is left anywhere;
+* virtops_max_attempts alone sets how often a failing server is built: 1 never retries, 5 tries
+  every host and ends in No valid host (the run fails), more than 5 stops before any host;
 * ten concurrent claims onto a host with room for five: exactly five succeed;
 * a cold migration whose first pick refuses the claim (the server's directory there is on a
   read-only filesystem) claims on the alternate and moves there;
@@ -31,6 +34,7 @@ At most three test guests run at once (TCG, 128 MiB each).
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import json
 import os
@@ -222,8 +226,12 @@ def test_a_failing_host_is_cleaned_and_the_server_boots_on_an_alternate(fleet):
     """Run as AWX runs a job template: ansible-runner, extra vars in env/extravars."""
     pytest.importorskip("ansible_runner")
     # compute1 has the most free RAM (smallest reservation), so it is tried first, and fails
-    # after its disks, VIFs and domain XML exist and the domain was started.
-    fleet.set_host_vars(compute1={"reserved_host_memory_mb": 64, "virtops_fail_build": "domain"},
+    # after its disks, VIFs and domain XML exist and the domain was started: it waits for a
+    # console line the guest never prints.
+    never = "VIRTOPS-NEVER-PRINTED"
+    fleet.set_host_vars(compute1={"reserved_host_memory_mb": 64,
+                                  "server_boot_wait_for_console": never,
+                                  "server_boot_console_timeout": 1},
                         compute2={"reserved_host_memory_mb": 1024},
                         compute3={"reserved_host_memory_mb": 2048})
     busy_hosts = {s["host"] for s in fleet.servers()}
@@ -238,7 +246,8 @@ def test_a_failing_host_is_cleaned_and_the_server_boots_on_an_alternate(fleet):
         assert result["result"] == "booted" and result["host"] != "compute1"
         assert result["attempts"] == [{
             "host": "compute1", "step": "domain",
-            "reason": "failure injected by virtops_fail_build=domain on compute1"}]
+            "reason": "domain rs1 runs, but %r did not appear in %s/%s/console.log within 1.0s; "
+                      "the guest is left running" % (never, INSTANCES, result["uuid"])}]
         assert run.stats["compute1"]["rescued"] == 1
         # nothing of rs1 is left on compute1: domain, directory (record, disks), tap
         assert "rs1" not in fleet.lab.domains("compute1")
@@ -257,21 +266,73 @@ def test_a_failing_host_is_cleaned_and_the_server_boots_on_an_alternate(fleet):
         fleet.set_host_vars()
 
 
+@contextlib.contextmanager
+def _read_only_instances(fleet, hosts):
+    """The instances path of ``hosts`` made read-only (a bind mount of itself, remounted ro in
+    the host's mount namespace), as a failing disk would: the host facts still read what the
+    host holds, and every claim there fails when it writes, at the build's first step."""
+    mounted = []
+    try:
+        for host in hosts:
+            fleet.lab.run(host, ["mount", "--bind", INSTANCES, INSTANCES])
+            mounted.append(host)
+            fleet.lab.run(host, ["mount", "-o", "remount,bind,ro", INSTANCES])
+        yield
+    finally:
+        for host in mounted:
+            fleet.lab.run(host, ["umount", INSTANCES], check=False)
+
+
 def test_every_attempt_failing_ends_in_error_and_leaves_nothing(fleet):
     dirs_before = {h: fleet.instance_dirs(h) for h in HOSTS}
-    fleet.set_host_vars(**{h: {"virtops_fail_build": "claim"} for h in HOSTS})
-    try:
+    with _read_only_instances(fleet, HOSTS):
         run = fleet.boot({"name": "doomed", "flavor": "m1.nano", "image": "guest"})
-    finally:
-        fleet.set_host_vars()
     assert run.rc != 0
     (server,) = run.boot["servers"]
     assert server["result"] == "failed" and server["host"] is None
     assert sorted(a["host"] for a in server["attempts"]) == sorted(HOSTS)
     assert {a["step"] for a in server["attempts"]} == {"claim"}
+    assert all("Read-only file system" in a["reason"] for a in server["attempts"])
+    assert run.boot["leftovers"] == []
     assert server["fault"].endswith("gave up after 3 attempts (max_attempts)")
     # every claim was released: the hosts hold what they held before
     assert {h: fleet.instance_dirs(h) for h in HOSTS} == dirs_before
+    assert "doomed" not in [s["name"] for s in fleet.servers()]
+
+
+def test_max_attempts_alone_sets_how_often_a_failing_server_is_tried(fleet):
+    """virtops_max_attempts is the one retry count: 1 builds once and gives up; 5, on a fleet
+    of 3 hosts that all fail, tries each host once and then ends in No valid host, failing
+    the run (before issue 13 the fixed 3 attempts of boot.yml left it unplaced, rc 0); above
+    the ceiling the run stops before any host is touched."""
+    dirs_before = {h: fleet.instance_dirs(h) for h in HOSTS}
+    doomed = {"name": "doomed", "flavor": "m1.nano", "image": "guest"}
+    with _read_only_instances(fleet, HOSTS):
+        once = fleet.boot(doomed, virtops_max_attempts=1)
+        many = fleet.boot(doomed, virtops_max_attempts=5)
+    assert once.rc != 0
+    (server,) = once.boot["servers"]
+    assert (server["result"], server["host"]) == ("failed", None)
+    assert len(server["attempts"]) == 1 and server["attempts"][0]["step"] == "claim"
+    assert "Read-only file system" in server["attempts"][0]["reason"]
+    assert server["fault"].endswith("gave up after 1 attempt (max_attempts)"), server["fault"]
+    assert once.boot["failed"] == ["doomed"]
+
+    assert many.rc != 0, many.boot["lines"]
+    (server,) = many.boot["servers"]
+    assert (server["result"], server["host"]) == ("failed", None)
+    assert sorted(a["host"] for a in server["attempts"]) == sorted(HOSTS)
+    assert {a["step"] for a in server["attempts"]} == {"claim"}
+    assert server["fault"].endswith(
+        "No valid host was found for doomed: 3 hosts; RetryFilter removed 3"), server["fault"]
+    message = many.task("Fail for the servers that could not be built")["localhost"]["msg"]
+    assert "doomed: attempt 1 on " in message
+    assert {h: fleet.instance_dirs(h) for h in HOSTS} == dirs_before
+
+    too_many = fleet.boot(doomed, virtops_max_attempts=6)
+    assert too_many.rc != 0
+    assert "virtops_max_attempts" in too_many.failures()
+    assert "compute1" not in too_many.stats
     assert "doomed" not in [s["name"] for s in fleet.servers()]
 
 

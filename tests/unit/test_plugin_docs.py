@@ -14,6 +14,7 @@ import yaml
 from ansible_collections.virtops.compute.plugins.filter.boot import FilterModule
 from ansible_collections.virtops.compute.plugins.plugin_utils._boot import fleet as _fleet
 from ansible_collections.virtops.compute.plugins.plugin_utils._boot import plan as _boot_plan
+from ansible_collections.virtops.compute.plugins.plugin_utils._boot import request as _boot_request
 
 FILTER_DIR = pathlib.Path(__file__).resolve().parents[2] / "plugins" / "filter"
 FILTERS = FilterModule().filters()
@@ -60,10 +61,10 @@ def doc_problems(name: str, directory: pathlib.Path = FILTER_DIR) -> list:
 def implementation(name: str):
     """The plugin_utils function behind filter ``name`` (boot.py keeps its __name__)."""
     function_name = FILTERS[name].__name__
-    for module in (_boot_plan, _fleet):
+    for module in (_boot_plan, _boot_request, _fleet):
         if hasattr(module, function_name):
             return getattr(module, function_name)
-    raise AssertionError("filter %s: no function %s in _boot_plan or _fleet"
+    raise AssertionError("filter %s: no function %s in _boot_plan, _boot_request or _fleet"
                          % (name, function_name))
 
 

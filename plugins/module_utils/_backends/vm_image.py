@@ -33,6 +33,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._guest.blockinfo i
 from ansible_collections.virtops.compute.plugins.module_utils._guest.configdrive import (
     build_config_drive, inspect_config_drive)
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import DEFAULT_URI
 from ansible_collections.virtops.compute.plugins.module_utils._common.fileio import (
     atomic_copy, qemu_directory, qemu_file_options, restrict_to_qemu)
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import Flavor
@@ -43,8 +44,13 @@ from ansible_collections.virtops.compute.plugins.module_utils._storage.image_ins
 from ansible_collections.virtops.compute.plugins.module_utils._storage.image_source import (
     DEFAULT_MAX_DOWNLOAD_BYTES, FetchPolicy, check_source_allowed)
 from ansible_collections.virtops.compute.plugins.module_utils._storage.instance_disks import (
-    GIB, MIB, DiskBuilder, DiskPlan, DiskState, in_use_bases, plan_root,
+    BACKENDS, GIB, DiskBuilder, DiskPlan, DiskState, in_use_bases, plan_disk, plan_root,
     remove_instance_disks, write_disk_info)
+from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
+    CONFIG_DRIVE, DEFAULT_INSTANCES_PATH, DISK_INFO, DISK_NAMES, EPHEMERAL_DISK,
+    KERNEL, RAMDISK, ROOT_DISK, SWAP_DISK, TMP_SUFFIX, InstanceLayout)
+from ansible_collections.virtops.compute.plugins.module_utils._common.result import (
+    Outcome, elapsed)
 from ansible_collections.virtops.compute.plugins.module_utils._guest.metadata import (
     InstanceInfo, InstanceMetadata, content_digest)
 from ansible_collections.virtops.compute.plugins.module_utils._model.names import validate_uuid
@@ -52,24 +58,16 @@ from ansible_collections.virtops.compute.plugins.module_utils._storage.qemu_img 
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.virt_probe import (
     detect_virt_type)
 
-DEFAULT_INSTANCES_PATH = "/var/lib/virtops/instances"
 DEFAULT_STATE_DIR = "/etc/virtops"
 HOST_RECORD_NAME = "host.json"
 STATES = ("present", "absent", "cache_cleaned")
-BACKENDS = ("qcow2", "flat")
 CONFIG_DRIVE_FORMATS = ("iso9660", "vfat")
-CONFIG_DRIVE = "disk.config"
 # Glance's formats for the files a direct kernel boot reads from the instance directory.
-BOOT_FILE_FORMATS = {"kernel": "aki", "ramdisk": "ari"}
-DISK_INFO = "disk.info"
+BOOT_FILE_FORMATS = {KERNEL: "aki", RAMDISK: "ari"}
 # Leftovers of an interrupted write (DiskBuilder, build_config_drive): removed with the disks.
-TMP_LEFTOVERS = ("disk.tmp", "disk.local.tmp", "disk.swap.tmp", "disk.config.tmp")
+TMP_LEFTOVERS = tuple(name + TMP_SUFFIX for name in DISK_NAMES)
 TIMING_KEYS = ("lock_wait", "fetch", "inspect", "convert", "checksum_wait", "create", "config_drive",
                "total")
-
-
-def _elapsed(started: float) -> float:
-    return round(time.monotonic() - started, 3)
 
 
 @dataclass(frozen=True)
@@ -98,13 +96,13 @@ class VmImageParams:
     image_roots: List[str] = field(default_factory=list)
     remove_unused_original_minimum_age_seconds: int = 86400
     instances_path: str = DEFAULT_INSTANCES_PATH
-    libvirt_uri: str = "qemu:///system"
+    libvirt_uri: str = DEFAULT_URI
 
 
 @dataclass
-class VmImageResult:
-    changed: bool
-    state: str
+class VmImageResult(Outcome):
+    """vm_image's result: the Outcome (changed, timings) and what the module returns."""
+    state: str = "present"
     instance_dir: Optional[str] = None
     base: Optional[dict] = None
     disks: List[dict] = field(default_factory=list)
@@ -116,7 +114,6 @@ class VmImageResult:
     virt_type: Optional[str] = None
     removed: List[str] = field(default_factory=list)
     cache: Optional[dict] = None
-    timings: Dict[str, float] = field(default_factory=dict)
     before: dict = field(default_factory=dict)
     after: dict = field(default_factory=dict)
 
@@ -207,8 +204,9 @@ def _instance_fields(instance: Mapping, flavor: Flavor, source: ImageSource,
         "meta": instance.get("metadata") or {},
         "flavor_name": flavor.name or None, "image_id": source.id,
         "root_device_name": "/dev/" + disk_info.root.dev,
-        "ephemeral_device": ("/dev/" + mapping["disk.local"].dev) if "disk.local" in mapping else None,
-        "swap_device": ("/dev/" + mapping["disk.swap"].dev) if "disk.swap" in mapping else None,
+        "ephemeral_device": ("/dev/" + mapping[EPHEMERAL_DISK].dev)
+        if EPHEMERAL_DISK in mapping else None,
+        "swap_device": ("/dev/" + mapping[SWAP_DISK].dev) if SWAP_DISK in mapping else None,
     }
     return {key: value for key, value in data.items() if value is not None}
 
@@ -265,7 +263,8 @@ def plan_present(params: VmImageParams, virt_type: Optional[str] = None) -> Pres
     check_source_allowed(source.url, policy)
     source.require_verifiable()
     return PresentPlan(instance_uuid=instance_uuid,
-                       instance_dir=os.path.join(params.instances_path, instance_uuid),
+                       instance_dir=InstanceLayout(params.instances_path).instance_dir(
+                           instance_uuid),
                        flavor=flavor, source=source, backend=params.backend,
                        disk_info=disk_info, virt_type=virt, config_drive_format=drive_format,
                        metadata=metadata, boot_files=_boot_file_sources(params, source, policy))
@@ -280,8 +279,8 @@ def _boot_file_sources(params: VmImageParams, source: ImageSource,
                        policy: FetchPolicy) -> Dict[str, ImageSource]:
     """The kernel and ramdisk to put in the instance directory (Nova's kernel_id/ramdisk_id)."""
     wanted = {}
-    for name, given, prop in (("kernel", params.kernel, "kernel_id"),
-                              ("ramdisk", params.ramdisk, "ramdisk_id")):
+    for name, given, prop in ((KERNEL, params.kernel, "kernel_id"),
+                              (RAMDISK, params.ramdisk, "ramdisk_id")):
         if given:
             wanted[name] = ImageSource.from_dict(dict(given, disk_format=given.get("disk_format")
                                                       or BOOT_FILE_FORMATS[name]))
@@ -292,7 +291,7 @@ def _boot_file_sources(params: VmImageParams, source: ImageSource,
                 "image %s has %s=%s: give %s (url, checksum) so it is fetched into the instance "
                 "directory for the direct kernel boot" % (source.url, prop,
                                                           source.properties[prop], name))
-    if "ramdisk" in wanted and "kernel" not in wanted:
+    if RAMDISK in wanted and KERNEL not in wanted:
         raise VirtopsError("a ramdisk is only used with a kernel: give kernel too")
     return wanted
 
@@ -322,32 +321,21 @@ def disk_plans(plan: PresentPlan, base: CachedBase, builder: DiskBuilder,
     flavor = plan.flavor
     if plan.source.disk_format == "iso":
         # An ISO boots as a cdrom: it is the image as it is, never grown to root_gb.
-        root = DiskPlan("disk", "qcow2", base.virtual_size or 1, backing=base.path,
-                        backing_format=base.format) if plan.backend == "qcow2" else \
-            DiskPlan("disk", "raw", base.virtual_size or 1, copy_of=base.path)
+        root = plan_disk(ROOT_DISK, plan.backend, base.virtual_size or 1, base.path, base.format)
     else:
         root = plan_root(base, flavor, plan.backend)
     plans = [root]
-    extra = []
     if flavor.ephemeral_gb:
-        extra.append(("disk.local", builder.ephemeral_base(flavor.ephemeral_gb, check_mode),
-                      flavor.ephemeral_gb * GIB))
+        plans.append(builder.ephemeral_plan(flavor.ephemeral_gb, plan.backend, check_mode))
     if flavor.swap_mb:
-        extra.append(("disk.swap", builder.swap_base(flavor.swap_mb, check_mode),
-                      flavor.swap_mb * MIB))
-    for name, formatted_base, size in extra:
-        if plan.backend == "qcow2":
-            plans.append(DiskPlan(name, "qcow2", size, backing=formatted_base,
-                                  backing_format="raw"))
-        else:
-            plans.append(DiskPlan(name, "raw", size, copy_of=formatted_base))
+        plans.append(builder.swap_plan(flavor.swap_mb, plan.backend, check_mode))
     return plans
 
 
 def _relax_existing(plan: DiskPlan, instance_dir: str) -> DiskPlan:
     """An existing ephemeral or swap disk is kept (grown if needed), whatever base made it:
     a resize to another flavor changes the formatted base's name, not the guest's data."""
-    if plan.name != "disk" and os.path.exists(os.path.join(instance_dir, plan.name)):
+    if plan.name != ROOT_DISK and os.path.exists(os.path.join(instance_dir, plan.name)):
         return replace(plan, backing=None, backing_format=None, copy_of=None)
     return plan
 
@@ -402,9 +390,10 @@ def ensure_present(params: VmImageParams, check_mode: bool = False,
     cache = ImageCache(params.instances_path, qemu_img=qemu_img, force_raw=params.force_raw,
                        policy=fetch_policy(params))
     builder = DiskBuilder(cache)
-    timings = {key: 0.0 for key in TIMING_KEYS}
     result = VmImageResult(changed=False, state="present", instance_dir=plan.instance_dir,
-                           disk_info=plan.disk_info.to_dict(), virt_type=plan.virt_type)
+                           disk_info=plan.disk_info.to_dict(), virt_type=plan.virt_type,
+                           timings={key: 0.0 for key in TIMING_KEYS})
+    timings = result.timings
     undo = _Undo()
     try:
         base = _ensure_base(plan, cache, params, check_mode, result, timings)
@@ -419,8 +408,7 @@ def ensure_present(params: VmImageParams, check_mode: bool = False,
         if not check_mode:
             undo.rollback()
         raise
-    timings["total"] = _elapsed(started)
-    result.timings = timings
+    timings["total"] = elapsed(started)
     return result
 
 
@@ -489,14 +477,14 @@ def _ensure_disks(plan: PresentPlan, base: CachedBase, builder: DiskBuilder, che
             undo.files.append(path)
         if state.action != "unchanged":
             result.changed = True
-        if unknown_base and disk_plan.name == "disk" and size_from_image \
+        if unknown_base and disk_plan.name == ROOT_DISK and size_from_image \
                 and state.action == "would create":
             state.virtual_size = None   # the image's size, known once it is fetched
         result.disks.append(state.to_dict())
         result.disk_formats[disk_plan.name] = state.format
         result.before[disk_plan.name] = before
         result.after[disk_plan.name] = _describe(state)
-    timings["create"] = _elapsed(started)
+    timings["create"] = elapsed(started)
 
 
 def _ensure_disk_info(plan: PresentPlan, check_mode: bool, result: VmImageResult,
@@ -547,7 +535,7 @@ def _ensure_config_drive(plan: PresentPlan, check_mode: bool, result: VmImageRes
         entry.update(size_bytes=built.size_bytes,
                      action="created" if current is None else "rebuilt")
     result.config_drive = entry
-    timings["config_drive"] = _elapsed(started)
+    timings["config_drive"] = elapsed(started)
 
 
 def _ensure_boot_files(plan: PresentPlan, cache: ImageCache, params: VmImageParams,
@@ -585,16 +573,17 @@ def _domain_running(libvirt_uri: str, instance_uuid: str) -> bool:
     """Whether libvirt runs a domain with this uuid (its disks must not vanish under it)."""
     # Imported here: cache ageing and disk building need no libvirt binding.
     from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import (
-        HAS_LIBVIRT, connect, libvirt)
+        HAS_LIBVIRT, connect)
+    from ansible_collections.virtops.compute.plugins.module_utils._libvirt.domains import (
+        find_domain)
     if not HAS_LIBVIRT:
         raise VirtopsError("state=absent checks that no domain still uses the disks and needs "
                            "the libvirt Python binding (python3-libvirt) on the host")
-    with connect(libvirt_uri) as conn:
-        try:
-            domain = conn.lookupByUUIDString(instance_uuid)
-        except libvirt.libvirtError:
-            return False
-        return bool(domain.isActive())
+    # Only "no such domain" means not running: any other libvirt error is raised, so disks are
+    # never removed because libvirtd could not be asked.
+    with connect(libvirt_uri, read_only=True) as conn:
+        domain = find_domain(conn, uuid=instance_uuid)
+        return domain is not None and bool(domain.isActive())
 
 
 def ensure_absent(params: VmImageParams, check_mode: bool = False) -> VmImageResult:
@@ -603,7 +592,7 @@ def ensure_absent(params: VmImageParams, check_mode: bool = False) -> VmImageRes
     if not instance.get("uuid"):
         raise VirtopsError("instance.uuid is required")
     instance_uuid = validate_uuid(instance["uuid"])
-    instance_dir = os.path.join(params.instances_path, instance_uuid)
+    instance_dir = InstanceLayout(params.instances_path).instance_dir(instance_uuid)
     result = VmImageResult(changed=False, state="absent", instance_dir=instance_dir)
     if os.path.isdir(instance_dir) and not os.path.islink(instance_dir):
         if _domain_running(params.libvirt_uri, instance_uuid):
@@ -622,7 +611,7 @@ def ensure_absent(params: VmImageParams, check_mode: bool = False) -> VmImageRes
             os.rmdir(instance_dir)   # nothing else (record, XML, log) lives there
             result.removed.append(instance_dir)
         result.changed = bool(removed)
-    result.timings = {"total": _elapsed(started)}
+    result.timings = {"total": elapsed(started)}
     return result
 
 
@@ -642,7 +631,7 @@ def clean_cache(params: VmImageParams, check_mode: bool = False,
         "removed", "removed_leftovers", "removed_locks")), state="cache_cleaned", cache=outcome)
     result.before = {"bases": before}
     result.after = {"bases": [b for b in before if b not in outcome["removed"]]}
-    result.timings = {"total": _elapsed(started)}
+    result.timings = {"total": elapsed(started)}
     return result
 
 

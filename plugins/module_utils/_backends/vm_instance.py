@@ -8,26 +8,14 @@ import shutil
 from dataclasses import dataclass
 from typing import Optional
 
+from ansible_collections.virtops.compute.plugins.module_utils._compute.capacity import (
+    host_capacity)
 from ansible_collections.virtops.compute.plugins.module_utils._compute.claims import (
     ClaimManager, HostCapacity, Limits)
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import Flavor
-from ansible_collections.virtops.compute.plugins.module_utils._compute.host_facts import total_memory_mb
 from ansible_collections.virtops.compute.plugins.module_utils._storage.instance_record import (
     InstanceRecord, RecordStore)
-
-GIB = 1024 ** 3
-
-
-def host_capacity(instances_path: str, reserved_host_memory_mb: int, cpu_ratio: float,
-                  ram_ratio: float, disk_ratio: float) -> HostCapacity:
-    fs_path = instances_path if os.path.isdir(instances_path) else "/"
-    stat = os.statvfs(fs_path)
-    return HostCapacity(vcpus=os.cpu_count() or 1, memory_mb=total_memory_mb(0),
-                        local_gb=stat.f_blocks * stat.f_frsize // GIB,
-                        reserved_host_memory_mb=reserved_host_memory_mb,
-                        cpu_allocation_ratio=cpu_ratio, ram_allocation_ratio=ram_ratio,
-                        disk_allocation_ratio=disk_ratio)
 
 
 @dataclass

@@ -19,8 +19,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._storage.instance_
     InstanceRecord, RecordStore)
 from ansible_collections.virtops.compute.plugins.module_utils._common.locks import file_lock
 
-GIB = 1024 ** 3
-CLAIM_LOCK = "virtops-compute-claims.lock"
+CLAIM_LOCK = "compute-claims"   # locks/virtops-compute-claims.lock
 
 
 @dataclass(frozen=True)
@@ -107,7 +106,7 @@ class ClaimManager:
 
     @property
     def lock_path(self) -> str:
-        return os.path.join(self.store.instances_path, "locks", CLAIM_LOCK)
+        return self.store.layout.lock_path(CLAIM_LOCK)
 
     def instance_claim(self, record: InstanceRecord, limits: Optional[Limits] = None,
                        check_mode: bool = False) -> bool:

@@ -26,13 +26,20 @@ import os
 import re
 import shutil
 import time
-import traceback
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Dict, List, Optional
+from typing import Callable, List, Optional
 
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt import connection as _libvirt
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt import domains as _domains
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt.domains import (
+    POWER_STATE_NAMES, VIR_BLOCKED, VIR_CRASHED, VIR_PAUSED, VIR_PMSUSPENDED, VIR_RUNNING,
+    VIR_SHUTOFF)
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt.xml import parse_xml
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._common.result import Outcome, rounded
+from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
+    CONSOLE_LOG, DEFAULT_INSTANCES_PATH, DOMAIN_XML, RECORD, RESIZE_SUFFIX, InstanceLayout)
 from ansible_collections.virtops.compute.plugins.module_utils._model.names import validate_uuid
 from ansible_collections.virtops.compute.plugins.module_utils._model.network_info import (
     Vif, parse_network_info)
@@ -41,17 +48,9 @@ from ansible_collections.virtops.compute.plugins.module_utils._network.vif impor
 
 try:
     from lxml import etree
-    HAS_LXML = True
-    LXML_IMPORT_ERROR = None
 except ImportError:
-    etree = None
-    HAS_LXML = False
-    LXML_IMPORT_ERROR = traceback.format_exc()
+    etree = None    # _libvirt.xml.HAS_LXML says so; the modules refuse to run
 
-DEFAULT_INSTANCES_PATH = "/var/lib/virtops/instances"
-XML_FILE = "libvirt.xml"
-RECORD_FILE = "instance.json"
-CONSOLE_FILE = "console.log"
 FINGERPRINT_NS = "https://virtops.dev/xmlns/domain/1.0"
 FINGERPRINT_PREFIX = "virtopsdom"
 STATES = ("running", "paused", "stopped", "absent")
@@ -59,16 +58,7 @@ POLL_INTERVAL = 0.5          # Nova's _wait_for_boot and _wait_for_destroy poll 
 CONSOLE_TAIL = 2000
 # Interface types whose host device we can see and check before the guest runs.
 VERIFIED_INTERFACE_TYPES = ("bridge", "network", "ethernet", "direct")
-
-# libvirt's numbers (virDomainState), so the names work without the binding (unit tests, docs).
-VIR_NOSTATE, VIR_RUNNING, VIR_BLOCKED, VIR_PAUSED = 0, 1, 2, 3
-VIR_SHUTDOWN, VIR_SHUTOFF, VIR_CRASHED, VIR_PMSUSPENDED = 4, 5, 6, 7
-# Nova's power_state names for them.
-POWER_STATE_NAMES = {
-    VIR_NOSTATE: "pending", VIR_RUNNING: "running", VIR_BLOCKED: "running",
-    VIR_PAUSED: "paused", VIR_SHUTDOWN: "shutdown", VIR_SHUTOFF: "shutdown",
-    VIR_CRASHED: "crashed", VIR_PMSUSPENDED: "suspended",
-}
+# Power states and their Nova names live in _libvirt.domains (POWER_STATE_NAMES, power_state).
 VM_STATE_FOR = {"running": "active", "paused": "paused", "shutdown": "stopped",
                 "crashed": "error", "suspended": "suspended", "pending": "building",
                 "absent": "building"}
@@ -81,7 +71,7 @@ class DomainParams:
     reboot: bool = False
     reboot_type: str = "soft"
     instances_path: str = DEFAULT_INSTANCES_PATH
-    libvirt_uri: str = "qemu:///system"
+    libvirt_uri: str = _libvirt.DEFAULT_URI
     network_info: Optional[list] = None
     nwfilter: str = "clean-traffic"
     vif_plugging_timeout: float = 300
@@ -122,17 +112,15 @@ class PowerOff:
 
 
 @dataclass
-class DomainResult:
-    changed: bool = False
+class DomainResult(Outcome):
+    """vm_domain's Outcome (changed, actions, timings) and what the module returns."""
     uuid: str = ""
     name: Optional[str] = None
     power_state: str = "absent"
     defined: bool = False
     definition_changed: bool = False
     restart_required: bool = False
-    actions: List[str] = field(default_factory=list)
     transitions: List[dict] = field(default_factory=list)
-    timings: Dict[str, float] = field(default_factory=dict)
     power_off: Optional[dict] = None
     vifs: List[dict] = field(default_factory=list)
     console_match: Optional[str] = None
@@ -145,7 +133,7 @@ class DomainResult:
         data = asdict(self)
         for key in ("warnings", "xml_before", "xml_after"):
             data.pop(key)
-        data["timings"] = {k: round(v, 3) for k, v in self.timings.items()}
+        data["timings"] = rounded(self.timings)
         if self.spawn_seconds is not None:
             data["spawn_seconds"] = round(self.spawn_seconds, 2)
         return data
@@ -153,18 +141,8 @@ class DomainResult:
 
 # --------------------------------------------------------------------------- XML helpers
 
-def _parser():
-    return etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=False)
-
-
 def parse_domain_xml(text: str, source: str):
-    if not HAS_LXML:
-        raise VirtopsError("the lxml Python library is missing on this host: install "
-                           "python3-lxml")
-    try:
-        root = etree.fromstring(text.encode("utf-8"), _parser())
-    except etree.XMLSyntaxError as exc:
-        raise VirtopsError("%s is not valid XML: %s" % (source, exc))
+    root = parse_xml(text, source)
     if root.tag != "domain":
         raise VirtopsError("%s holds a <%s>, not a <domain>" % (source, root.tag))
     return root
@@ -187,7 +165,7 @@ def console_log_path(root, instance_dir: str) -> str:
         source = serial.find("source")
         if serial.get("type") == "file" and source is not None and source.get("path"):
             return source.get("path")
-    return os.path.join(instance_dir, CONSOLE_FILE)
+    return os.path.join(instance_dir, CONSOLE_LOG)
 
 
 def expected_ports(live_root, vifs: List[Vif]) -> List[ExpectedPort]:
@@ -226,7 +204,7 @@ def fingerprint(text: str) -> str:
 
 def read_record_network_info(instance_dir: str) -> Optional[list]:
     """network_info recorded in instance.json, if there is one."""
-    path = os.path.join(instance_dir, RECORD_FILE)
+    path = os.path.join(instance_dir, RECORD)
     try:
         with open(path, encoding="utf-8") as handle:
             record = json.load(handle)
@@ -260,7 +238,8 @@ class DomainManager:
         self.vif_host = vif_host
         self.plug = plug
         self.uuid = validate_uuid(params.uuid)
-        self.instance_dir = os.path.join(os.path.normpath(params.instances_path), self.uuid)
+        self.instance_dir = InstanceLayout(os.path.normpath(params.instances_path)).instance_dir(
+            self.uuid)
         self.result = DomainResult(uuid=self.uuid)
         self._started = clock()
         self._defined_now = False
@@ -277,33 +256,14 @@ class DomainManager:
                             % (what, self.result.name or self.uuid, exc))
 
     def _act(self, description: str) -> None:
-        self.result.actions.append(description)
-        self.result.changed = True
+        self.result.act(description)
 
     def _time(self, phase: str, since: float) -> None:
-        self.result.timings[phase] = self.result.timings.get(phase, 0.0) + self.clock() - since
+        self.result.add_time(phase, self.clock() - since)
 
     def _transition(self, vm_state: str, task_state: Optional[str], power_state: str) -> None:
         self.result.transitions.append({"at": _now_iso(), "vm_state": vm_state,
                                         "task_state": task_state, "power_state": power_state})
-
-    def _power_state(self, dom) -> str:
-        if dom is None:
-            return "absent"
-        try:
-            return POWER_STATE_NAMES.get(dom.state()[0], "pending")
-        except self.libvirt.libvirtError as exc:
-            if exc.get_error_code() == self.libvirt.VIR_ERR_NO_DOMAIN:
-                return "absent"
-            raise self._error("reading the state", exc)
-
-    def _lookup(self, fn, key):
-        try:
-            return fn(key)
-        except self.libvirt.libvirtError as exc:
-            if exc.get_error_code() == self.libvirt.VIR_ERR_NO_DOMAIN:
-                return None
-            raise VirtopsError("libvirt lookup of %s failed: %s" % (key, exc))
 
     def vifs(self) -> List[Vif]:
         if self._vifs is None:
@@ -315,7 +275,7 @@ class DomainManager:
 
     # -- definition ----------------------------------------------------------------------
     def _read_xml(self) -> Optional[str]:
-        path = os.path.join(self.instance_dir, XML_FILE)
+        path = os.path.join(self.instance_dir, DOMAIN_XML)
         try:
             with open(path, encoding="utf-8") as handle:
                 return handle.read()
@@ -333,8 +293,8 @@ class DomainManager:
                 return None
             raise self._error("reading the metadata", exc)
         try:
-            return etree.fromstring(text.encode("utf-8"), _parser()).get("sha256")
-        except etree.XMLSyntaxError:
+            return parse_xml(text, "the fingerprint metadata").get("sha256")
+        except VirtopsError:
             return None
 
     def _inactive_xml(self, dom) -> str:
@@ -346,7 +306,7 @@ class DomainManager:
     def ensure_defined(self, dom):
         """Define or redefine from libvirt.xml when it changed; return the domain (or None in
         check mode when it would be defined)."""
-        path = os.path.join(self.instance_dir, XML_FILE)
+        path = os.path.join(self.instance_dir, DOMAIN_XML)
         text = self._read_xml()
         if text is None:
             if dom is None:
@@ -365,7 +325,7 @@ class DomainManager:
         if dom is not None and dom.name() != name:
             raise VirtopsError("domain %s is defined as %r, but %s names it %r; vm_domain does "
                                "not rename domains" % (self.uuid, dom.name(), path, name))
-        other = self._lookup(self.conn.lookupByName, name)
+        other = _domains.find_domain(self.conn, name=name)
         if other is not None and other.UUIDString().lower() != self.uuid:
             raise VirtopsError("another domain named %r (uuid %s) is defined on this host"
                                % (name, other.UUIDString()))
@@ -456,14 +416,14 @@ class DomainManager:
             cleanup.append("destroy failed: %s" % exc)
         if self._defined_now:
             try:
-                self._undefine(dom)
+                _domains.undefine(dom)
                 cleanup.append("undefined the domain")
             except VirtopsError as exc:
                 cleanup.append(exc.msg)
         if self._plugged_now:
             self.unplug_vifs()
             cleanup.append("unplugged the VIFs")
-        self._transition("error", None, self._power_state(dom))
+        self._transition("error", None, _domains.power_state(dom))
         raise VirtopsError(message, cleanup=cleanup, transitions=self.result.transitions,
                            **details)
 
@@ -479,7 +439,7 @@ class DomainManager:
         if self._defined_now:
             self._transition("building", "spawning", "pending")
         else:
-            current = self._power_state(dom)
+            current = _domains.power_state(dom)
             self._transition(VM_STATE_FOR[current], task_state, current)
         self._act("start domain %s%s" % (self.result.name, " paused" if paused else ""))
         if self.check_mode:
@@ -511,7 +471,7 @@ class DomainManager:
         if not paused and self.params.wait_for_console:
             self._wait_for_console(offset)
         final = "paused" if paused else "active"
-        self._transition(final, None, self._power_state(dom))
+        self._transition(final, None, _domains.power_state(dom))
 
     def _wait_for_state(self, dom, wanted: int) -> None:
         timeout = self.params.vif_plugging_timeout or 300
@@ -604,34 +564,20 @@ class DomainManager:
             if dom.isActive():
                 raise self._error("destroying", exc)
 
-    def _undefine(self, dom) -> None:
-        lv = self.libvirt
-        flags = (lv.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | lv.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
-                 | lv.VIR_DOMAIN_UNDEFINE_NVRAM | lv.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
-        try:
-            dom.undefineFlags(flags)
-        except lv.libvirtError as exc:
-            if exc.get_error_code() == lv.VIR_ERR_NO_DOMAIN:
-                return
-            try:
-                dom.undefine()    # drivers without the flags (the test driver, old libvirt)
-            except lv.libvirtError:
-                raise self._error("undefining", exc)
-
     def _record_power_off(self, off: PowerOff) -> None:
         self.result.power_off = asdict(off)
         self.result.power_off["seconds"] = round(off.seconds, 2)
         self.result.timings["power_off"] = off.seconds
 
     def stop(self, dom, task_state: str = "powering-off") -> None:
-        current = self._power_state(dom)
+        current = _domains.power_state(dom)
         self._transition(VM_STATE_FOR[current], task_state, current)
         self._act("power off domain %s" % self.result.name)
         if self.check_mode:
             return
         self._record_power_off(self.power_off(dom))
         if task_state == "powering-off":
-            self._transition("stopped", None, self._power_state(dom))
+            self._transition("stopped", None, _domains.power_state(dom))
 
     # -- wanted states -------------------------------------------------------------------
     def ensure(self) -> DomainResult:
@@ -644,10 +590,10 @@ class DomainManager:
 
     def _ensure_present(self) -> None:
         state = self.params.state
-        self.console_log = os.path.join(self.instance_dir, CONSOLE_FILE)
-        dom = self._lookup(self.conn.lookupByUUIDString, self.uuid)
+        self.console_log = os.path.join(self.instance_dir, CONSOLE_LOG)
+        dom = _domains.find_domain(self.conn, uuid=self.uuid)
         dom = self.ensure_defined(dom)
-        current = self._power_state(dom) if dom is not None else "absent"
+        current = _domains.power_state(dom) if dom is not None else "absent"
         if state in ("running", "paused"):
             self.plug_vifs()
         if dom is None:
@@ -685,20 +631,20 @@ class DomainManager:
                         dom.suspend()
                     except self.libvirt.libvirtError as exc:
                         raise self._error("pausing", exc)
-                    self._transition("paused", None, self._power_state(dom))
+                    self._transition("paused", None, _domains.power_state(dom))
             elif current != "paused":
                 self.start(dom, paused=True)
         elif state == "stopped" and current != "shutdown":
             self.stop(dom)
         self.result.defined = True
-        self.result.power_state = self._power_state(dom) if not self.check_mode else {
+        self.result.power_state = _domains.power_state(dom) if not self.check_mode else {
             "running": "running", "paused": "paused", "stopped": "shutdown"}[state]
         restarted = any(a.startswith("start domain") for a in self.result.actions)
         if stale and not restarted and self.result.power_state != "shutdown":
             self.result.restart_required = True
             self.result.warnings.append(
                 "domain %s runs with its previous definition; the changed %s takes effect at "
-                "its next start (stop and start it, or reboot it)" % (self.result.name, XML_FILE))
+                "its next start (stop and start it, or reboot it)" % (self.result.name, DOMAIN_XML))
 
     def _resume(self, dom) -> None:
         self._transition("paused", "unpausing", "paused")
@@ -709,7 +655,7 @@ class DomainManager:
             dom.resume()
         except self.libvirt.libvirtError as exc:
             raise self._error("resuming", exc)
-        self._transition("active", None, self._power_state(dom))
+        self._transition("active", None, _domains.power_state(dom))
 
     def reboot(self, dom, current: str) -> None:
         if current == "shutdown":
@@ -733,7 +679,7 @@ class DomainManager:
         self.start(dom, task_state="reboot_started")
 
     def delete(self) -> None:
-        dom = self._lookup(self.conn.lookupByUUIDString, self.uuid)
+        dom = _domains.find_domain(self.conn, uuid=self.uuid)
         # Read before the directory goes: instance.json knows the ports. A broken record must
         # not keep a deleted instance alive.
         try:
@@ -743,7 +689,7 @@ class DomainManager:
             self._vifs = []
         if dom is not None:
             self.result.name = dom.name()
-            current = self._power_state(dom)
+            current = _domains.power_state(dom)
             self._transition(VM_STATE_FOR[current], "deleting", current)
             if current != "shutdown":
                 self._act("destroy domain %s" % self.result.name)
@@ -755,11 +701,11 @@ class DomainManager:
             self._act("undefine domain %s" % self.result.name)
             if not self.check_mode:
                 started = self.clock()
-                self._undefine(dom)
+                _domains.undefine(dom)
                 self._time("undefine", started)
         self.unplug_vifs()
         base = os.path.normpath(self.params.instances_path)
-        for suffix in ("", "_resize", "_del"):
+        for suffix in ("", RESIZE_SUFFIX, "_del"):
             path = os.path.join(base, self.uuid + suffix)
             if os.path.lexists(path):
                 self._act("remove %s" % path)

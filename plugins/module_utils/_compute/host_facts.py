@@ -8,22 +8,24 @@ import socket
 from dataclasses import asdict, dataclass, field
 from typing import List, Optional, Tuple
 
-from ansible_collections.virtops.compute.plugins.module_utils._compute.domain import POWER_STATE_NAMES
-from ansible_collections.virtops.compute.plugins.module_utils._libvirt import connection as _libvirt
+from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
+    DEFAULT_INSTANCES_PATH)
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt import domains as _domains
 from ansible_collections.virtops.compute.plugins.module_utils._compute.claims import usage
 from ansible_collections.virtops.compute.plugins.module_utils._storage.instance_record import (
     RecordStore, scan_instances)
-from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import connect
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import (
+    DEFAULT_URI, connect)
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt.xml import HAS_LXML, parse_xml
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.virt_probe import detect_virt_type
-
-GIB = 1024 ** 3
+from ansible_collections.virtops.compute.plugins.module_utils._common.units import GIB
 
 
 @dataclass
 class HostConfig:
     hostname: str
-    libvirt_uri: str = "qemu:///system"
-    instances_path: str = "/var/lib/virtops/instances"
+    libvirt_uri: str = DEFAULT_URI
+    instances_path: str = DEFAULT_INSTANCES_PATH
     enabled: bool = True
     availability_zone: str = "nova"
     aggregates: List[dict] = field(default_factory=list)
@@ -45,11 +47,9 @@ def read_instance_records(instances_path: str) -> Tuple[List[dict], List[dict]]:
 
 def cpu_info(capabilities_xml: str) -> dict:
     """Nova's cpu_info from libvirt's host capabilities: arch, model, vendor, topology, features."""
-    try:
-        from lxml import etree
-    except ImportError:
+    if not HAS_LXML:
         return {}
-    root = etree.fromstring(capabilities_xml.encode("utf-8"))
+    root = parse_xml(capabilities_xml, "libvirt capabilities XML")
     cpu = root.find("host/cpu")
     if cpu is None:
         return {}
@@ -78,7 +78,8 @@ def total_memory_mb(libvirt_mb: int) -> int:
 
 def gather(config: HostConfig) -> dict:
     probe = detect_virt_type(config.virt_type)
-    with connect(config.libvirt_uri) as conn:
+    # Read-only: the facts only read (host info, capabilities, domain states).
+    with connect(config.libvirt_uri, read_only=True) as conn:
         model, memory_mb, cpus = conn.getInfo()[:3]
         hypervisor_type = conn.getType()
         hypervisor_version = conn.getVersion()
@@ -133,11 +134,10 @@ def domain_power_states(conn) -> dict:
     """Nova's power state name of every domain libvirt knows, by domain uuid."""
     states = {}
     for dom in conn.listAllDomains(0):
-        try:
-            states[dom.UUIDString()] = POWER_STATE_NAMES.get(dom.state()[0], "pending")
-        except _libvirt.libvirt.libvirtError:
-            # A domain that vanished between the listing and the look: it has no state.
-            continue
+        state = _domains.power_state(dom)
+        # A domain that vanished between the listing and the look has no state.
+        if state != _domains.ABSENT:
+            states[dom.UUIDString()] = state
     return states
 
 

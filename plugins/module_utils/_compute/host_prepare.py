@@ -17,17 +17,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence
 
+from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
+    DEFAULT_INSTANCES_PATH)
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._common.fileio import atomic_write_json
-from ansible_collections.virtops.compute.plugins.module_utils._network.host_network import (
-    BRIDGED_VIF_TYPES, bridge_state)
+from ansible_collections.virtops.compute.plugins.module_utils._model.network import (
+    BRIDGED_VIF_TYPES)
+from ansible_collections.virtops.compute.plugins.module_utils._network.links import bridge_state
 from ansible_collections.virtops.compute.plugins.module_utils._common.process import find_binary, run
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import DEFAULT_URI
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.virt_probe import (
     VirtProbe, probe_virt_type, recorded_virt_type)
+from ansible_collections.virtops.compute.plugins.module_utils._common.units import GIB, MIB
 
 HOST_RECORD_NAME = "host.json"
-MIB = 1024 ** 2
-GIB = 1024 ** 3
 
 # --------------------------------------------------------------------------- libvirt daemons
 
@@ -206,8 +209,8 @@ class Peer:
 
 @dataclass
 class ReadinessConfig:
-    libvirt_uri: str = "qemu:///system"
-    instances_path: str = "/var/lib/virtops/instances"
+    libvirt_uri: str = DEFAULT_URI
+    instances_path: str = DEFAULT_INSTANCES_PATH
     state_dir: str = "/etc/virtops"
     bridges: Sequence[str] = ()
     peers: Sequence[Peer] = ()

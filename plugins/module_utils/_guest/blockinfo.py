@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
+    CONFIG_DRIVE, DISK_NAMES, EPHEMERAL_DISK, ROOT_DISK, SWAP_DISK)
 
 VIRT_TYPES = ("kvm", "qemu")
 # Nova's SUPPORTED_DEVICE_BUSES for kvm/qemu, without the floppy controller.
@@ -39,7 +41,6 @@ DEVICE_TYPES = ("disk", "cdrom")
 CONFIG_DRIVE_FORMATS = ("iso9660", "vfat")
 BOOT_DEV_FOR_TYPE = {"disk": "hd", "cdrom": "cdrom"}
 # The instance files in the order Nova maps them; 'root' is an alias of the boot disk.
-DISK_NAMES = ("disk", "disk.local", "disk.swap", "disk.config")
 
 
 def is_q35(machine_type: Optional[str]) -> bool:
@@ -164,7 +165,7 @@ class DiskInfo:
 
     @property
     def root(self) -> DiskMapping:
-        return self.mapping.get("root") or self.mapping["disk"]
+        return self.mapping.get("root") or self.mapping[ROOT_DISK]
 
     @classmethod
     def from_dict(cls, data, virt_type: str, machine_type: Optional[str] = None,
@@ -188,10 +189,10 @@ class DiskInfo:
         if unknown:
             raise VirtopsError("disk_info mapping has entries virtops does not manage: %s "
                                "(supported: root, %s)" % (", ".join(unknown), ", ".join(DISK_NAMES)))
-        if "disk" not in self.mapping:
+        if ROOT_DISK not in self.mapping:
             raise VirtopsError("disk_info mapping has no 'disk' entry (booting from a volume "
                                "is not supported)")
-        if "root" in self.mapping and self.mapping["root"] != self.mapping["disk"]:
+        if "root" in self.mapping and self.mapping["root"] != self.mapping[ROOT_DISK]:
             raise VirtopsError("disk_info 'root' must describe the same device as 'disk'")
         seen: Dict[str, str] = {}
         per_bus: Dict[str, int] = {}
@@ -217,7 +218,7 @@ class DiskInfo:
             if count > max_devices(bus):
                 raise VirtopsError("too many devices for bus %s: %d (at most %d)"
                                    % (bus, count, max_devices(bus)))
-        config = self.mapping.get("disk.config")
+        config = self.mapping.get(CONFIG_DRIVE)
         if config is not None and config.type == "cdrom" and config.bus != self.cdrom_bus:
             raise VirtopsError("disk_info disk.config is a cdrom on bus %s but cdrom_bus is %s"
                                % (config.bus, self.cdrom_bus))
@@ -253,18 +254,18 @@ def get_disk_info(virt_type: str, *, disk_bus: Optional[str] = None,
         mapping[name] = DiskMapping(bus=bus, dev=dev, type=device_type, boot_index=boot_index)
 
     if image_disk_format == "iso":
-        add("disk", cdrom_bus, "cdrom", "1")
+        add(ROOT_DISK, cdrom_bus, "cdrom", "1")
     else:
-        add("disk", disk_bus, "disk", "1")
-    mapping["root"] = mapping["disk"]
+        add(ROOT_DISK, disk_bus, "disk", "1")
+    mapping["root"] = mapping[ROOT_DISK]
     if ephemeral_gb:
-        add("disk.local", disk_bus, "disk")
+        add(EPHEMERAL_DISK, disk_bus, "disk")
     if swap_mb:
-        add("disk.swap", disk_bus, "disk")
+        add(SWAP_DISK, disk_bus, "disk")
     if config_drive_format == "iso9660":
-        add("disk.config", cdrom_bus, "cdrom")
+        add(CONFIG_DRIVE, cdrom_bus, "cdrom")
     elif config_drive_format == "vfat":
-        add("disk.config", disk_bus, "disk")
+        add(CONFIG_DRIVE, disk_bus, "disk")
     info = DiskInfo(disk_bus=disk_bus, cdrom_bus=cdrom_bus, mapping=mapping)
     info.validate(virt_type, machine_type, host_buses)
     return info

@@ -27,6 +27,7 @@ except ImportError:  # pragma: no cover - exercised by ansible-test sanity only
     LXML_IMPORT_ERROR = traceback.format_exc()
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt.xml import parse_xml
 
 VIRTOPS_NS = "https://virtops.dev/xmlns/compute/1.0"
 VIRTOPS_PREFIX = "virtops"
@@ -116,14 +117,8 @@ class ConfigObject:
 
     @classmethod
     def from_xml(cls, text: str):
-        try:
-            # resolve_entities/no_network: a document from disk or libvirt is data, not a program.
-            parser = etree.XMLParser(resolve_entities=False, no_network=True,
-                                     remove_blank_text=True)
-            root = etree.fromstring(text.encode("utf-8") if isinstance(text, str) else text,
-                                    parser)
-        except etree.XMLSyntaxError as exc:
-            raise VirtopsError("cannot parse %s XML: %s" % (cls.root_name or "domain", exc))
+        # A document from disk or libvirt is data, not a program: the safe parser.
+        root = parse_xml(text, "%s XML" % (cls.root_name or "domain"), remove_blank_text=True)
         if root.tag != cls.root_name:
             raise VirtopsError("expected a <%s> element, found <%s>" % (cls.root_name, root.tag))
         return cls.parse_dom(root)

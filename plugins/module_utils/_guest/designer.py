@@ -23,6 +23,9 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.virtops.compute.plugins.module_utils._guest.blockinfo import DiskInfo
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
+    CONFIG_DRIVE, CONSOLE_LOG, KERNEL, NVRAM, RAMDISK)
+from ansible_collections.virtops.compute.plugins.module_utils._common.validate import strict_int
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._guest.config import (
     Guest, GuestChannel, GuestClock, GuestConsole, GuestController, GuestCPU, GuestCPUTopology,
@@ -73,13 +76,7 @@ def _int_field(data: Mapping, key: str, what: str, default=None, minimum: int = 
     value = data.get(key, default)
     if value is None:
         raise VirtopsError("%s is missing %r" % (what, key))
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise VirtopsError("%s %r must be an integer, got %r" % (what, key, value))
-    if isinstance(value, bool) or number < minimum or str(number) != str(value).strip():
-        raise VirtopsError("%s %r must be an integer >= %d, got %r" % (what, key, minimum, value))
-    return number
+    return strict_int(value, "%s %r" % (what, key), minimum=minimum)
 
 
 # --- typed inputs -------------------------------------------------------------------------
@@ -348,12 +345,12 @@ def _os(image: ImageSpec, disk_info: DiskInfo, host: HostView) -> GuestOS:
                 "Install OVMF (Debian: ovmf) or boot the image with BIOS"
                 % (host.virt_type, host.machine_type))
         conf.loader = GuestOSLoader(path=loader, type="pflash", readonly=True)
-        conf.nvram = GuestOSNvram(path=os.path.join(host.instance_dir, "nvram.fd"))
+        conf.nvram = GuestOSNvram(path=os.path.join(host.instance_dir, NVRAM))
     if props.kernel_id:
         # Direct kernel boot: vm_image fetched the kernel and ramdisk images into these files.
-        conf.kernel = os.path.join(host.instance_dir, "kernel")
+        conf.kernel = os.path.join(host.instance_dir, KERNEL)
         if props.ramdisk_id:
-            conf.initrd = os.path.join(host.instance_dir, "ramdisk")
+            conf.initrd = os.path.join(host.instance_dir, RAMDISK)
         conf.cmdline = props.os_command_line or "root=/dev/%s %s" % (disk_info.root.dev,
                                                                      KERNEL_CONSOLE_ARGS)
     else:
@@ -390,7 +387,7 @@ def _disks(disk_info: DiskInfo, disk_formats: Mapping[str, str], host: HostView)
     disks = []
     for name, mapping in disk_info.disks():
         fmt = disk_formats.get(name)
-        if fmt is None and (name == "disk.config" or mapping.type == "cdrom"):
+        if fmt is None and (name == CONFIG_DRIVE or mapping.type == "cdrom"):
             fmt = "raw"      # config drives and ISO images are raw by construction
         if fmt is None:
             raise VirtopsError("the format of %s is unknown: pass disk_formats or let vm_image "
@@ -494,7 +491,7 @@ def design_guest(instance: InstanceSpec, flavor: Flavor, image: ImageSpec,
     devices.extend(_interface(vif, model, host) for vif in vifs)
     # A pty serial port: 'virsh console' attaches to the pty while virtlogd copies all output
     # to console.log (a file-type port would give the log but no interactive console).
-    console_log = os.path.join(host.instance_dir, "console.log")
+    console_log = os.path.join(host.instance_dir, CONSOLE_LOG)
     devices.append(GuestSerial(type="pty", log_file=console_log, log_append=True, target_port=0))
     devices.append(GuestConsole(type="pty", target_type="serial", target_port=0))
     if props.hw_qemu_guest_agent:

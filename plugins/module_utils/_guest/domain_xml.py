@@ -19,6 +19,8 @@ from ansible_collections.virtops.compute.plugins.module_utils._libvirt import ho
 from ansible_collections.virtops.compute.plugins.module_utils._guest.blockinfo import (
     DiskInfo, get_disk_info)
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
+    DEFAULT_INSTANCES_PATH, DISK_INFO, DOMAIN_XML, InstanceLayout)
 from ansible_collections.virtops.compute.plugins.module_utils._common.fileio import (
     atomic_write, qemu_directory, qemu_file_options)
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import Flavor
@@ -26,17 +28,16 @@ from ansible_collections.virtops.compute.plugins.module_utils._guest.config impo
 from ansible_collections.virtops.compute.plugins.module_utils._guest.designer import (
     HostView, ImageSpec, InstanceSpec, Recorded, choose_machine_type, design_guest,
     resolve_disk_formats)
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import (
+    DEFAULT_URI, connect)
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt.domains import find_domain
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.host_caps import (
-    open_connection, read_domain_capabilities, read_host_capabilities,
-    supports_direct_io)
+    read_domain_capabilities, read_host_capabilities, supports_direct_io)
 from ansible_collections.virtops.compute.plugins.module_utils._model.network_info import (
     parse_network_info)
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.virt_probe import (
     detect_virt_type)
 
-DEFAULT_INSTANCES_PATH = "/var/lib/virtops/instances"
-XML_FILE = "libvirt.xml"
-DISK_INFO_FILE = "disk.info"
 DEFAULT_STATE_DIR = "/etc/virtops"
 HOST_RECORD_NAME = "host.json"
 SUPPORTED_ARCHES = ("x86_64", "i686")
@@ -53,7 +54,7 @@ class VmXmlParams:
     instances_path: str = DEFAULT_INSTANCES_PATH
     virt_type: str = "auto"
     state_dir: str = DEFAULT_STATE_DIR
-    libvirt_uri: str = "qemu:///system"
+    libvirt_uri: str = DEFAULT_URI
     vnc_listen: str = "127.0.0.1"
     config_drive: bool = False
     config_drive_format: str = "iso9660"
@@ -98,7 +99,7 @@ def _read_text(path: str) -> Optional[str]:
 
 
 def read_disk_info_file(instance_dir: str) -> Optional[dict]:
-    path = os.path.join(instance_dir, DISK_INFO_FILE)
+    path = os.path.join(instance_dir, DISK_INFO)
     text = _read_text(path)
     if text is None:
         return None
@@ -148,23 +149,14 @@ def read_live_definition(conn, uuid: str, name: str) -> List[Recorded]:
     """The instance's live (inactive) definition, if libvirt has one; refuse conflicts."""
     libvirt = _host_caps.libvirt
     recorded = []
-
-    def lookup(fn, key):
-        try:
-            return fn(key)
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                return None
-            raise VirtopsError("libvirt lookup of %s failed: %s" % (key, exc))
-
-    dom = lookup(conn.lookupByUUIDString, uuid)
+    dom = find_domain(conn, uuid=uuid)
     if dom is not None:
         guest = Guest.from_xml(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
         if guest.name != name:
             raise VirtopsError("domain %s is defined in libvirt as %r, not %r; vm_xml does not "
                                "rename defined domains" % (uuid, guest.name, name))
         recorded.append(Recorded(source="the libvirt domain %s" % name, guest=guest))
-    other = lookup(conn.lookupByName, name)
+    other = find_domain(conn, name=name)
     if other is not None and other.UUIDString().lower() != uuid:
         raise VirtopsError("another domain named %r (uuid %s) is defined on this host"
                            % (name, other.UUIDString()))
@@ -185,8 +177,9 @@ def build(params: VmXmlParams, now: Optional[datetime] = None) -> VmXmlResult:
     vifs = parse_network_info(params.network_info)
     if not os.path.isabs(params.instances_path):
         raise VirtopsError("instances_path must be absolute, got %r" % params.instances_path)
-    instance_dir = os.path.join(os.path.normpath(params.instances_path), instance.uuid)
-    path = os.path.join(instance_dir, XML_FILE)
+    instance_dir = InstanceLayout(os.path.normpath(params.instances_path)).instance_dir(
+        instance.uuid)
+    path = os.path.join(instance_dir, DOMAIN_XML)
 
     before = _read_text(path)
     recorded: List[Recorded] = []
@@ -199,8 +192,8 @@ def build(params: VmXmlParams, now: Optional[datetime] = None) -> VmXmlResult:
     timings["inputs"] = time.monotonic() - started
 
     started = time.monotonic()
-    conn = open_connection(params.libvirt_uri)
-    try:
+    # Read-write: libvirtd refuses domain capabilities on a read-only connection.
+    with connect(params.libvirt_uri) as conn:
         caps = read_host_capabilities(conn)
         arch = caps.arch
         if arch not in SUPPORTED_ARCHES:
@@ -210,8 +203,6 @@ def build(params: VmXmlParams, now: Optional[datetime] = None) -> VmXmlResult:
         recorded.extend(read_live_definition(conn, instance.uuid, instance.name))
         machine = choose_machine_type(image, caps, arch, virt_type, recorded)
         domcaps = read_domain_capabilities(conn, virt_type, arch, machine)
-    finally:
-        conn.close()
     disk_cache = choose_disk_cache(params.disk_cache, instance_dir)
     timings["host"] = time.monotonic() - started
 

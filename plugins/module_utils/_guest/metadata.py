@@ -22,6 +22,11 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._model.instance import (
+    META_ITEM_MAX,
+    as_bytes,
+    check_user_data,
+)
 from ansible_collections.virtops.compute.plugins.module_utils._model.names import (
     validate_text,
     validate_uuid,
@@ -51,10 +56,7 @@ RANDOM_SEED_BYTES = 512
 HOSTNAME_MAX = 63
 FQDN_MAX = 253
 NAME_MAX = 255
-META_ITEM_MAX = 255
 INJECTED_PATH_MAX = 255
-# Nova's API limit: user_data is at most 65535 characters once base64-encoded.
-USER_DATA_B64_MAX = 65535
 KEYPAIR_TYPES = ("ssh", "x509")
 # VIF types Nova has always shown to guests as the link type; everything else is 'phy'.
 LEGACY_EXPOSED_VIF_TYPES = ("bridge", "dvs", "hw_veb", "hyperv", "ovs", "tap", "vhostuser", "vif")
@@ -143,26 +145,6 @@ def validate_injected_path(path: str) -> str:
         raise _fail("injected file path %r must be normalised: no '.', '..', empty "
                     "components or trailing '/'" % path)
     return path
-
-
-def _as_bytes(value: Union[str, bytes, bytearray], what: str) -> bytes:
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value)
-    raise _fail("%s must be text or bytes, not %s" % (what, type(value).__name__))
-
-
-def check_user_data(value: Union[str, bytes, bytearray], what: str = "user_data") -> bytes:
-    """``value`` as bytes if it fits Nova's limit (the API refuses user_data longer than
-    65535 characters once base64-encoded), else raise. The boot request checks it with this
-    before scheduling; the config drive builder again before writing."""
-    user_data = _as_bytes(value, what)
-    encoded_len = 4 * ((len(user_data) + 2) // 3)
-    if encoded_len > USER_DATA_B64_MAX:
-        raise _fail("%s is %d bytes; Nova's limit is %d characters of base64 (about 48 KiB of "
-                    "raw data)" % (what, len(user_data), USER_DATA_B64_MAX))
-    return user_data
 
 
 def _check_text(value, what: str, max_len: int = NAME_MAX, allow_empty: bool = False) -> str:
@@ -321,7 +303,7 @@ class InstanceMetadata:
             object.__setattr__(self, "admin_pass", Secret(self.admin_pass))
         files = {}
         for path, content in (self.files or {}).items():
-            files[validate_injected_path(path)] = _as_bytes(content, "injected file %s" % path)
+            files[validate_injected_path(path)] = as_bytes(content, "injected file %s" % path)
         # Sorted by guest path, so content numbering does not depend on dict order.
         object.__setattr__(self, "files", dict(sorted(files.items())))
         if not isinstance(self.vendor_data, Mapping):

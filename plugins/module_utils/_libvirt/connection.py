@@ -1,6 +1,16 @@
 # Copyright: (c) 2026, virtops.compute contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The libvirt connection: opened once, errors turned into VirtopsError."""
+"""The libvirt connection: one opener, read-only or read-write, errors as VirtopsError.
+
+Nova's ``nova/virt/libvirt/host.py`` keeps one connection per driver and opens it read-only
+when the driver only reads. Here every caller opens through :func:`connect`: the ones that
+only read (host facts, the disk-removal check) ask for ``read_only=True`` and get
+``virConnectOpenReadOnly``; the ones that define, start, stop or read domain capabilities
+(which libvirtd refuses on a read-only connection) get a read-write one.
+
+:data:`DEFAULT_URI` and :data:`LIBVIRT_ARGS` are the one spelling of the URI option; the doc
+fragment ``virtops.compute.libvirt`` documents the same option.
+"""
 from __future__ import annotations
 
 import traceback
@@ -18,24 +28,48 @@ except ImportError:
     HAS_LIBVIRT = False
     LIBVIRT_IMPORT_ERROR = traceback.format_exc()
 
+# The system libvirtd on the compute host (Nova's [libvirt] connection_uri for virt_type kvm/qemu).
 DEFAULT_URI = "qemu:///system"
+
+# The argument spec of the option documented by the doc fragment virtops.compute.libvirt.
+LIBVIRT_ARGS = dict(
+    libvirt_uri=dict(type="str", default=DEFAULT_URI),
+)
 
 
 def _silence(_ctx, _err):
     """libvirt prints every error to stderr by default; we raise them instead."""
 
 
-@contextmanager
-def connect(uri: str = DEFAULT_URI) -> Iterator["libvirt.virConnect"]:
+def require_libvirt() -> None:
+    """Refuse early, saying what to install, when the libvirt binding is missing."""
     if not HAS_LIBVIRT:
         raise VirtopsError("the libvirt Python binding is missing on this host: install "
                            "python3-libvirt (or run playbooks/prepare_hosts.yml)")
+
+
+def open_connection(uri: str = DEFAULT_URI, read_only: bool = False):
+    """A libvirt connection the caller closes; prefer :func:`connect`, which closes it."""
+    require_libvirt()
     libvirt.registerErrorHandler(_silence, None)
     try:
-        conn = libvirt.open(uri)
+        return libvirt.openReadOnly(uri) if read_only else libvirt.open(uri)
     except libvirt.libvirtError as exc:
-        raise VirtopsError("cannot connect to libvirt at %s: %s. Is libvirtd running "
-                           "(systemctl start libvirtd, or libvirtd -d)?" % (uri, exc))
+        raise VirtopsError("cannot connect to libvirt at %s%s: %s. Is libvirtd running "
+                           "(systemctl start libvirtd, or libvirtd -d)?"
+                           % (uri, " (read-only)" if read_only else "", exc),
+                           uri=uri, read_only=read_only)
+
+
+@contextmanager
+def connect(uri: str = DEFAULT_URI, read_only: bool = False) -> Iterator["libvirt.virConnect"]:
+    """A connection to ``uri`` for the ``with`` block, closed after it.
+
+    ``read_only`` opens with ``virConnectOpenReadOnly``: enough to list and look up domains,
+    read their state and XML and the host capabilities, and refused by libvirtd for anything
+    that changes the host (and for domain capabilities).
+    """
+    conn = open_connection(uri, read_only=read_only)
     try:
         yield conn
     finally:

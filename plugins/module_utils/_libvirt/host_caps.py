@@ -17,37 +17,16 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
-import traceback
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-try:
-    from lxml import etree
-    HAS_LXML = True
-    LXML_IMPORT_ERROR = None
-except ImportError:  # pragma: no cover - exercised by ansible-test sanity only
-    etree = None
-    HAS_LXML = False
-    LXML_IMPORT_ERROR = traceback.format_exc()
-
-try:
-    import libvirt
-    HAS_LIBVIRT = True
-    LIBVIRT_IMPORT_ERROR = None
-except ImportError:  # pragma: no cover - exercised by ansible-test sanity only
-    libvirt = None
-    HAS_LIBVIRT = False
-    LIBVIRT_IMPORT_ERROR = traceback.format_exc()
-
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import libvirt
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt.xml import parse_xml
 
 
 def _parse(text, what: str):
-    try:
-        parser = etree.XMLParser(resolve_entities=False, no_network=True)
-        return etree.fromstring(text.encode("utf-8") if isinstance(text, str) else text, parser)
-    except etree.XMLSyntaxError as exc:
-        raise VirtopsError("cannot parse libvirt %s XML: %s" % (what, exc))
+    return parse_xml(text, "libvirt %s XML" % what)
 
 
 @dataclass(frozen=True)
@@ -207,25 +186,7 @@ def supports_direct_io(dirpath: str) -> bool:
 
 
 # --- reading from libvirt -----------------------------------------------------------------
-
-def require_libvirt() -> None:
-    if not HAS_LIBVIRT:
-        raise VirtopsError("the libvirt Python binding is missing (Debian: python3-libvirt)")
-
-
-def _quiet(_ctx, _err):
-    """libvirt prints every error to stderr by default; ours are raised as VirtopsError."""
-
-
-def open_connection(uri: str, read_only: bool = False):
-    """A libvirt connection; domain capabilities need a read-write one."""
-    require_libvirt()
-    libvirt.registerErrorHandler(_quiet, None)
-    try:
-        return libvirt.openReadOnly(uri) if read_only else libvirt.open(uri)
-    except libvirt.libvirtError as exc:
-        raise VirtopsError("cannot connect to libvirt at %s: %s" % (uri, exc))
-
+# Connections come from _libvirt.connection.connect; domain capabilities need a read-write one.
 
 def read_host_capabilities(conn) -> HostCapabilities:
     try:

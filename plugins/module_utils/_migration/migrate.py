@@ -50,22 +50,22 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt import connection as _libvirt
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt import domains as _domains
 from ansible_collections.virtops.compute.plugins.module_utils._compute.claims import ClaimManager, Limits
 from ansible_collections.virtops.compute.plugins.module_utils._guest.configdrive import detect_format
 from ansible_collections.virtops.compute.plugins.module_utils._compute.domain import (
-    POWER_STATE_NAMES, DomainManager, DomainParams)
+    DomainManager, DomainParams)
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._common.fileio import (
-    qemu_directory, read_json, restrict_to_qemu)
+    qemu_directory, read_json)
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._guest.config import Guest
 from ansible_collections.virtops.compute.plugins.module_utils._storage.image_cache import (
-    BASE_DIR, INFO_SUFFIX, ImageCache, ImageSource)
-from ansible_collections.virtops.compute.plugins.module_utils._storage.image_inspect import inspect_image
+    INFO_SUFFIX, ImageCache, ImageSource)
 from ansible_collections.virtops.compute.plugins.module_utils._storage.image_source import (
     DEFAULT_MAX_DOWNLOAD_BYTES, FetchPolicy)
 from ansible_collections.virtops.compute.plugins.module_utils._storage.instance_disks import (
-    DiskBuilder, DiskPlan, write_disk_info)
+    BACKEND_FORMATS, DiskBuilder, DiskPlan, backend_for_format, write_disk_info)
 from ansible_collections.virtops.compute.plugins.module_utils._storage.instance_record import (
     InstanceRecord, RecordStore, utcnow)
 from ansible_collections.virtops.compute.plugins.module_utils._common.locks import file_lock
@@ -74,19 +74,19 @@ from ansible_collections.virtops.compute.plugins.module_utils._migration.transpo
     allocated_bytes, remote_spec, validate_address)
 from ansible_collections.virtops.compute.plugins.module_utils._model.names import validate_uuid
 from ansible_collections.virtops.compute.plugins.module_utils._storage.qemu_img import QemuImg
-from ansible_collections.virtops.compute.plugins.module_utils._backends.vm_instance import host_capacity
+from ansible_collections.virtops.compute.plugins.module_utils._compute.capacity import host_capacity
+from ansible_collections.virtops.compute.plugins.module_utils._common.result import Outcome, rounded
+from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
+    BOOT_FILES, CONFIG_DRIVE, DEFAULT_INSTANCES_PATH, DISK_INFO, DOMAIN_XML, EPHEMERAL_DISK,
+    RECORD, ROOT_DISK, SWAP_DISK, InstanceLayout)
 from ansible_collections.virtops.compute.plugins.module_utils._guest.domain_xml import (
     VmXmlParams, ensure_libvirt_xml)
+from ansible_collections.virtops.compute.plugins.module_utils._common.units import GIB, MIB
 
-GIB = 1024 ** 3
-MIB = 1024 ** 2
 PHASES = ("info", "prep", "migrate", "finish", "confirm", "revert_dest", "revert_source")
 STATUSES = ("pre-migrating", "migrating", "post-migrating", "finished", "confirmed", "reverted",
             "error")
 MOVABLE_VM_STATES = ("active", "stopped")
-ROOT, EPHEMERAL, SWAP, CONFIG = "disk", "disk.local", "disk.swap", "disk.config"
-DISK_INFO, XML_FILE, RECORD_FILE = "disk.info", "libvirt.xml", "instance.json"
-DEFAULT_INSTANCES_PATH = "/var/lib/virtops/instances"
 LOCK_TIMEOUT = 600
 
 
@@ -164,7 +164,7 @@ class MigrateParams:
     name: Optional[str] = None
     address: Optional[str] = None
     instances_path: str = DEFAULT_INSTANCES_PATH
-    libvirt_uri: str = "qemu:///system"
+    libvirt_uri: str = _libvirt.DEFAULT_URI
     instance: Optional[dict] = None
     source_host: Optional[str] = None
     source_address: Optional[str] = None
@@ -210,48 +210,23 @@ class MigrateParams:
 
 
 @dataclass
-class PhaseResult:
-    phase: str
-    changed: bool = False
+class PhaseResult(Outcome):
+    """One phase's Outcome (changed, actions, timings) and what vm_migrate returns."""
+    phase: str = ""
     msg: str = ""
     migration: Optional[dict] = None
     instance: Optional[dict] = None
     before: Optional[dict] = None
     after: Optional[dict] = None
-    actions: List[str] = field(default_factory=list)
-    timings: Dict[str, float] = field(default_factory=dict)
     warnings: List[str] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
-
-    def act(self, description: str) -> None:
-        self.actions.append(description)
-        self.changed = True
 
     def as_module_result(self) -> dict:
         data = {"changed": self.changed, "msg": self.msg, "phase": self.phase,
                 "migration": self.migration, "instance": self.instance,
-                "actions": self.actions,
-                "timings": {k: round(v, 3) for k, v in self.timings.items()}}
+                "actions": self.actions, "timings": self.rounded_timings()}
         data.update(self.extra)
         return data
-
-
-class _Timer:
-    def __init__(self, result: PhaseResult):
-        self.result = result
-        self.started = time.monotonic()
-
-    @contextmanager
-    def step(self, name: str) -> Iterator[None]:
-        began = time.monotonic()
-        try:
-            yield
-        finally:
-            self.result.timings[name] = self.result.timings.get(name, 0.0) + time.monotonic() - began
-
-    def total(self) -> float:
-        self.result.timings["total"] = time.monotonic() - self.started
-        return self.result.timings["total"]
 
 
 # --------------------------------------------------------------------------- rules
@@ -285,7 +260,6 @@ def disk_formats(instance_dir: str) -> Dict[str, str]:
 
 
 SMALL_FILE = 4 * MIB
-BOOT_FILES = ("kernel", "ramdisk")
 
 
 def transfer_groups(instance_dir: str, formats: Dict[str, str]) -> List[Tuple[List[str], bool]]:
@@ -300,18 +274,18 @@ def transfer_groups(instance_dir: str, formats: Dict[str, str]) -> List[Tuple[Li
     """
     plain, packed, small = [], [], []
     names = dict(formats)
-    names.setdefault(CONFIG, "raw")
+    names.setdefault(CONFIG_DRIVE, "raw")
     for name in BOOT_FILES:   # a direct kernel boot's kernel and ramdisk
         names.setdefault(name, "raw")
     for name, fmt in sorted(names.items()):
         path = os.path.join(instance_dir, name)
-        if name == SWAP or not os.path.isfile(path):
+        if name == SWAP_DISK or not os.path.isfile(path):
             continue
         if os.path.getsize(path) < SMALL_FILE:
             small.append(path)
         else:
             (plain if fmt == "qcow2" else packed).append(path)
-    for name in (DISK_INFO, XML_FILE):
+    for name in (DISK_INFO, DOMAIN_XML):
         path = os.path.join(instance_dir, name)
         if os.path.isfile(path):
             small.append(path)
@@ -348,7 +322,7 @@ def recorded_identity(instance_dir: str, record: InstanceRecord) -> dict:
     """vm_xml's ``instance``, with the hostname and owner the copied libvirt.xml recorded."""
     instance = {"uuid": record.uuid, "name": record.name}
     try:
-        with open(os.path.join(instance_dir, XML_FILE), encoding="utf-8") as handle:
+        with open(os.path.join(instance_dir, DOMAIN_XML), encoding="utf-8") as handle:
             meta = Guest.from_xml(handle.read()).metadata
     except (OSError, UnicodeDecodeError, VirtopsError):
         return instance
@@ -365,25 +339,9 @@ def recorded_identity(instance_dir: str, record: InstanceRecord) -> dict:
 @contextmanager
 def instance_lock(instances_path: str, uuid: str) -> Iterator[float]:
     """One phase at a time per instance on a host."""
-    path = os.path.join(instances_path, "locks", "virtops-migrate-%s.lock" % uuid)
+    path = InstanceLayout(instances_path).lock_path("migrate-%s" % uuid)
     with file_lock(path, timeout=LOCK_TIMEOUT) as waited:
         yield waited
-
-
-def _lookup_domain(conn, uuid: str):
-    lv = _libvirt.libvirt
-    try:
-        return conn.lookupByUUIDString(uuid)
-    except lv.libvirtError as exc:
-        if exc.get_error_code() == lv.VIR_ERR_NO_DOMAIN:
-            return None
-        raise VirtopsError("libvirt lookup of %s failed: %s" % (uuid, exc))
-
-
-def _power_state(dom) -> str:
-    if dom is None:
-        return "absent"
-    return POWER_STATE_NAMES.get(dom.state()[0], "pending")
 
 
 def _destroy_and_undefine(dom) -> List[str]:
@@ -396,16 +354,8 @@ def _destroy_and_undefine(dom) -> List[str]:
             done.append("destroyed domain %s" % name)
     except lv.libvirtError as exc:
         raise VirtopsError("destroying domain %s failed: %s" % (name, exc))
-    flags = (lv.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | lv.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
-             | lv.VIR_DOMAIN_UNDEFINE_NVRAM)
-    try:
-        dom.undefineFlags(flags)
-    except lv.libvirtError:
-        try:
-            dom.undefine()
-        except lv.libvirtError as exc:
-            raise VirtopsError("undefining domain %s failed: %s" % (name, exc))
-    done.append("undefined domain %s" % name)
+    if _domains.undefine(dom):
+        done.append("undefined domain %s" % name)
     return done
 
 
@@ -417,7 +367,7 @@ class Phase:
         self.check_mode = check_mode
         self.store = RecordStore(params.instances_path)
         self.result = PhaseResult(phase=params.phase)
-        self.timer = _Timer(self.result)
+        self.started = time.monotonic()
         self._qemu_img: Optional[QemuImg] = None
         self._transport: Optional[Transport] = None
 
@@ -460,7 +410,7 @@ class Phase:
 
     def finish(self, msg: str, migration: Optional[Migration] = None,
                record: Optional[InstanceRecord] = None) -> PhaseResult:
-        total = self.timer.total()
+        total = self.result.timings["total"] = time.monotonic() - self.started
         if migration is not None and self.result.changed and not self.check_mode:
             migration.timings[self.p.phase] = round(total, 3)
         self.result.msg = msg
@@ -506,8 +456,8 @@ class InfoPhase(Phase):
         domain = {"defined": False, "power_state": "absent"}
         if uuid and (live or resized):
             with _libvirt.connect(p.libvirt_uri) as conn:
-                dom = _lookup_domain(conn, uuid)
-                domain = {"defined": dom is not None, "power_state": _power_state(dom)}
+                dom = _domains.find_domain(conn, uuid=uuid)
+                domain = {"defined": dom is not None, "power_state": _domains.power_state(dom)}
         holds = []
         if live is not None:
             mig = live.migration or {}
@@ -587,7 +537,7 @@ class PrepPhase(Phase):
                 source_instances_path=p.source_instances_path or p.instances_path,
                 dest_instances_path=p.instances_path, old_flavor=old.to_dict(),
                 new_flavor=new.to_dict(), old_vm_state=source.vm_state, claim_in_place=in_place)
-            with self.timer.step("claim"):
+            with self.result.timed("claim"):
                 if in_place:
                     claims.resize_claim(uuid, new, limits, check_mode=self.check_mode)
                     record = self.store.load(uuid) if not self.check_mode else existing
@@ -661,16 +611,16 @@ class MigratePhase(Phase):
             inst_dir = store.instance_dir(uuid)
             formats = disk_formats(inst_dir)
             root_size = None
-            if ROOT in formats and os.path.exists(os.path.join(inst_dir, ROOT)):
-                root_size = self.qemu_img.info(os.path.join(inst_dir, ROOT),
-                                               formats[ROOT]).virtual_size
+            if ROOT_DISK in formats and os.path.exists(os.path.join(inst_dir, ROOT_DISK)):
+                root_size = self.qemu_img.info(os.path.join(inst_dir, ROOT_DISK),
+                                               formats[ROOT_DISK]).virtual_size
             check_no_shrink(old, new, root_size)
             if self.check_mode:
                 return self._plan(live, mig, inst_dir, formats)
             if mig.same_host:
                 return self._migrate(live, mig, inst_dir, formats)
             with ExitStack() as stack:
-                with self.timer.step("ssh_connect"):
+                with self.result.timed("ssh_connect"):
                     stack.enter_context(self.transport.session(mig.dest_address))
                 return self._migrate(live, mig, inst_dir, formats)
 
@@ -707,7 +657,7 @@ class MigratePhase(Phase):
         p, store, result = self.p, self.store, self.result
         resize_dir = store.instance_dir(mig.instance_uuid, resize=True)
         dest_dir = os.path.join(mig.dest_instances_path, mig.instance_uuid)
-        with self.timer.step("shared_storage_test"):
+        with self.result.timed("shared_storage_test"):
             if mig.same_host:
                 shared = True
             else:
@@ -723,14 +673,14 @@ class MigratePhase(Phase):
                    "the instance's own directory there" if mig.claim_in_place
                    else "no directory there"))
         if not shared:
-            with self.timer.step("remote_dir"):
+            with self.result.timed("remote_dir"):
                 claimed = self.transport.remote(
-                    mig.dest_address, ["test", "-f", os.path.join(dest_dir, RECORD_FILE)],
+                    mig.dest_address, ["test", "-f", os.path.join(dest_dir, RECORD)],
                     "looking for the destination's claim", check=False)
                 if claimed.rc != 0:
                     raise VirtopsError("%s holds no claim for %s (no %s/%s): run phase prep "
                                        "there first" % (mig.dest_host, live.name, dest_dir,
-                                                        RECORD_FILE))
+                                                        RECORD))
                 self.transport.make_dir(mig.dest_address, dest_dir)
         mig.shared_storage = shared
         mig.set_status("migrating")
@@ -752,8 +702,7 @@ class MigratePhase(Phase):
             raise VirtopsError(
                 "cold migration of %s to %s failed and was rolled back: %s"
                 % (live.name, mig.dest_host, reason), rollback=steps,
-                migration=mig.to_dict(), timings={k: round(v, 3) for k, v in
-                                                  result.timings.items()})
+                migration=mig.to_dict(), timings=rounded(result.timings))
         record = store.load(mig.instance_uuid, resize=True)
         result.extra = {"transfer": mig.transfer, "bytes_sent": mig.bytes_sent,
                         "allocated_bytes": mig.allocated_bytes, "shared_storage": shared,
@@ -767,18 +716,18 @@ class MigratePhase(Phase):
               dest_dir: str, formats: Dict[str, str], shared: bool, state: "_Progress") -> None:
         p, store, result = self.p, self.store, self.result
         with _libvirt.connect(p.libvirt_uri) as conn:
-            dom = _lookup_domain(conn, mig.instance_uuid)
+            dom = _domains.find_domain(conn, uuid=mig.instance_uuid)
             manager = DomainManager(conn, self.domain_params(mig.instance_uuid, "stopped",
                                                              live.network_info))
-            state.was_running = _power_state(dom) in ("running", "paused")
+            state.was_running = _domains.power_state(dom) in ("running", "paused")
             if dom is not None and dom.isActive():
-                with self.timer.step("power_off"):
+                with self.result.timed("power_off"):
                     mig.power_off_at = time.time()
                     off = manager.power_off(dom)
                     mig.power_off = {"method": off.method, "acpi_requests": off.acpi_requests,
                                      "seconds": round(off.seconds, 2), "reason": off.reason}
                 result.act("powered off domain %s (%s)" % (live.name, off.method))
-            with self.timer.step("unplug"):
+            with self.result.timed("unplug"):
                 manager.unplug_vifs()
                 state.unplugged = True
                 if manager.result.actions:
@@ -793,7 +742,7 @@ class MigratePhase(Phase):
         report = TransferReport()
         target = inst_dir + "/" if shared else remote_spec(mig.dest_address, dest_dir + "/")
         progress = store.load(mig.instance_uuid, resize=True)
-        with self.timer.step("copy"):
+        with self.result.timed("copy"):
             for group, compress in transfer_groups(resize_dir, formats):
                 copied = self.transport.copy(group, target, compress, remote=not shared)
                 report.copies.append(copied)
@@ -929,16 +878,16 @@ class FinishPhase(Phase):
         if mig.status != "finished":
             record.set_state(task_state="resize_finish")
             self.save(record)
-        with self.timer.step("disks"):
+        with self.result.timed("disks"):
             formats, base = self._disks(record, mig, new, inst_dir)
-        with self.timer.step("xml"):
+        with self.result.timed("xml"):
             xml = self._xml(record, new, inst_dir, formats)
         running = mig.old_vm_state != "stopped"
-        with self.timer.step("domain"):
+        with self.result.timed("domain"):
             if self.check_mode and xml:
                 domain = {}
                 result.act("define domain %s from the new %s%s" % (
-                    record.name, XML_FILE, " and start it" if running else ""))
+                    record.name, DOMAIN_XML, " and start it" if running else ""))
             else:
                 with _libvirt.connect(p.libvirt_uri) as conn:
                     domain = self.ensure_domain(conn, record, running)
@@ -963,49 +912,50 @@ class FinishPhase(Phase):
     # -- disks ---------------------------------------------------------------------------
     def _disks(self, record: InstanceRecord, mig: Migration, new: Flavor,
                inst_dir: str) -> Tuple[Dict[str, str], Optional[str]]:
+        """The copied disks made right for this host and the new flavor, through the storage
+        layer: bases adopted by this host's image cache, disks grown and made by the disk
+        builder (Nova's finish_migration: _create_image with the new flavor's sizes)."""
         formats = disk_formats(inst_dir)
-        if ROOT not in formats:
+        if ROOT_DISK not in formats:
             raise VirtopsError("%s/%s does not name the root disk" % (inst_dir, DISK_INFO))
         cache = ImageCache(self.p.instances_path, self.qemu_img, force_raw=self.p.force_raw_images,
                            policy=FetchPolicy.build(self.p.image_roots, self.p.download_max_bytes))
         builder = DiskBuilder(cache, self.qemu_img)
-        backend = "qcow2" if formats[ROOT] == "qcow2" else "flat"
+        backend = backend_for_format(formats[ROOT_DISK])
         image_base = None
         # An ISO boots as a cdrom: the image as it is, never grown (as vm_image builds it).
         iso = str((record.image or {}).get("disk_format", "")).lower() == "iso"
         root_size = 0 if iso else new.root_gb * GIB
-        for name, size in ((ROOT, root_size), (EPHEMERAL, new.ephemeral_gb * GIB)):
+        for name, size in ((ROOT_DISK, root_size), (EPHEMERAL_DISK, new.ephemeral_gb * GIB)):
             path = os.path.join(inst_dir, name)
             if name not in formats:
                 continue
             if not os.path.isfile(path):
                 raise VirtopsError("%s is missing: the copy from %s is incomplete"
                                    % (path, mig.source_host))
-            base = self._backing(record, mig, cache, path, formats[name])
-            if name == ROOT:
+            base = self._backing(record, mig, cache, builder, path, formats[name])
+            if name == ROOT_DISK:
                 image_base = base
-            current = self.qemu_img.info(path, formats[name]).virtual_size
-            if size > current:
-                self.result.act("grow %s from %d to %d bytes" % (name, current, size))
-                if not self.check_mode:
-                    self.qemu_img.resize(path, formats[name], size)
-        if new.ephemeral_gb and EPHEMERAL not in formats:
-            self._create(builder, inst_dir, EPHEMERAL, backend, new.ephemeral_gb * GIB,
-                         lambda: builder.ephemeral_base(new.ephemeral_gb, self.check_mode))
-            formats[EPHEMERAL] = "qcow2" if backend == "qcow2" else "raw"
-        swap = os.path.join(inst_dir, SWAP)
-        if os.path.lexists(swap) and not self._swap_current(swap, formats.get(SWAP), new.swap_mb):
-            self.result.act("remove %s (swap is re-created at its new size)" % SWAP)
+            grown = builder.grow(inst_dir, name, formats[name], size, self.check_mode)
+            if grown.previous_size is not None:
+                self.result.act("grow %s from %d to %d bytes" % (name, grown.previous_size, size))
+        if new.ephemeral_gb and EPHEMERAL_DISK not in formats:
+            formats[EPHEMERAL_DISK] = self._create(
+                builder, inst_dir, builder.ephemeral_plan(new.ephemeral_gb, backend, self.check_mode))
+        swap = os.path.join(inst_dir, SWAP_DISK)
+        if os.path.lexists(swap) and not self._swap_current(swap, formats.get(SWAP_DISK),
+                                                            new.swap_mb):
+            self.result.act("remove %s (swap is re-created at its new size)" % SWAP_DISK)
             if not self.check_mode:
                 os.unlink(swap)
-        formats.pop(SWAP, None)
+        formats.pop(SWAP_DISK, None)
         if new.swap_mb:
             if not os.path.lexists(swap) or self.check_mode:
-                self._create(builder, inst_dir, SWAP, backend, new.swap_mb * MIB,
-                             lambda: builder.swap_base(new.swap_mb, self.check_mode))
-            formats[SWAP] = "qcow2" if backend == "qcow2" else "raw"
-        if os.path.isfile(os.path.join(inst_dir, CONFIG)):
-            formats.setdefault(CONFIG, "raw")
+                self._create(builder, inst_dir,
+                             builder.swap_plan(new.swap_mb, backend, self.check_mode))
+            formats[SWAP_DISK] = BACKEND_FORMATS[backend]
+        if os.path.isfile(os.path.join(inst_dir, CONFIG_DRIVE)):
+            formats.setdefault(CONFIG_DRIVE, "raw")
         if write_disk_info(inst_dir, formats, self.check_mode):
             self.result.act("write %s/%s for this host" % (inst_dir, DISK_INFO))
         return formats, image_base
@@ -1015,22 +965,19 @@ class FinishPhase(Phase):
             return False
         info = self.qemu_img.info(path, fmt)
         backing_ok = fmt != "qcow2" or (info.backing_filename or "").startswith(
-            os.path.join(self.p.instances_path, BASE_DIR) + "/")
+            InstanceLayout(self.p.instances_path).base_dir + "/")
         return info.virtual_size == swap_mb * MIB and backing_ok
 
-    def _create(self, builder: DiskBuilder, inst_dir: str, name: str, backend: str, size: int,
-                base_fn) -> None:
-        base = base_fn()
-        if backend == "qcow2":
-            plan = DiskPlan(name, "qcow2", size, backing=base, backing_format="raw")
-        else:
-            plan = DiskPlan(name, "raw", size, copy_of=base)
+    def _create(self, builder: DiskBuilder, inst_dir: str, plan: DiskPlan) -> str:
+        """Make a missing disk with the disk builder; returns its format (for disk.info)."""
         state = builder.ensure(inst_dir, plan, self.check_mode)
         if state.action != "unchanged":
-            self.result.act("%s %s (%d bytes)" % (state.action.replace("would ", ""), name, size))
+            self.result.act("%s %s (%d bytes)" % (state.action.replace("would ", ""), plan.name,
+                                                  plan.size))
+        return plan.format
 
-    def _backing(self, record: InstanceRecord, mig: Migration, cache: ImageCache, path: str,
-                 fmt: str) -> Optional[str]:
+    def _backing(self, record: InstanceRecord, mig: Migration, cache: ImageCache,
+                 builder: DiskBuilder, path: str, fmt: str) -> Optional[str]:
         """Make the disk's base present in this host's cache and point the disk at it."""
         info = self.qemu_img.info(path, fmt)
         if info.format != fmt:
@@ -1042,21 +989,19 @@ class FinishPhase(Phase):
             return None
         backing = info.backing_filename
         name = os.path.basename(backing)
-        allowed = {os.path.join(mig.source_instances_path, BASE_DIR),
-                   os.path.join(self.p.instances_path, BASE_DIR)}
+        allowed = {InstanceLayout(mig.source_instances_path).base_dir, cache.base_dir}
         if os.path.dirname(backing) not in allowed:
             raise VirtopsError("%s is backed by %s, outside the image caches of %s and %s: "
                                "refused" % (path, backing, mig.source_host, mig.dest_host))
         local = os.path.join(cache.base_dir, name)
         if not os.path.isfile(local):
-            with self.timer.step("base_image"):
+            with self.result.timed("base_image"):
                 self._obtain_base(record, mig, cache, name, info.backing_format)
         if backing != local:
             self.result.act("rebase %s onto %s" % (os.path.basename(path), local))
             if not self.check_mode:
-                base_fmt = info.backing_format or (read_json(local + INFO_SUFFIX, {}) or {}).get(
-                    "format") or "raw"
-                self.qemu_img.rebase_unsafe(path, local, base_fmt)
+                builder.rebase(path, local, info.backing_format or cache.recorded_format(name)
+                               or "raw")
         return local
 
     def _obtain_base(self, record: InstanceRecord, mig: Migration, cache: ImageCache, name: str,
@@ -1085,37 +1030,24 @@ class FinishPhase(Phase):
 
     def _copy_base(self, mig: Migration, cache: ImageCache, name: str,
                    backing_format: Optional[str]) -> None:
-        local = os.path.join(cache.base_dir, name)
-        remote_base = os.path.join(mig.source_instances_path, BASE_DIR, name)
-        qemu_directory(cache.base_dir)
-        with file_lock(cache.lock_path(name)):
-            if os.path.isfile(local):
-                return
-            part = local + ".part"
-            info_part = local + INFO_SUFFIX + ".part"
-            try:
-                if mig.same_host:
-                    raise VirtopsError("base %s is missing on this host" % local)
-                with self.transport.session(mig.source_address):
-                    self.transport.pull(mig.source_address, remote_base, part)
-                    try:
-                        self.transport.pull(mig.source_address, remote_base + INFO_SUFFIX,
-                                            info_part)
-                        described = read_json(info_part, {}) or {}
-                    except VirtopsError:
-                        described = {}
-                fmt = described.get("format") or backing_format or "raw"
-                inspect_image(part, fmt, qemu_img=self.qemu_img)
-                restrict_to_qemu(part)
-                if described:
-                    restrict_to_qemu(info_part)
-                    os.replace(info_part, local + INFO_SUFFIX)
-                os.replace(part, local)
-                self.result.extra["base_source"] = "copied from %s" % mig.source_host
-            finally:
-                for leftover in (part, info_part):
-                    if os.path.exists(leftover):
-                        os.unlink(leftover)
+        """Copy the base from the source host's cache into this one's (ImageCache.adopt: the
+        lock, ``.part``, inspection, permissions and rename of a download)."""
+        remote_base = InstanceLayout(mig.source_instances_path).base_path(name)
+
+        def pull(part: str, info_part: str) -> None:
+            if mig.same_host:
+                raise VirtopsError("base %s is missing on this host" % cache.layout.base_path(name))
+            with self.transport.session(mig.source_address):
+                self.transport.pull(mig.source_address, remote_base, part)
+                try:
+                    self.transport.pull(mig.source_address, remote_base + INFO_SUFFIX, info_part)
+                except VirtopsError:
+                    if os.path.exists(info_part):
+                        os.unlink(info_part)   # no description: the disk's backing format
+
+        adopted = cache.adopt(name, pull, declared_format=backing_format)
+        if adopted.fetched:
+            self.result.extra["base_source"] = "copied from %s" % mig.source_host
 
     # -- xml -----------------------------------------------------------------------------
     def _xml(self, record: InstanceRecord, new: Flavor, inst_dir: str,
@@ -1127,7 +1059,7 @@ class FinishPhase(Phase):
                 image_id = ImageSource.from_dict(image).id
             except VirtopsError:
                 image_id = "unknown"
-        config = os.path.join(inst_dir, CONFIG)
+        config = os.path.join(inst_dir, CONFIG_DRIVE)
         has_config = os.path.isfile(config)
         params = VmXmlParams(
             instance=recorded_identity(inst_dir, record),
@@ -1190,9 +1122,9 @@ class ConfirmPhase(Phase):
                 % (mig.dest_host, dest_status, mig.dest_host))
         resize_dir = self.store.instance_dir(resized.uuid, resize=True)
         if not mig.same_host:
-            with self.timer.step("domain"):
+            with self.result.timed("domain"):
                 with _libvirt.connect(self.p.libvirt_uri) as conn:
-                    dom = _lookup_domain(conn, resized.uuid)
+                    dom = _domains.find_domain(conn, uuid=resized.uuid)
                     if dom is not None:
                         if dom.isActive():
                             self.result.warnings.append(
@@ -1225,7 +1157,7 @@ class ConfirmPhase(Phase):
             raise VirtopsError("%s_resize still exists: confirm on the source %s first"
                                % (live.uuid, mig.source_host))
         with _libvirt.connect(self.p.libvirt_uri) as conn:
-            power = _power_state(_lookup_domain(conn, live.uuid))
+            power = _domains.power_state(_domains.find_domain(conn, uuid=live.uuid))
         self.result.before = live.to_dict()
         mig.set_status("confirmed")
         live.migration = mig.to_dict()
@@ -1280,9 +1212,9 @@ class RevertDestPhase(Phase):
                 return self.finish("reverted", mig, live)
             live.set_state(task_state="resize_reverting")
             self.save(live)
-            with self.timer.step("domain"):
+            with self.result.timed("domain"):
                 with _libvirt.connect(p.libvirt_uri) as conn:
-                    dom = _lookup_domain(conn, uuid)
+                    dom = _domains.find_domain(conn, uuid=uuid)
                     if dom is not None:
                         if self.check_mode:
                             self.result.act("destroy and undefine domain %s" % live.name)
@@ -1371,7 +1303,7 @@ class RevertSourcePhase(Phase):
 
     def _start(self, record: InstanceRecord, mig: Migration) -> PhaseResult:
         running = mig.old_vm_state != "stopped"
-        with self.timer.step("domain"):
+        with self.result.timed("domain"):
             if self.check_mode and not os.path.isdir(self.store.instance_dir(record.uuid)):
                 self.result.act("define and %s domain %s" % ("start" if running else "keep off",
                                                              record.name))

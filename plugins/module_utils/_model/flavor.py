@@ -2,23 +2,34 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The flavor: the size of an instance (vCPUs, memory, disks) and its extra specs.
 
-One type for every caller: the disk builder, claims, instance records, migrations and the
-domain designer. ``from_dict`` is strict, since a flavor read wrong sizes a guest wrong:
-integers must be integers (``2`` or ``"2"``, never ``True`` or ``"1.5"``), and every refusal
-names the flavor and the field. A flavor may have no name (records and claims carry what
-they were given); it is then ``""``.
+One type for the controller and the hosts, as Nova's ``objects.Flavor`` is shared by the
+scheduler's RequestSpec and the compute manager: the boot request checks a catalog entry with
+it, the scheduler sizes its filters with it, and the disk builder, claims, instance records,
+migrations and the domain designer read it on the host. ``from_dict`` is strict, since a
+flavor read wrong sizes a guest wrong: integers must be integers (``2`` or ``"2"``, never
+``True``, ``2.0`` or ``"1.5"``), and every refusal names the flavor and the field. A flavor
+may have no name (records and claims carry what they were given); it is then ``""``.
+
+Extra spec values are strings, as Nova stores them; a YAML boolean reads as YAML writes it,
+``true`` or ``false`` (:func:`extra_spec_value`), on the controller and on the host alike, so
+that the scheduler's operators (``aggregate_instance_extra_specs:ssd: true``) and the host's
+records see one spelling.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._common.units import GIB, MIB
+from ansible_collections.virtops.compute.plugins.module_utils._common.validate import strict_int
 from ansible_collections.virtops.compute.plugins.module_utils._model.names import validate_text
 
 FLAVOR_NEEDS = ("a flavor needs vcpus and ram_mb (integers >= 1) and may give root_gb, "
                 "ephemeral_gb, swap_mb (integers >= 0), name and extra_specs")
+# The keys of a flavor, in the order modules document them.
+FLAVOR_KEYS = ("name", "vcpus", "ram_mb", "root_gb", "ephemeral_gb", "swap_mb", "extra_specs")
 # What each size means, for the messages that ask for a fix.
 _HINTS = {
     "vcpus": "the number of virtual CPUs, such as 2",
@@ -29,8 +40,39 @@ _HINTS = {
 }
 _TOPOLOGY_PARTS = ("sockets", "cores", "threads")
 
+# The argument spec of a module option that takes a flavor (doc fragment ``flavor``). Every
+# size is a plain int for AnsibleModule; from_dict is what checks them. A copy per module, as
+# AnsibleModule fills the dicts it is given.
+FLAVOR_OPTIONS = dict(
+    name=dict(type="str"),
+    vcpus=dict(type="int", required=True),
+    ram_mb=dict(type="int", required=True),
+    root_gb=dict(type="int", default=0),
+    ephemeral_gb=dict(type="int", default=0),
+    swap_mb=dict(type="int", default=0),
+    extra_specs=dict(type="dict", default={}),
+)
 
-def _label(name: str) -> str:
+
+def flavor_spec(required: bool = False) -> dict:
+    """The argument spec of a ``flavor`` option (a fresh copy each call)."""
+    options = {key: dict(spec) for key, spec in FLAVOR_OPTIONS.items()}
+    if required:
+        return dict(type="dict", required=True, options=options)
+    return dict(type="dict", options=options)
+
+
+def extra_spec_value(value: Any) -> str:
+    """An extra spec value as the string Nova stores: ``str()``, except that a boolean reads
+    as YAML writes it (``true``/``false``), whichever side reads the flavor."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _label(name: str, where: str = "") -> str:
+    if where:
+        return where
     return "flavor %r" % name if name else "flavor (no name)"
 
 
@@ -39,28 +81,8 @@ def _integer(value, label: str, key: str, minimum: int, kind: str = "") -> int:
 
     ``kind`` goes before the key in messages ("extra spec ").
     """
-    hint = _HINTS.get(key, "a whole number, such as 2")
-    number = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str):
-        text = value.strip()
-        try:
-            number = int(text)
-        except ValueError:
-            number = None
-        if number is not None and str(number) != text:
-            number = None          # "+2", "02", "2_0": not how an integer is written
-    if number is None:
-        raise VirtopsError("%s: %s%r must be an integer, got %r; give %s"
-                           % (label, kind, key, value, hint))
-    if number < minimum:
-        if minimum == 0:
-            raise VirtopsError("%s: %s%s cannot be negative, got %d; give %s"
-                               % (label, kind, key, number, hint))
-        raise VirtopsError("%s: %s%s must be at least %d, got %d; give %s"
-                           % (label, kind, key, minimum, number, hint))
-    return number
+    return strict_int(value, "%s: %s%s" % (label, kind, key), minimum=minimum,
+                      hint=_HINTS.get(key, "a whole number, such as 2"))
 
 
 @dataclass(frozen=True)
@@ -82,13 +104,15 @@ class Flavor:
     extra_specs: Dict[str, str] = field(default_factory=dict, hash=False, compare=True)
 
     @classmethod
-    def from_dict(cls, data) -> "Flavor":
+    def from_dict(cls, data, where: str = "") -> "Flavor":
+        """The flavor ``data`` describes; ``where`` names it in messages (``request.flavor``,
+        ``flavors.m1.small``) instead of its name."""
         if not isinstance(data, Mapping):
-            raise VirtopsError("flavor must be a dict, got %s %r; %s"
-                               % (type(data).__name__, data, FLAVOR_NEEDS))
+            raise VirtopsError("%s must be a dict, got %s %r; %s"
+                               % (where or "flavor", type(data).__name__, data, FLAVOR_NEEDS))
         name = data.get("name")
         name = validate_text(name, "flavor name") if name not in (None, "") else ""
-        label = _label(name)
+        label = _label(name, where)
         extra = data.get("extra_specs")
         if extra is None:
             extra = {}
@@ -102,12 +126,18 @@ class Flavor:
         for key in ("root_gb", "ephemeral_gb", "swap_mb"):
             value = data.get(key)
             sizes[key] = 0 if value is None else _integer(value, label, key, 0)
-        return cls(name=name, extra_specs={str(k): str(v) for k, v in extra.items()}, **sizes)
+        return cls(name=name, extra_specs={str(k): extra_spec_value(v) for k, v in extra.items()},
+                   **sizes)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "vcpus": self.vcpus, "ram_mb": self.ram_mb,
                 "root_gb": self.root_gb, "ephemeral_gb": self.ephemeral_gb,
                 "swap_mb": self.swap_mb, "extra_specs": dict(self.extra_specs)}
+
+    @property
+    def disk_mb(self) -> int:
+        """What Nova's DiskFilter asks for: (root + ephemeral) GiB in MiB, plus swap MiB."""
+        return (self.root_gb + self.ephemeral_gb) * (GIB // MIB) + self.swap_mb
 
     def extra(self, key: str) -> Optional[str]:
         return self.extra_specs.get(key)

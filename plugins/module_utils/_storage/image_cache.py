@@ -6,7 +6,9 @@ fetch_to_raw, as Nova does it: under a lock named after the cache file, download
 ``<base>.part``, inspect the header before qemu-img sees the file, convert to raw
 (``<base>.converted``, re-checked) when ``force_raw``, verify the declared checksum, rename into
 place. Waiters on the lock find the base present and reuse it. A base already cached is
-re-inspected on every use. Nothing half-made survives a failure.
+re-inspected on every use. Nothing half-made survives a failure. A base obtained another way
+(a cold migration's destination copying it from the source host) enters by the same path:
+``adopt``.
 
 The checksum is computed in a second thread while the download is inspected and converted (or
 flushed): those steps wait on the disk, hashing waits on the CPU, so the checksum costs little
@@ -29,7 +31,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._common.fileio import (
@@ -41,19 +43,16 @@ from ansible_collections.virtops.compute.plugins.module_utils._storage.image_sou
 from ansible_collections.virtops.compute.plugins.module_utils._common.locks import (
     LockBusy, file_lock, unlink_held_lock)
 from ansible_collections.virtops.compute.plugins.module_utils._storage.qemu_img import QemuImg
+from ansible_collections.virtops.compute.plugins.module_utils._common.result import Outcome
+from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
+    InstanceLayout)
 
-BASE_DIR = "_base"
-LOCK_DIR = "locks"
 INFO_SUFFIX = ".info"
 BOOT_FILE_MAX_BYTES = 1024 ** 3   # a kernel or ramdisk; real ones are tens of MiB at most
 LEFTOVER_SUFFIXES = (".part", ".converted", ".info.part", ".tmp")
 # Names of cache files, hence of their locks: an image's SHA-1, a formatted ephemeral or swap base.
 BASE_NAME = re.compile(r"^([0-9a-f]{40}|ephemeral_[0-9]+_[a-z0-9]+|swap_[0-9]+)$")
 LOCK_NAME = re.compile(r"^virtops-(.+)\.lock$")
-
-
-def _now() -> float:
-    return time.monotonic()
 
 
 @dataclass(frozen=True)
@@ -198,8 +197,9 @@ class ImageCache:
     def __init__(self, instances_path: str, qemu_img: Optional[QemuImg] = None,
                  force_raw: bool = True, policy: Optional[FetchPolicy] = None):
         self.instances_path = instances_path
-        self.base_dir = os.path.join(instances_path, BASE_DIR)
-        self.lock_dir = os.path.join(instances_path, LOCK_DIR)
+        self.layout = InstanceLayout(instances_path)
+        self.base_dir = self.layout.base_dir
+        self.lock_dir = self.layout.lock_dir
         self.qemu_img = qemu_img or QemuImg()
         self.force_raw = force_raw
         self.policy = policy or FetchPolicy()
@@ -208,30 +208,32 @@ class ImageCache:
         return os.path.join(self.base_dir, source.base_name)
 
     def lock_path(self, name: str) -> str:
-        return os.path.join(self.lock_dir, "virtops-%s.lock" % name)
+        return self.layout.lock_path(name)
 
     def is_cached(self, source: ImageSource) -> bool:
         return os.path.isfile(self.base_path(source))
 
     @contextlib.contextmanager
-    def _locked(self, source: ImageSource) -> Iterator[Tuple[str, Dict[str, float]]]:
-        """Hold the lock of ``source``'s cache file: one fetch per file and host, waiters
-        reuse it. Yields the file's path and the timings, with how long the lock took."""
-        base = self.base_path(source)
+    def _locked(self, name: str) -> Iterator[Tuple[str, Outcome]]:
+        """Hold the lock of the cache file ``name``: one fetch per file and host, waiters
+        reuse it. Yields the file's path and an Outcome timing the steps, starting with how
+        long the lock took."""
+        base = os.path.join(self.base_dir, name)
         qemu_directory(self.base_dir)
-        started = _now()
-        with file_lock(self.lock_path(source.base_name)):
-            yield base, {"lock_wait": round(_now() - started, 3)}
+        steps = Outcome()
+        with file_lock(self.lock_path(name)) as waited:
+            steps.add_time("lock_wait", waited)
+            yield base, steps
 
     def ensure(self, source: ImageSource, max_virtual_size: Optional[int] = None,
                download_timeout: float = 60.0) -> CachedBase:
         """The cached base for ``source``, fetched once per host."""
         limit = max_virtual_size or DEFAULT_MAX_VIRTUAL_SIZE
-        with self._locked(source) as (base, timings):
+        with self._locked(source.base_name) as (base, steps):
             if os.path.isfile(base):
-                return self._reuse(source, base, limit, timings)
+                return self._reuse(source, base, limit, steps)
             source.require_verifiable()
-            return self._fetch(source, base, limit, download_timeout, timings)
+            return self._fetch(source, base, limit, download_timeout, steps)
 
     def peek(self, source: ImageSource, max_virtual_size: Optional[int] = None
              ) -> Optional[CachedBase]:
@@ -243,42 +245,39 @@ class ImageCache:
         base = self.base_path(source)
         if not os.path.isfile(base):
             return None
-        return self._reuse(source, base, max_virtual_size or DEFAULT_MAX_VIRTUAL_SIZE, {},
-                           touch=False)
+        return self._reuse(source, base, max_virtual_size or DEFAULT_MAX_VIRTUAL_SIZE,
+                           Outcome(), touch=False)
 
     def _reuse(self, source: ImageSource, base: str, limit: int,
-               timings: Dict[str, float], touch: bool = True) -> CachedBase:
+               steps: Outcome, touch: bool = True) -> CachedBase:
         record = read_json(base + INFO_SUFFIX, default={}) or {}
         expected_format = record.get("format") or ("raw" if self.force_raw else source.disk_format)
-        started = _now()
-        inspected = inspect_image(base, expected_format, max_virtual_size=limit,
-                                  qemu_img=self.qemu_img)
-        timings["inspect"] = round(_now() - started, 3)
+        with steps.timed("inspect"):
+            inspected = inspect_image(base, expected_format, max_virtual_size=limit,
+                                      qemu_img=self.qemu_img)
         if touch:
             os.utime(base)  # in use: cache ageing keeps it
         return CachedBase(base, inspected.qemu_format, inspected.virtual_size,
-                          inspected.file_size, False, timings, source.id)
+                          inspected.file_size, False, steps.rounded_timings(), source.id)
 
     def _fetch(self, source: ImageSource, base: str, limit: int, download_timeout: float,
-               timings: Dict[str, float]) -> CachedBase:
+               steps: Outcome) -> CachedBase:
         part = base + ".part"
         converted = base + ".converted"
         _remove_quietly(part, converted)  # leftovers of a crashed run, under the lock
         try:
-            started = _now()
-            size = download(source.url, part, timeout=download_timeout, fsync=False,
-                            policy=self.policy, checksum=source.checksum)
-            timings["fetch"] = round(_now() - started, 3)
+            with steps.timed("fetch"):
+                size = download(source.url, part, timeout=download_timeout, fsync=False,
+                                policy=self.policy, checksum=source.checksum)
             check = _ChecksumCheck(part, source.url, source.checksum)
             try:
                 inspected, final = self._inspect_and_convert(part, converted, source, limit,
-                                                             timings)
+                                                             steps)
             except VirtopsError:
                 check.result()  # a download that is not what was declared says so first
                 raise
-            started = _now()
-            check.result()
-            timings["checksum_wait"] = round(_now() - started, 3)
+            with steps.timed("checksum_wait"):
+                check.result()
             restrict_to_qemu(final)
             atomic_write_json(base + INFO_SUFFIX, {
                 "image_id": source.id, "source": source.url, "format": inspected.qemu_format,
@@ -292,22 +291,20 @@ class ImageCache:
         finally:
             _remove_quietly(part)
         return CachedBase(base, inspected.qemu_format, inspected.virtual_size,
-                          os.stat(base).st_size, True, timings, source.id)
+                          os.stat(base).st_size, True, steps.rounded_timings(), source.id)
 
     def _inspect_and_convert(self, part: str, converted: str, source: ImageSource, limit: int,
-                             timings: Dict[str, float]):
+                             steps: Outcome):
         """Inspect the download; convert it to raw when asked (else flush it). Returns the
         inspection of the file to keep and its path."""
-        started = _now()
-        inspected = inspect_image(part, source.disk_format, max_virtual_size=limit,
-                                  qemu_img=self.qemu_img)
-        timings["inspect"] = round(_now() - started, 3)
+        with steps.timed("inspect"):
+            inspected = inspect_image(part, source.disk_format, max_virtual_size=limit,
+                                      qemu_img=self.qemu_img)
         if not (self.force_raw and inspected.qemu_format != "raw"):
             _fsync_path(part)
             return inspected, part
-        started = _now()
-        self.qemu_img.convert(part, inspected.qemu_format, converted, "raw")
-        timings["convert"] = round(_now() - started, 3)
+        with steps.timed("convert"):
+            self.qemu_img.convert(part, inspected.qemu_format, converted, "raw")
         inspected = inspect_image(converted, "raw", max_virtual_size=limit, qemu_img=self.qemu_img)
         return inspected, converted   # qemu-img flushed it before exiting
 
@@ -320,20 +317,20 @@ class ImageCache:
         QEMU reads these itself for a direct kernel boot; qemu-img never opens them, so there
         is no header to inspect: the checksum (when declared) and a size limit are the checks.
         """
-        with self._locked(source) as (base, timings):
+        with self._locked(source.base_name) as (base, steps):
             if os.path.isfile(base):
                 os.utime(base)   # in use: cache ageing keeps it
                 size = os.stat(base).st_size
-                return CachedBase(base, "raw", size, size, False, timings, source.id)
+                return CachedBase(base, "raw", size, size, False, steps.rounded_timings(),
+                                  source.id)
             source.require_verifiable("ramdisk" if source.disk_format == "ari" else "kernel")
             part = base + ".part"
             _remove_quietly(part)
             try:
-                started = _now()
-                size = download(source.url, part, timeout=download_timeout,
-                                policy=self.policy.capped(BOOT_FILE_MAX_BYTES),
-                                checksum=source.checksum)
-                timings["fetch"] = round(_now() - started, 3)
+                with steps.timed("fetch"):
+                    size = download(source.url, part, timeout=download_timeout,
+                                    policy=self.policy.capped(BOOT_FILE_MAX_BYTES),
+                                    checksum=source.checksum)
                 if source.checksum:
                     _ChecksumCheck(part, source.url, source.checksum).result()
                 restrict_to_qemu(part)
@@ -345,7 +342,7 @@ class ImageCache:
             except BaseException:
                 _remove_quietly(part, base + INFO_SUFFIX)
                 raise
-        return CachedBase(base, "raw", size, size, True, timings, source.id)
+        return CachedBase(base, "raw", size, size, True, steps.rounded_timings(), source.id)
 
     def peek_boot_file(self, source: ImageSource) -> Optional[CachedBase]:
         """The cached kernel or ramdisk, neither locked nor touched (check mode); None if absent."""
@@ -354,6 +351,69 @@ class ImageCache:
             return None
         size = os.stat(base).st_size
         return CachedBase(base, "raw", size, size, False, {}, source.id)
+
+    # ------------------------------------------------------------------ adopted bases
+
+    def recorded_format(self, name: str) -> Optional[str]:
+        """The format the cache file ``name``'s ``.info`` record gives, if any."""
+        record = read_json(os.path.join(self.base_dir, name) + INFO_SUFFIX, default={}) or {}
+        return record.get("format") if isinstance(record, dict) else None
+
+    def adopt(self, name: str, fill: Callable[[str, str], None],
+              declared_format: Optional[str] = None,
+              max_virtual_size: Optional[int] = None) -> CachedBase:
+        """Bring a base obtained another way into the cache as ``_base/<name>``: the way a
+        cold migration's destination gets a base whose image source is gone (Nova's
+        ``finish_migration`` copies it from the source host).
+
+        The same path as a download: under the base's lock (a waiter finds it present and
+        reuses it), ``fill(part, info_part)`` writes the file to ``<name>.part`` and may write
+        the source's ``.info`` record to ``<name>.info.part``; the file is inspected in the
+        format that record (else ``declared_format``, else raw) names before anything trusts
+        it, made ``0640`` root and the QEMU group, and renamed into place. Nothing half-made
+        survives a failure.
+        """
+        if os.path.basename(name) != name or name in ("", ".", ".."):
+            raise VirtopsError("a cache file name is one path component, not %r" % name)
+        limit = max_virtual_size or DEFAULT_MAX_VIRTUAL_SIZE
+        with self._locked(name) as (base, steps):
+            if os.path.isfile(base):
+                return self._inspected(name, base, self.recorded_format(name) or declared_format
+                                       or "raw", limit, steps, fetched=False)
+            part = base + ".part"
+            info_part = base + INFO_SUFFIX + ".part"
+            _remove_quietly(part, info_part)   # leftovers of a crashed run, under the lock
+            try:
+                with steps.timed("fetch"):
+                    fill(part, info_part)
+                described = read_json(info_part, default={}) or {}
+                described = described if isinstance(described, dict) else {}
+                fmt = described.get("format") or declared_format or "raw"
+                with steps.timed("inspect"):
+                    inspected = inspect_image(part, fmt, max_virtual_size=limit,
+                                              qemu_img=self.qemu_img)
+                restrict_to_qemu(part)
+                if described:
+                    restrict_to_qemu(info_part)
+                    os.replace(info_part, base + INFO_SUFFIX)
+                os.replace(part, base)
+            except BaseException:
+                _remove_quietly(part, info_part)
+                raise
+        return CachedBase(base, inspected.qemu_format, inspected.virtual_size,
+                          inspected.file_size, True, steps.rounded_timings(),
+                          str(described.get("image_id") or name))
+
+    def _inspected(self, name: str, base: str, fmt: str, limit: int, steps: Outcome,
+                   fetched: bool) -> CachedBase:
+        with steps.timed("inspect"):
+            inspected = inspect_image(base, fmt, max_virtual_size=limit, qemu_img=self.qemu_img)
+        os.utime(base)   # in use: cache ageing keeps it
+        record = read_json(base + INFO_SUFFIX, default={}) or {}
+        image_id = record.get("image_id") if isinstance(record, dict) else None
+        return CachedBase(base, inspected.qemu_format, inspected.virtual_size,
+                          inspected.file_size, fetched, steps.rounded_timings(),
+                          str(image_id or name))
 
     # ------------------------------------------------------------------ ageing
 

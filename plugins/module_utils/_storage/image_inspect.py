@@ -27,6 +27,7 @@ from typing import List, Optional, Tuple
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._storage.qemu_img import ImageInfo, QemuImg
+from ansible_collections.virtops.compute.plugins.module_utils._common.units import GIB as GiB, MIB as MiB
 
 try:
     from oslo_utils.imageutils import format_inspector
@@ -41,8 +42,6 @@ except ImportError:
     HAS_FORMAT_INSPECTOR = False
     FORMAT_INSPECTOR_IMPORT_ERROR = traceback.format_exc()
 
-MiB = 1024 ** 2
-GiB = 1024 ** 3
 TiB = 1024 ** 4
 
 # Glance disk_format values we accept, and the qemu-img format each is read as afterwards.

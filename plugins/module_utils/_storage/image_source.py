@@ -37,8 +37,8 @@ from typing import BinaryIO, Optional, Sequence, Tuple
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._common.units import GIB
 
-GIB = 1024 ** 3
 CHUNK = 1024 * 1024
 # The largest download vm_image takes by default (its download_max_bytes option). Cloud
 # images are hundreds of MiB, large Windows images some tens of GiB.

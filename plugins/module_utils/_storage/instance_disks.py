@@ -2,8 +2,11 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The local disks of one instance, in ``<instances_path>/<uuid>/`` (Nova's image backends).
 
+File names and paths are the instance layout's (``_model.instance_layout``).
+
 - ``disk``: root; ``qcow2`` backend = overlay on the cached base (backing format pinned),
-  ``flat`` backend = sparse raw copy of the base. Grown to ``root_gb``, never shrunk.
+  ``flat`` backend = sparse raw copy of the base (``plan_disk``, the one place that decides).
+  Grown to ``root_gb``, never shrunk.
 - ``disk.local``: ephemeral, from a formatted base ``ephemeral_<GB>_<fs>`` in ``_base``.
 - ``disk.swap``: from a ``swap_<MB>`` base made with mkswap.
 - ``disk.info``: JSON path -> format, so a format is never guessed again.
@@ -11,7 +14,6 @@
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
@@ -19,16 +21,19 @@ from ansible_collections.virtops.compute.plugins.module_utils._common.errors imp
 from ansible_collections.virtops.compute.plugins.module_utils._common.fileio import (
     atomic_write_json, qemu_directory, qemu_file_options, read_json, restrict_to_qemu)
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import Flavor
+from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
+    DISK_INFO, DISK_NAMES, EPHEMERAL_DISK, RECORD, ROOT_DISK, SWAP_DISK, InstanceLayout)
 from ansible_collections.virtops.compute.plugins.module_utils._storage.image_cache import (
-    BASE_DIR, CachedBase, ImageCache, ImageSource)
+    CachedBase, ImageCache, ImageSource)
 from ansible_collections.virtops.compute.plugins.module_utils._storage.instance_record import scan_instances
 from ansible_collections.virtops.compute.plugins.module_utils._common.locks import file_lock
 from ansible_collections.virtops.compute.plugins.module_utils._common.process import find_binary, run
 from ansible_collections.virtops.compute.plugins.module_utils._storage.qemu_img import QemuImg
+from ansible_collections.virtops.compute.plugins.module_utils._common.units import GIB, MIB
 
-GIB = 1024 ** 3
-MIB = 1024 ** 2
-BACKENDS = ("qcow2", "flat")
+# Nova's image backends and the format of the disks each makes.
+BACKEND_FORMATS = {"qcow2": "qcow2", "flat": "raw"}
+BACKENDS = tuple(BACKEND_FORMATS)
 EPHEMERAL_FS = "ext4"
 
 
@@ -51,6 +56,7 @@ class DiskState:
     virtual_size: int
     backing_file: Optional[str]
     action: str  # created | grown | unchanged | would create | would grow
+    previous_size: Optional[int] = None   # the virtual size before it grew
 
     def to_dict(self) -> dict:
         return {"name": self.name, "path": self.path, "format": self.format,
@@ -58,21 +64,45 @@ class DiskState:
                 "action": self.action}
 
 
-def plan_root(base: CachedBase, flavor: Flavor, backend: str) -> DiskPlan:
+def backend_for_format(disk_format: str) -> str:
+    """The backend that made a disk of this format: qcow2 disks are overlays, the rest flat."""
+    return "qcow2" if disk_format == "qcow2" else "flat"
+
+
+def plan_disk(name: str, backend: str, size: int, base: str, base_format: str) -> DiskPlan:
+    """A disk made from a base in ``_base``: the qcow2 or raw decision, made here only.
+
+    Nova's ``Qcow2`` image backend makes a qcow2 overlay whose backing file (and its format,
+    pinned so qemu never probes it) is the base; the ``Flat`` backend makes a sparse raw copy.
+    """
     if backend not in BACKENDS:
         raise VirtopsError("backend must be one of %s, not %r" % (", ".join(BACKENDS), backend))
-    size = max(flavor.root_gb * GIB, base.virtual_size)
     if backend == "qcow2":
-        return DiskPlan("disk", "qcow2", size, backing=base.path, backing_format=base.format)
-    if base.format != "raw":
+        return DiskPlan(name, "qcow2", size, backing=base, backing_format=base_format)
+    if base_format != "raw":
         raise VirtopsError("the flat backend needs a raw base; set force_raw (the default)")
-    return DiskPlan("disk", "raw", size, copy_of=base.path)
+    return DiskPlan(name, "raw", size, copy_of=base)
+
+
+def plan_root(base: CachedBase, flavor: Flavor, backend: str) -> DiskPlan:
+    return plan_disk(ROOT_DISK, backend, max(flavor.root_gb * GIB, base.virtual_size), base.path,
+                     base.format)
 
 
 class DiskBuilder:
     def __init__(self, cache: ImageCache, qemu_img: Optional[QemuImg] = None):
         self.cache = cache
         self.qemu_img = qemu_img or cache.qemu_img
+
+    def ephemeral_plan(self, size_gb: int, backend: str, check_mode: bool) -> DiskPlan:
+        """``disk.local`` of ``size_gb`` GiB, from the formatted base (made once per host)."""
+        return plan_disk(EPHEMERAL_DISK, backend, size_gb * GIB,
+                         self.ephemeral_base(size_gb, check_mode), "raw")
+
+    def swap_plan(self, size_mb: int, backend: str, check_mode: bool) -> DiskPlan:
+        """``disk.swap`` of ``size_mb`` MiB, from the mkswap'd base (made once per host)."""
+        return plan_disk(SWAP_DISK, backend, size_mb * MIB, self.swap_base(size_mb, check_mode),
+                         "raw")
 
     # ------------------------------------------------------------ formatted bases
 
@@ -126,14 +156,29 @@ class DiskBuilder:
         if plan.backing and os.path.realpath(info.backing_filename or "") != os.path.realpath(plan.backing):
             raise VirtopsError("%s is backed by %s, expected %s" % (path, info.backing_filename,
                                                                     plan.backing))
-        if info.virtual_size < plan.size:
-            if check_mode:
-                return DiskState(plan.name, path, plan.format, plan.size, info.backing_filename,
-                                 "would grow")
-            self.qemu_img.resize(path, plan.format, plan.size)
-            return DiskState(plan.name, path, plan.format, plan.size, info.backing_filename,
-                             "grown")
-        return DiskState(plan.name, path, plan.format, info.virtual_size, info.backing_filename,
+        return self._grow(path, plan.name, plan.format, plan.size, info, check_mode)
+
+    def rebase(self, path: str, base: str, base_format: str) -> None:
+        """Point an overlay at the same base under another path (a migrated disk on a host
+        whose cache is elsewhere): a header rewrite only, as Nova's finish_migration does."""
+        self.qemu_img.rebase_unsafe(path, base, base_format)
+
+    def grow(self, instance_dir: str, name: str, disk_format: str, size: int,
+             check_mode: bool) -> DiskState:
+        """Grow an existing disk to ``size`` bytes; never shrink it (Nova's disks only grow)."""
+        path = os.path.join(instance_dir, name)
+        return self._grow(path, name, disk_format, size, self.qemu_img.info(path, disk_format),
+                          check_mode)
+
+    def _grow(self, path: str, name: str, disk_format: str, size: int, info,
+              check_mode: bool) -> DiskState:
+        if info.virtual_size < size:
+            if not check_mode:
+                self.qemu_img.resize(path, disk_format, size)
+            return DiskState(name, path, disk_format, size, info.backing_filename,
+                             "would grow" if check_mode else "grown",
+                             previous_size=info.virtual_size)
+        return DiskState(name, path, disk_format, info.virtual_size, info.backing_filename,
                          "unchanged")
 
     def _create(self, path: str, plan: DiskPlan) -> None:
@@ -156,7 +201,7 @@ class DiskBuilder:
 
 def write_disk_info(instance_dir: str, formats: Dict[str, str], check_mode: bool) -> bool:
     """``disk.info``: absolute path -> format. Returns True when it changed."""
-    path = os.path.join(instance_dir, "disk.info")
+    path = os.path.join(instance_dir, DISK_INFO)
     document = {os.path.join(instance_dir, name): fmt for name, fmt in sorted(formats.items())}
     if read_json(path) == document:
         return False
@@ -176,7 +221,7 @@ def _record_bases(instances_path: str, record: dict) -> List[str]:
         # Nova: the base named after the SHA-1 of an instance's image id is in use.
         source = ImageSource(url=str(image.get("url") or ""), disk_format="raw",
                              image_id=image.get("id"))
-        used.append(os.path.join(instances_path, BASE_DIR, source.base_name))
+        used.append(InstanceLayout(instances_path).base_path(source.base_name))
     return used
 
 
@@ -203,8 +248,8 @@ def in_use_bases(instances_path: str, qemu_img: QemuImg) -> List[str]:
                     if os.path.isdir(entry.path) and not os.path.islink(entry.path)]
     for directory in directories:
         used.extend(_record_bases(instances_path,
-                                  _read_leniently(os.path.join(directory, "instance.json"))))
-        for disk, fmt in _read_leniently(os.path.join(directory, "disk.info")).items():
+                                  _read_leniently(os.path.join(directory, RECORD))))
+        for disk, fmt in _read_leniently(os.path.join(directory, DISK_INFO)).items():
             if fmt == "qcow2" and os.path.exists(disk):
                 backing = qemu_img.info(disk, "qcow2").backing_filename
                 if backing:
@@ -217,14 +262,10 @@ def remove_instance_disks(instance_dir: str, check_mode: bool) -> List[str]:
     removed = []
     if not os.path.isdir(instance_dir):
         return removed
-    for name in ("disk", "disk.local", "disk.swap", "disk.config", "disk.info"):
+    for name in DISK_NAMES + (DISK_INFO,):
         path = os.path.join(instance_dir, name)
         if os.path.lexists(path):
             removed.append(path)
             if not check_mode:
                 os.unlink(path)
     return removed
-
-
-def elapsed(started: float) -> float:
-    return round(time.monotonic() - started, 3)

@@ -22,13 +22,13 @@ from ansible_collections.virtops.compute.plugins.module_utils._common.fileio imp
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._model.names import (
     validate_instance_name, validate_uuid)
+from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
+    LOCK_DIR, RECORD, RESIZE_SUFFIX, InstanceLayout)
 
-RECORD = "instance.json"
-RESIZE_SUFFIX = "_resize"
 # Entries of the instances path that belong to the collection and are not instances: the image
 # cache (``_base``), the lock files (``locks``) and, by convention, every ``_`` or ``.`` name;
 # ``lost+found`` is the filesystem's own when the instances path is a mount point.
-RESERVED_ENTRIES = ("locks", "lost+found")
+RESERVED_ENTRIES = (LOCK_DIR, "lost+found")
 RESERVED_PREFIXES = ("_", ".")
 # ``<uuid>`` (the instance) or ``<uuid>_resize`` (a resize source kept until confirm), in the
 # canonical lower-case form the store writes.
@@ -237,10 +237,11 @@ class RecordStore:
 
     def __init__(self, instances_path: str):
         self.instances_path = instances_path
+        self.layout = InstanceLayout(instances_path)
 
     def instance_dir(self, uuid: str, resize: bool = False) -> str:
         validate_uuid(uuid)
-        return os.path.join(self.instances_path, uuid + (RESIZE_SUFFIX if resize else ""))
+        return self.layout.instance_dir(uuid, resize)
 
     def path(self, uuid: str, resize: bool = False) -> str:
         return os.path.join(self.instance_dir(uuid, resize), RECORD)

@@ -21,8 +21,8 @@ from typing import Callable, Optional, Sequence
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._common.process import find_binary, run
+from ansible_collections.virtops.compute.plugins.module_utils._common.units import GIB as GiB
 
-GiB = 1024 ** 3
 
 # Nova's QEMU_IMG_LIMITS: a hostile header must not make ``qemu-img info`` spin or eat memory.
 INFO_CPU_SECONDS = 30

@@ -11,8 +11,9 @@ from typing import Dict, List, Mapping, Optional
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.plugin_utils._boot.plan import (
-    MULTI_INSTANCE_NAME_TEMPLATE, _facts_list, _fault_message, _int, power_drift,
-    split_leftovers)
+    _facts_list, _fault_message, power_drift, split_leftovers)
+from ansible_collections.virtops.compute.plugins.plugin_utils._boot.request import (
+    MULTI_INSTANCE_NAME_TEMPLATE, whole_number)
 
 COLUMNS = (("name", "NAME"), ("host", "HOST"), ("vm_state", "STATE"), ("task_state", "TASK"),
            ("power_state", "POWER"), ("flavor", "FLAVOR"), ("image", "IMAGE"), ("ips", "IPS"))
@@ -66,7 +67,7 @@ def server_names(server) -> List[str]:
         raise VirtopsError("server needs a name (or a uuid) to say which server")
     if not server.get("name"):
         return []
-    count = _int(server.get("max_count") or 1, "server.max_count", 1)
+    count = whole_number(server.get("max_count") or 1, "server.max_count", 1)
     if count == 1:
         return [str(server["name"])]
     return [MULTI_INSTANCE_NAME_TEMPLATE % {"name": server["name"], "count": n}

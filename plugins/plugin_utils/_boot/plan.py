@@ -11,11 +11,14 @@ and moves it through the flow with the filters of ``plugins/filter/boot.py``:
    create), finds the ones the fleet already has (host facts, by name) and gives the new
    ones a uuid. An instance that exists is left alone; one left ``building`` by an
    interrupted run is finished on its host; one in ``error`` stops the boot.
-3. :func:`schedule_requests` / :func:`boot_placed`: the scheduler lookup's requests and its
-   selections. :func:`ports_request` / :func:`boot_ported`: the same for the ports lookup.
+3. :func:`boot_scheduled` asks the scheduler for hosts (:func:`schedule_requests`,
+   :func:`boot_placed`), shrinking a multiple create towards ``min_count`` when all of it
+   does not fit. :func:`ports_request` / :func:`boot_ported`: the same for the ports lookup.
 4. After each build attempt :func:`boot_collect` reads what every host reported; a failed
    instance remembers the host and the reason and is scheduled again without the hosts it
    failed on, up to ``max_attempts`` (3, Nova's default) in all, then it is in ``error``.
+   :func:`first_attempt` and :func:`next_attempt` decide, once per attempt, whether it runs
+   and on which hosts (the plays of ``playbooks/boot_attempt.yml`` take their hosts from it).
 5. :func:`boot_summary` says what happened, per instance, and what failed cleanups left on
    hosts.
 
@@ -39,29 +42,15 @@ import uuid as uuid_mod
 from typing import Callable, Dict, List, Mapping, Optional
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
-from ansible_collections.virtops.compute.plugins.module_utils._model.names import (
-    INSTANCE_NAME_MAX, validate_instance_name)
-from ansible_collections.virtops.compute.plugins.module_utils._guest.metadata import (
-    check_user_data)
+from ansible_collections.virtops.compute.plugins.plugin_utils._boot.request import (
+    instance_names, whole_number)
+from ansible_collections.virtops.compute.plugins.plugin_utils._scheduler.scheduler import (
+    schedule as _schedule)
 
-MAX_ATTEMPTS = 3
-MULTI_INSTANCE_NAME_TEMPLATE = "%(name)s-%(count)d"     # Nova's default, as the scheduler's
-SERVER_KEYS = ("name", "flavor", "image", "networks", "min_count", "max_count",
-               "availability_zone", "key_name", "user_data", "metadata", "admin_pass",
-               "config_drive", "scheduler_hints")
-FLAVOR_KEYS = ("vcpus", "ram_mb", "root_gb", "ephemeral_gb", "swap_mb", "extra_specs")
-FLAVOR_IGNORED = ("name", "id", "description", "is_public")
-IMAGE_KEYS = ("url", "disk_format", "checksum", "allow_unverified", "id", "min_disk", "min_ram",
-              "properties")
-IMAGE_IGNORED = ("name", "description", "container_format")
-DISK_FORMATS = ("raw", "qcow2", "vmdk", "iso")
-# Glance's formats for the kernel and ramdisk a machine image names in kernel_id/ramdisk_id:
-# fetched beside the disks, never booted from.
-BOOT_FILE_FORMATS = {"kernel_id": "aki", "ramdisk_id": "ari"}
-HINT_KEYS = ("group", "same_host", "different_host")
-GROUP_POLICIES = ("affinity", "anti-affinity")
-METADATA_MAX_ITEMS = 128     # Nova's default metadata_items quota
-METADATA_FIELD_MAX = 255
+MAX_ATTEMPTS = 3            # Nova's [scheduler] max_attempts default
+# The build attempts playbooks/boot.yml imports: virtops_max_attempts may not be more
+# (tests/unit/plugins/plugin_utils/_boot/test_attempts.py counts the imports).
+MAX_ATTEMPTS_CEILING = 5
 # States in which an instance counts as existing: a boot of the same name changes nothing.
 SETTLED_STATES = ("active", "stopped", "paused", "resized")
 ALIVE = ("unplaced", "pending")
@@ -69,336 +58,6 @@ ALIVE = ("unplaced", "pending")
 
 def _fail(msg: str) -> VirtopsError:
     return VirtopsError(msg)
-
-
-def _known(catalog: Mapping) -> str:
-    return ", ".join(sorted(str(k) for k in catalog)) or "none"
-
-
-def _catalog(value, what: str) -> Mapping:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise _fail("%s must be a mapping of name to definition, not %s"
-                    % (what, type(value).__name__))
-    return value
-
-
-def _int(value, what: str, minimum: int = 0) -> int:
-    if isinstance(value, bool):
-        raise _fail("%s must be a whole number, not %r" % (what, value))
-    try:
-        number = int(value)
-        if number != float(value):
-            raise ValueError
-    except (TypeError, ValueError):
-        raise _fail("%s must be a whole number, not %r" % (what, value))
-    if number < minimum:
-        raise _fail("%s must be at least %d, not %d" % (what, minimum, number))
-    return number
-
-
-def _names(base: str, count: int) -> List[str]:
-    if count == 1:
-        return [base]
-    return [MULTI_INSTANCE_NAME_TEMPLATE % {"name": base, "count": n} for n in range(1, count + 1)]
-
-
-# --------------------------------------------------------------------------- the request
-
-def _flavor(name: str, flavors: Mapping) -> dict:
-    if name not in flavors:
-        raise _fail("server.flavor: there is no flavor %r in flavors (known: %s)"
-                    % (name, _known(flavors)))
-    data = flavors[name]
-    if not isinstance(data, Mapping):
-        raise _fail("flavors.%s must be a mapping with vcpus, ram_mb, root_gb ..." % name)
-    unknown = sorted(str(k) for k in data if k not in FLAVOR_KEYS + FLAVOR_IGNORED)
-    if unknown:
-        raise _fail("flavors.%s: unknown key(s) %s (known: %s)"
-                    % (name, ", ".join(unknown), ", ".join(FLAVOR_KEYS)))
-    for key in ("vcpus", "ram_mb"):
-        if data.get(key) is None:
-            raise _fail("flavors.%s: missing %s" % (name, key))
-    extra_specs = data.get("extra_specs") or {}
-    if not isinstance(extra_specs, Mapping):
-        raise _fail("flavors.%s.extra_specs must be a mapping" % name)
-    return {
-        "name": str(name),
-        "vcpus": _int(data["vcpus"], "flavors.%s.vcpus" % name, 1),
-        "ram_mb": _int(data["ram_mb"], "flavors.%s.ram_mb" % name, 1),
-        "root_gb": _int(data.get("root_gb") or 0, "flavors.%s.root_gb" % name),
-        "ephemeral_gb": _int(data.get("ephemeral_gb") or 0, "flavors.%s.ephemeral_gb" % name),
-        "swap_mb": _int(data.get("swap_mb") or 0, "flavors.%s.swap_mb" % name),
-        "extra_specs": {str(k): v for k, v in extra_specs.items()},
-    }
-
-
-def _image(name: str, images: Mapping) -> dict:
-    if name not in images:
-        raise _fail("server.image: there is no image %r in images (known: %s)"
-                    % (name, _known(images)))
-    data = images[name]
-    if not isinstance(data, Mapping):
-        raise _fail("images.%s must be a mapping with url, disk_format, checksum ..." % name)
-    unknown = sorted(str(k) for k in data if k not in IMAGE_KEYS + IMAGE_IGNORED)
-    if unknown:
-        raise _fail("images.%s: unknown key(s) %s (known: %s)"
-                    % (name, ", ".join(unknown), ", ".join(IMAGE_KEYS)))
-    if not data.get("url"):
-        raise _fail("images.%s: missing url (http://, https://, file:// or a path on the hosts)"
-                    % name)
-    disk_format = data.get("disk_format")
-    if disk_format not in DISK_FORMATS + tuple(BOOT_FILE_FORMATS.values()):
-        raise _fail("images.%s: disk_format must be one of %s, not %r"
-                    % (name, ", ".join(DISK_FORMATS + tuple(BOOT_FILE_FORMATS.values())),
-                       disk_format))
-    properties = data.get("properties") or {}
-    if not isinstance(properties, Mapping):
-        raise _fail("images.%s.properties must be a mapping" % name)
-    image = {
-        "name": str(name),
-        "url": str(data["url"]),
-        "disk_format": disk_format,
-        "min_disk": _int(data.get("min_disk") or 0, "images.%s.min_disk" % name),
-        "min_ram": _int(data.get("min_ram") or 0, "images.%s.min_ram" % name),
-        "properties": {str(k): v for k, v in properties.items()},
-    }
-    if data.get("checksum"):
-        image["checksum"] = str(data["checksum"])
-    allow = data.get("allow_unverified", False)
-    if not isinstance(allow, bool):
-        raise _fail("images.%s.allow_unverified must be true or false, not %r" % (name, allow))
-    if allow:
-        image["allow_unverified"] = True
-    elif "checksum" not in image:
-        # vm_image refuses it on the host too; saying so here spares a schedule and a claim.
-        raise _fail("images.%s has no checksum, so a truncated or altered download could not "
-                    "be told from the real image: add checksum: sha256:<hex> (sha256sum of the "
-                    "file) to it, or allow_unverified: true to boot it unverified" % name)
-    # Glance never changes an image's data under its id; here the catalog entry may change,
-    # so the default id follows the source and its checksum: new data, new cached base.
-    image["id"] = str(data.get("id") or uuid_mod.uuid5(
-        uuid_mod.NAMESPACE_URL, "%s|%s" % (image["url"], image.get("checksum", ""))))
-    return image
-
-
-def _boot_file(image: Mapping, key: str, images: Mapping) -> Optional[dict]:
-    """The kernel (kernel_id) or ramdisk (ramdisk_id) a machine image names, from the catalog:
-    by name, or by the id of an entry."""
-    ref = image["properties"].get(key)
-    if ref in (None, ""):
-        return None
-    ref = str(ref)
-    if ref in images:
-        found = _image(ref, images)
-    else:
-        found = None
-        for name in images:
-            candidate = _image(str(name), images)
-            if candidate["id"] == ref:
-                found = candidate
-                break
-    if found is None:
-        raise _fail("images.%s.properties.%s: there is no image %r (by name or id) in images "
-                    "(known: %s)" % (image["name"], key, ref, _known(images)))
-    if found["disk_format"] != BOOT_FILE_FORMATS[key]:
-        raise _fail("images.%s.properties.%s names image %s, whose disk_format is %s, not %s"
-                    % (image["name"], key, found["name"], found["disk_format"],
-                       BOOT_FILE_FORMATS[key]))
-    return {k: found[k] for k in ("url", "checksum", "allow_unverified", "id", "disk_format")
-            if k in found}
-
-
-def image_source(image: Mapping) -> dict:
-    """The image as vm_image takes it (what to fetch and check)."""
-    return {k: image[k] for k in IMAGE_KEYS if k in image}
-
-
-def image_ref(image: Mapping) -> dict:
-    """The image as vm_xml takes it (what the domain is built from and records)."""
-    return {k: image[k] for k in ("id", "name", "disk_format", "properties")}
-
-
-def _networks(value, catalog: Mapping, max_count: int) -> List[dict]:
-    if value is None or value == "auto":
-        if not catalog:
-            return []
-        if len(catalog) > 1:
-            raise _fail("server.networks: there are several networks (%s); say which, e.g. "
-                        "networks: [{network: %s}], or networks: none"
-                        % (_known(catalog), sorted(catalog)[0]))
-        return [{"network": str(next(iter(catalog)))}]
-    if value == "none":
-        return []
-    if not isinstance(value, (list, tuple)):
-        raise _fail("server.networks must be a list such as [{network: private}], 'auto' or "
-                    "'none', not %r" % (value,))
-    ports = []
-    for index, entry in enumerate(value):
-        what = "server.networks[%d]" % index
-        if isinstance(entry, str):
-            entry = {"network": entry}
-        if not isinstance(entry, Mapping) or not entry.get("network"):
-            raise _fail("%s needs network: <name>" % what)
-        unknown = sorted(str(k) for k in entry if k not in ("network", "fixed_ip", "mac"))
-        if unknown:
-            raise _fail("%s: unknown key(s) %s (known: network, fixed_ip, mac)"
-                        % (what, ", ".join(unknown)))
-        if entry["network"] not in catalog:
-            raise _fail("%s: there is no network %r in networks (known: %s)"
-                        % (what, entry["network"], _known(catalog)))
-        if max_count > 1 and (entry.get("fixed_ip") or entry.get("mac")):
-            # Nova: "Multiple instances cannot be created with a specific fixed IP".
-            raise _fail("%s: fixed_ip and mac cannot be used when max_count is more than 1"
-                        % what)
-        ports.append({k: str(v) for k, v in entry.items() if v not in (None, "")})
-    return ports
-
-
-def _keypair(key_name, keypairs: Mapping) -> Optional[dict]:
-    if not key_name:
-        return None
-    if key_name not in keypairs:
-        raise _fail("server.key_name: there is no keypair %r in keypairs (known: %s)"
-                    % (key_name, _known(keypairs)))
-    data = keypairs[key_name]
-    if isinstance(data, str):
-        data = {"public_key": data}
-    if not isinstance(data, Mapping) or not data.get("public_key"):
-        raise _fail("keypairs.%s needs public_key" % key_name)
-    return {"name": str(key_name), "public_key": str(data["public_key"]).strip(),
-            "type": str(data.get("type") or "ssh")}
-
-
-def _metadata(value) -> Dict[str, str]:
-    value = value or {}
-    if not isinstance(value, Mapping):
-        raise _fail("server.metadata must be a mapping of strings")
-    if len(value) > METADATA_MAX_ITEMS:
-        raise _fail("server.metadata has %d items; at most %d" % (len(value), METADATA_MAX_ITEMS))
-    meta = {}
-    for key, item in value.items():
-        key, item = str(key), "" if item is None else str(item)
-        if not key or len(key) > METADATA_FIELD_MAX or len(item) > METADATA_FIELD_MAX:
-            raise _fail("server.metadata %r: keys must be 1 to %d characters and values at "
-                        "most %d" % (key, METADATA_FIELD_MAX, METADATA_FIELD_MAX))
-        meta[key] = item
-    return meta
-
-
-def _hints(value, server_groups: Mapping):
-    hints = value or {}
-    if not isinstance(hints, Mapping):
-        raise _fail("server.scheduler_hints must be a mapping")
-    unknown = sorted(str(k) for k in hints if k not in HINT_KEYS)
-    if unknown:
-        raise _fail("server.scheduler_hints: unknown hint(s) %s (known: %s)"
-                    % (", ".join(unknown), ", ".join(HINT_KEYS)))
-    clean = {}
-    for key in ("same_host", "different_host"):
-        names = hints.get(key)
-        if names:
-            clean[key] = [str(n) for n in ([names] if isinstance(names, str) else names)]
-    group = None
-    if hints.get("group"):
-        name = str(hints["group"])
-        if name not in server_groups:
-            raise _fail("server.scheduler_hints.group: there is no server group %r in "
-                        "server_groups (known: %s)" % (name, _known(server_groups)))
-        data = server_groups[name]
-        if isinstance(data, str):
-            data = {"policy": data}
-        if not isinstance(data, Mapping) or data.get("policy") not in GROUP_POLICIES:
-            raise _fail("server_groups.%s: policy must be affinity or anti-affinity" % name)
-        group = {"name": name, "policy": data["policy"]}
-        if data.get("rules"):
-            group["rules"] = dict(data["rules"])
-        if data.get("members"):
-            group["members"] = [str(m) for m in data["members"]]
-        clean["group"] = name
-    return clean, group
-
-
-def boot_request(server, flavors=None, images=None, networks=None, keypairs=None,
-                 server_groups=None) -> dict:
-    """``server`` (Nova's POST /servers body) checked against the catalogs.
-
-    The result holds everything the flow needs except the secrets (``admin_pass`` and
-    ``user_data``, which the role keeps out of facts that verbose output would show).
-    """
-    if not isinstance(server, Mapping):
-        raise _fail("server must be a mapping with at least name, flavor and image")
-    unknown = sorted(str(k) for k in server if k not in SERVER_KEYS)
-    if unknown:
-        raise _fail("server: unknown key(s) %s (known: %s)"
-                    % (", ".join(unknown), ", ".join(SERVER_KEYS)))
-    for key in ("name", "flavor", "image"):
-        if not server.get(key):
-            raise _fail("server.%s is required" % key)
-    flavors = _catalog(flavors, "flavors")
-    images = _catalog(images, "images")
-    networks = _catalog(networks, "networks")
-    keypairs = _catalog(keypairs, "keypairs")
-    server_groups = _catalog(server_groups, "server_groups")
-
-    min_count = _int(server.get("min_count") or 1, "server.min_count", 1)
-    max_count = _int(server.get("max_count") or 1, "server.max_count", 1)
-    if min_count > max_count:
-        raise _fail("server.min_count (%d) is more than server.max_count (%d)"
-                    % (min_count, max_count))
-    name = str(server["name"])
-    try:
-        validate_instance_name(name)
-        for instance_name in _names(name, max_count)[-1:]:
-            validate_instance_name(instance_name)
-    except VirtopsError:
-        raise _fail("server.name %r: use 1 to %d characters of A-Z a-z 0-9 . _ - (with the "
-                    "-N suffix of a multiple create), not starting with '.' or '-'"
-                    % (name, INSTANCE_NAME_MAX))
-    flavor = _flavor(str(server["flavor"]), flavors)
-    image = _image(str(server["image"]), images)
-    if image["disk_format"] in BOOT_FILE_FORMATS.values():
-        raise _fail("server.image: %s is a %s image (a kernel or ramdisk): boot from a machine "
-                    "image whose properties kernel_id/ramdisk_id name it"
-                    % (image["name"], image["disk_format"]))
-    if image["properties"].get("ramdisk_id") and not image["properties"].get("kernel_id"):
-        raise _fail("images.%s.properties: ramdisk_id needs kernel_id (a ramdisk is only used "
-                    "with a kernel)" % image["name"])
-    kernel = _boot_file(image, "kernel_id", images)
-    ramdisk = _boot_file(image, "ramdisk_id", images)
-    # Nova's API checks (FlavorMemoryTooSmall, FlavorDiskTooSmall) before scheduling.
-    if image["min_ram"] > flavor["ram_mb"]:
-        raise _fail("flavor %s has %d MB of RAM; image %s needs at least %d (min_ram)"
-                    % (flavor["name"], flavor["ram_mb"], image["name"], image["min_ram"]))
-    if flavor["root_gb"] and image["min_disk"] > flavor["root_gb"]:
-        raise _fail("flavor %s has a %d GB root disk; image %s needs at least %d GB (min_disk)"
-                    % (flavor["name"], flavor["root_gb"], image["name"], image["min_disk"]))
-    if server.get("user_data") is not None:
-        # Nova's API refuses it before scheduling; the host would only after the claim.
-        check_user_data(server["user_data"], "server.user_data")
-    hints, group = _hints(server.get("scheduler_hints"), server_groups)
-    zone = server.get("availability_zone")
-    if zone is not None and not isinstance(zone, str):
-        raise _fail("server.availability_zone must be a string such as az1 (or az1:host)")
-    return {
-        "name": name,
-        "min_count": min_count,
-        "max_count": max_count,
-        "flavor": flavor,
-        "image": image,
-        "image_source": image_source(image),
-        "kernel_source": kernel,
-        "ramdisk_source": ramdisk,
-        "image_ref": image_ref(image),
-        "networks": _networks(server.get("networks"), networks, max_count),
-        "availability_zone": zone or None,
-        "keypair": _keypair(server.get("key_name"), keypairs),
-        "metadata": _metadata(server.get("metadata")),
-        "config_drive": bool(server.get("config_drive")),
-        "scheduler_hints": hints,
-        "server_group": group,
-    }
 
 
 # --------------------------------------------------------------------------- the plan
@@ -434,7 +93,7 @@ def boot_plan(request: Mapping, hosts, uuid_factory: Callable[[], str] = None,
         raise _fail("server_boot_drift must be one of %s, not %r" % (", ".join(DRIFT_MODES), drift))
     instances = []
     leftovers = []
-    for index, name in enumerate(_names(request["name"], request["max_count"])):
+    for index, name in enumerate(instance_names(request["name"], request["max_count"])):
         entry = {"name": name, "launch_index": index, "uuid": None, "status": "unplaced",
                  "host": None, "limits": {}, "alternates": [], "tried": [], "failures": [],
                  "network_info": [], "attempt": 0, "resumed": False, "fault": None,
@@ -472,7 +131,7 @@ def boot_plan(request: Mapping, hosts, uuid_factory: Callable[[], str] = None,
             entry["uuid"] = make_uuid()
         instances.append(entry)
     return {"request": dict(request), "instances": instances, "attempt": 0,
-            "max_attempts": _int(max_attempts, "max_attempts", 1), "leftovers": leftovers,
+            "max_attempts": check_max_attempts(max_attempts), "leftovers": leftovers,
             "drift_mode": drift}
 
 
@@ -526,11 +185,84 @@ def fallback_counts(plan: Mapping) -> List[int]:
     return list(range(new - 1, floor - 1, -1))
 
 
+def _placed_fewer(plan: Mapping, hosts, config, scheduler) -> Optional[list]:
+    """The largest multiple create that fits, down to what min_count still needs: the
+    selections for it, or None when not even that many fit. Nova creates between min_count
+    and max_count instances of one request; the rest are not created."""
+    for count in fallback_counts(plan):
+        try:
+            return [s.to_dict() for s in scheduler(hosts, schedule_requests(plan, count)[0],
+                                                   config)]
+        except VirtopsError:
+            continue
+    return None
+
+
+def boot_scheduled(plan: Mapping, hosts, config=None, attempt: int = 1,
+                   scheduler: Callable = None) -> dict:
+    """Place every instance that needs a host in ``attempt``, with the scheduler of
+    ``plugins/plugin_utils/_scheduler`` over the fleet's host facts ``hosts``.
+
+    One scheduler request per group of instances that failed on the same hosts
+    (:func:`schedule_requests`). When a request finds no valid host: in the first attempt a
+    multiple create tries fewer instances, largest first, down to what ``min_count`` still
+    needs, and the instances left out are ``dropped``; otherwise (or when not even that many
+    fit) the request's instances go in ``error`` with the scheduler's explanation. A retry
+    never shrinks: what was chosen in attempt 1 is what is built.
+    """
+    scheduler = scheduler or _schedule
+    attempt = whole_number(attempt, "attempt", 1)
+    for request in schedule_requests(plan):
+        try:
+            selections = [s.to_dict() for s in scheduler(hosts, request, config or {})]
+        except VirtopsError as exc:
+            fewer = _placed_fewer(plan, hosts, config or {}, scheduler) if attempt == 1 else None
+            if fewer:
+                plan = boot_placed(plan, fewer, attempt, drop_unplaced=True)
+            plan = boot_unschedulable(plan, exc.msg, names=request["instance_names"])
+            continue
+        plan = boot_placed(plan, selections, attempt)
+    return _copy(plan)
+
+
+# --------------------------------------------------------------------------- the attempts
+
+def check_max_attempts(value) -> int:
+    """``virtops_max_attempts``: a whole number from 1 (build once, never retry) to
+    :data:`MAX_ATTEMPTS_CEILING`, the attempts ``playbooks/boot.yml`` can run."""
+    number = whole_number(value, "virtops_max_attempts", 1)
+    if number > MAX_ATTEMPTS_CEILING:
+        raise _fail("virtops_max_attempts is %d, but playbooks/boot.yml runs at most %d build "
+                    "attempts: set it to %d or less (Nova's default is %d). Nothing was booted."
+                    % (number, MAX_ATTEMPTS_CEILING, MAX_ATTEMPTS_CEILING, MAX_ATTEMPTS))
+    return number
+
+
+def first_attempt(max_attempts, compute_hosts) -> dict:
+    """Attempt 1 of a boot, decided before any host is touched: every compute host gathers
+    facts and may build. The result is what the plays of ``playbooks/boot_attempt.yml`` take
+    their hosts from: ``compute`` (the compute hosts) and ``controller`` (localhost); an
+    attempt that does not run has neither."""
+    return {"number": 1, "max_attempts": check_max_attempts(max_attempts),
+            "compute": sorted(str(h) for h in compute_hosts or []),
+            "controller": ["localhost"]}
+
+
+def next_attempt(plan: Mapping, current: Mapping) -> dict:
+    """After attempt ``plan['attempt']``: the next one runs, on the same hosts, when an
+    instance still needs a host and ``max_attempts`` allows another build; else it does not,
+    and neither does any later one (no hosts)."""
+    number = plan["attempt"] + 1
+    if needs_work(plan) and number <= plan["max_attempts"]:
+        return dict(current, number=number)
+    return dict(current, number=None, compute=[], controller=[])
+
+
 def boot_start_attempt(plan: Mapping, attempt: int) -> dict:
     """Begin build attempt ``attempt``: instances with a host and no attempt yet (finished
     after an interrupted run) are built in it."""
     plan = _copy(plan)
-    plan["attempt"] = _int(attempt, "attempt", 1)
+    plan["attempt"] = whole_number(attempt, "attempt", 1)
     for instance in plan["instances"]:
         if instance["status"] == "pending" and not instance["attempt"]:
             instance["attempt"] = plan["attempt"]
@@ -653,8 +385,8 @@ def boot_collect(plan: Mapping, reports: Mapping) -> dict:
         instance.update(host=None, limits={}, alternates=[], availability_zone=None)
         if len(instance["tried"]) >= plan["max_attempts"]:
             instance["status"] = "error"
-            instance["fault"] = _fault_text(
-                instance, "gave up after %d attempts (max_attempts)" % plan["max_attempts"])
+            instance["fault"] = _fault_text(instance, "gave up after %d attempt%s (max_attempts)" % (
+                plan["max_attempts"], "" if plan["max_attempts"] == 1 else "s"))
         else:
             instance["status"] = "unplaced"
     return plan
@@ -885,15 +617,29 @@ def _leftover_text(left: Mapping) -> str:
                left["name"], left["host"]))
 
 
+def _ended_alive(plan: Mapping, instance: Mapping) -> dict:
+    """An instance still waiting for a host or a build when the boot ended: it was not built,
+    so the run fails for it rather than report it as if nothing were wrong."""
+    waiting = "a host" if instance["status"] == "unplaced" else "its build on %s" % instance["host"]
+    return dict(instance, status="error", host=None, fault=_fault_text(
+        instance, "still waiting for %s when the boot ended after attempt %d of %d "
+                  "(virtops_max_attempts)" % (waiting, plan.get("attempt") or 0,
+                                              plan.get("max_attempts") or MAX_ATTEMPTS)))
+
+
 def boot_summary(plan: Mapping) -> dict:
     """Per instance what happened, for the report and for callers (AWX, tests).
 
     Besides the servers: ``leftovers`` (what failed cleanups left on hosts and this run could
     not remove, each with its host and what remains), ``cleaned`` (leftovers removed by this
-    run), ``drifted`` (servers whose domain did not match their record) and ``changed``."""
+    run), ``drifted`` (servers whose domain did not match their record) and ``changed``.
+    An instance still ``unplaced`` or ``pending`` (the attempts ended before it was built) is
+    ``failed``: a boot never ends in success with a server that was not built."""
     servers = []
     leftovers = [_leftover_public(left) for left in plan.get("leftovers") or []]
     for instance in plan["instances"]:
+        if instance["status"] in ALIVE:
+            instance = _ended_alive(plan, instance)
         state = {"exists": instance.get("vm_state"), "active": "active", "error": "error",
                  "dropped": None}.get(instance["status"], instance["status"])
         drift = instance.get("drift") if instance["status"] == "exists" else None

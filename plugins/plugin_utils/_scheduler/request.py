@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._common.validate import strict_int
+from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import Flavor
 from ansible_collections.virtops.compute.plugins.plugin_utils._scheduler.host_state import (
     DEFAULT_AVAILABILITY_ZONE,
-    match_string,
 )
 
 # Nova's multi_instance_display_name_template default.
@@ -19,17 +20,9 @@ GROUP_POLICIES = ("affinity", "anti-affinity")
 
 
 def _int(value: Any, what: str, minimum: int = 0) -> int:
-    if isinstance(value, bool):
-        raise VirtopsError("%s must be an integer, got %r" % (what, value))
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise VirtopsError("%s must be an integer, got %r" % (what, value)) from None
-    if number != value and not (isinstance(value, str) and value.strip().lstrip("-").isdigit()):
-        raise VirtopsError("%s must be an integer, got %r" % (what, value))
-    if number < minimum:
-        raise VirtopsError("%s must be >= %d, got %d" % (what, minimum, number))
-    return number
+    """A whole number as the lookup's callers write it: an int, a float such as ``2.0`` or
+    the text of one (``"02"``); never a bool."""
+    return strict_int(value, what, minimum=minimum, text="loose", floats=True)
 
 
 def _float(value: Any, what: str) -> float:
@@ -71,38 +64,14 @@ def _check_keys(data: Mapping, allowed: tuple, what: str) -> None:
         raise VirtopsError("%s: unknown key(s) %s; allowed: %s" % (what, ", ".join(unknown), ", ".join(allowed)))
 
 
-@dataclass(frozen=True)
-class Flavor:
-    name: Optional[str]
-    vcpus: int
-    ram_mb: int
-    root_gb: int
-    ephemeral_gb: int = 0
-    swap_mb: int = 0
-    extra_specs: Mapping = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, data: Any) -> "Flavor":
-        data = _mapping(data, "request.flavor")
-        for key in ("vcpus", "ram_mb", "root_gb"):
-            if data.get(key) is None:
-                raise VirtopsError("request.flavor: missing key '%s'" % key)
-        extra_specs = _mapping(data.get("extra_specs"), "request.flavor.extra_specs")
-        return cls(
-            name=str(data["name"]) if data.get("name") else None,
-            vcpus=_int(data["vcpus"], "request.flavor.vcpus", 1),
-            ram_mb=_int(data["ram_mb"], "request.flavor.ram_mb", 1),
-            root_gb=_int(data["root_gb"], "request.flavor.root_gb"),
-            ephemeral_gb=_int(data.get("ephemeral_gb") or 0, "request.flavor.ephemeral_gb"),
-            swap_mb=_int(data.get("swap_mb") or 0, "request.flavor.swap_mb"),
-            # Nova stores extra spec values as strings; YAML booleans read as true/false.
-            extra_specs={str(k): match_string(v) for k, v in extra_specs.items()},
-        )
-
-    @property
-    def disk_mb(self) -> int:
-        """What DiskFilter asks for: (root + ephemeral) GB in MB, plus swap MB."""
-        return (self.root_gb + self.ephemeral_gb) * 1024 + self.swap_mb
+def _flavor(data: Any) -> Flavor:
+    """The request's flavor: the model's Flavor (as Nova's RequestSpec holds objects.Flavor),
+    with root_gb required, since the disk filters weigh it."""
+    data = _mapping(data, "request.flavor")
+    for key in ("vcpus", "ram_mb", "root_gb"):
+        if data.get(key) is None:
+            raise VirtopsError("request.flavor: missing key '%s'" % key)
+    return Flavor.from_dict(data, where="request.flavor")
 
 
 @dataclass(frozen=True)
@@ -172,7 +141,7 @@ class RequestSpec:
         _check_keys(data, cls.KEYS, "request")
         if "flavor" not in data:
             raise VirtopsError("request: missing key 'flavor'")
-        flavor = Flavor.from_dict(data["flavor"])
+        flavor = _flavor(data["flavor"])
 
         names = _str_list(data.get("instance_names"), "request.instance_names")
         count = data.get("num_instances")

@@ -534,3 +534,15 @@ def test_a_kernel_image_without_its_kernel_or_with_a_wrong_checksum_is_refused(t
     assert [p.name for p in instances.iterdir() if p.name not in ("_base", "locks")] == []
     assert [p for p in (instances / "_base").iterdir() if "part" in p.name] == []
     assert len([p for p in (instances / "_base").iterdir() if p.suffix != ".info"]) == 1
+
+
+def test_the_running_domain_check_raises_a_libvirt_error_instead_of_reading_it_as_no_domain():
+    """Removing disks needs a sure "not running": a lookup libvirt refuses (here a malformed
+    uuid) must stop the removal, not count as "no such domain"."""
+    pytest.importorskip("libvirt")
+    from ansible_collections.virtops.compute.plugins.module_utils._backends.vm_image import (
+        _domain_running)
+    assert _domain_running("test:///default", TEST_DRIVER_RUNNING_UUID) is True
+    assert _domain_running("test:///default", str(uuid.uuid4())) is False
+    with pytest.raises(VirtopsError, match="libvirt lookup of not-a-uuid failed"):
+        _domain_running("test:///default", "not-a-uuid")

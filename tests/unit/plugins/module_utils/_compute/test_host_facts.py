@@ -128,3 +128,15 @@ def test_total_memory_comes_from_meminfo():
     with open("/proc/meminfo") as meminfo:
         expected = int(meminfo.readline().split()[1]) // 1024
     assert total_memory_mb(1) == expected
+
+
+def test_power_states_are_read_on_a_read_only_connection_by_domain_uuid():
+    libvirt = pytest.importorskip("libvirt")
+    from ansible_collections.virtops.compute.plugins.module_utils._compute.host_facts import (
+        domain_power_states)
+    from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import connect
+    with connect("test:///default", read_only=True) as conn:
+        states = domain_power_states(conn)
+        with pytest.raises(libvirt.libvirtError, match="read only"):
+            conn.lookupByName("test").suspend()
+    assert states["6695eb01-f6a4-8304-79aa-97f2502e193f"] == "running"

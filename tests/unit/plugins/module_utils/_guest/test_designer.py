@@ -361,7 +361,7 @@ def test_a_recorded_definition_of_another_uuid_is_refused():
     (lambda: instance(hostname="web\x01"), "control character"),
     (lambda: instance(created_at="yesterday"), "not an ISO 8601 time"),
     (lambda: flavor(vcpus=0), "vcpus must be at least 1"),
-    (lambda: flavor(ram_mb="lots"), "'ram_mb' must be an integer"),
+    (lambda: flavor(ram_mb="lots"), "ram_mb must be an integer"),
     (lambda: image(hw_vif_model="vmxnet9"), "hw_vif_model 'vmxnet9' is not supported"),
     (lambda: image(hw_firmware_type="coreboot"), "hw_firmware_type 'coreboot'"),
     (lambda: image(hw_qemu_guest_agent="maybe"), "must be a boolean"),

@@ -5,6 +5,8 @@ argv safety, the migration record, and the prep/migrate/revert/confirm record lo
 temporary instances path (real qemu-img and rsync on tmp files; no domain is involved)."""
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import shlex
@@ -19,7 +21,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._model.flavor impo
 from ansible_collections.virtops.compute.plugins.module_utils._storage.instance_record import (
     InstanceRecord, RecordStore)
 from ansible_collections.virtops.compute.plugins.module_utils._migration.migrate import (
-    Migration, MigrateParams, check_no_shrink, dest_record, disk_formats, recorded_identity,
+    FinishPhase, Migration, MigrateParams, check_no_shrink, dest_record, disk_formats, recorded_identity,
     run_phase, transfer_groups)
 from ansible_collections.virtops.compute.plugins.module_utils._migration.transport import (
     SshConfig, Transport, check_ssh_option, parse_rsync_stats, remote_spec, rsync_argv,
@@ -398,3 +400,79 @@ def test_the_kernel_and_ramdisk_of_a_direct_kernel_boot_go_with_the_disks(tmp_pa
     assert transfer_groups(str(tmp_path), {"disk": "qcow2"}) == [
         ([str(tmp_path / n) for n in ("disk", "ramdisk", "disk.info")], False),
         ([str(tmp_path / "kernel")], True)]
+
+
+# ------------------------------------------------------------------ finish: the storage layer
+
+class _PullFromDirectory:
+    """Transport stand-in for the source host: ``pull`` copies from a local directory."""
+
+    def __init__(self):
+        self.pulled = []
+
+    def session(self, address):
+        return contextlib.nullcontext()
+
+    def pull(self, address, remote, local):
+        if not os.path.isfile(remote):
+            raise VirtopsError("rsync: %s: no such file" % remote)
+        self.pulled.append(os.path.basename(remote))
+        with open(remote, "rb") as src, open(local, "wb") as dst:
+            dst.write(src.read())
+
+
+def _copied_instance(tmp_path, base_image, description):
+    """A destination holding a copied overlay whose base is only in the source's cache."""
+    src_path, dst_path = tmp_path / "src", tmp_path / "dst"
+    name = hashlib.sha1(b"img").hexdigest()
+    (src_path / "_base").mkdir(parents=True)
+    src_base = src_path / "_base" / name
+    os.replace(base_image, src_base)
+    (src_path / "_base" / (name + ".info")).write_text(json.dumps(description))
+    prep = run_phase(params(dst_path, "prep", instance=source_record(host="c1").to_dict(),
+                            new_flavor=SMALL.to_dict()))
+    record = RecordStore(str(dst_path)).load(prep.migration["instance_uuid"])
+    inst_dir = dst_path / record.uuid
+    qemu_img("create", "-q", "-f", "qcow2", "-b", src_base, "-F", description["format"],
+             inst_dir / "disk", "64M")
+    (inst_dir / "disk.info").write_text(json.dumps({str(src_path / record.uuid / "disk"): "qcow2"}))
+    mig = Migration.from_dict(dict(prep.migration, source_instances_path=str(src_path),
+                                   status="post-migrating"))
+    phase = FinishPhase(params(dst_path, "finish", migration=mig.to_dict()), check_mode=False)
+    phase._transport = _PullFromDirectory()
+    return phase, record, mig, inst_dir, dst_path / "_base", name
+
+
+def test_finish_adopts_a_copied_base_through_the_image_cache_and_builds_swap_with_the_builder(
+        tmp_path):
+    raw = tmp_path / "base.raw"
+    raw.write_bytes(b"\1" * 1024 * 1024)
+    phase, record, mig, inst_dir, dst_base, name = _copied_instance(
+        tmp_path, raw, {"format": "raw", "image_id": "img"})
+    formats, image_base = phase._disks(record, mig, SMALL, str(inst_dir))
+    assert image_base == str(dst_base / name)
+    assert phase._transport.pulled == [name, name + ".info"]
+    assert phase.result.extra["base_source"] == "copied from c1"
+    assert oct((dst_base / name).stat().st_mode & 0o777) == "0o640"
+    assert sorted(os.listdir(dst_base)) == sorted([name, name + ".info", "swap_64"])
+    info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", "-f", "qcow2",
+                                      str(inst_dir / "disk")], check=True,
+                                     capture_output=True).stdout)
+    assert info["backing-filename"] == str(dst_base / name) and info["virtual-size"] == 2 * GIB
+    swap = json.loads(subprocess.run(["qemu-img", "info", "--output=json", "-f", "qcow2",
+                                      str(inst_dir / "disk.swap")], check=True,
+                                     capture_output=True).stdout)
+    assert swap["backing-filename"] == str(dst_base / "swap_64")
+    assert formats == {"disk": "qcow2", "disk.swap": "qcow2"}
+    assert any(a.startswith("grow disk from") for a in phase.result.actions)
+    assert any(a.startswith("created disk.swap") for a in phase.result.actions)
+
+
+def test_finish_refuses_a_hostile_base_from_the_source_and_leaves_nothing_in_the_cache(tmp_path):
+    hostile = tmp_path / "hostile.qcow2"
+    qemu_img("create", "-q", "-f", "qcow2", "-b", "/etc/hostname", "-F", "raw", hostile)
+    phase, record, mig, inst_dir, dst_base, name = _copied_instance(
+        tmp_path, hostile, {"format": "qcow2"})
+    with pytest.raises(VirtopsError, match="backing"):
+        phase._disks(record, mig, SMALL, str(inst_dir))
+    assert [n for n in os.listdir(dst_base) if not n.startswith("swap_")] == []

@@ -4,6 +4,8 @@
 compared, hashed and written back to a record unchanged."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
@@ -51,10 +53,10 @@ def test_a_flavor_may_have_no_name(name):
     assert Flavor.from_dict(data).name == ""
 
 
-def test_extra_spec_keys_and_values_become_strings():
-    read = flavor(extra_specs={"hw_rng:allowed": False, 1: 2})
-    assert read.extra_specs == {"hw_rng:allowed": "False", "1": "2"}
-    assert read.extra("hw_rng:allowed") == "False"
+def test_extra_spec_keys_and_values_become_strings_and_booleans_read_as_yaml_writes_them():
+    read = flavor(extra_specs={"hw_rng:allowed": False, "ssd": True, 1: 2, "rate": "True"})
+    assert read.extra_specs == {"hw_rng:allowed": "false", "ssd": "true", "1": "2", "rate": "True"}
+    assert read.extra("hw_rng:allowed") == "false"
     assert read.extra("absent") is None
 
 
@@ -79,17 +81,17 @@ def test_extra_spec_keys_and_values_become_strings():
                              r"disk in GiB"),
     (dict(TINY, ephemeral_gb="-1"), "ephemeral_gb cannot be negative"),
     (dict(TINY, swap_mb=-512), r"swap_mb cannot be negative, got -512; .* \(0 for none\)"),
-    (dict(TINY, ram_mb="lots"), r"flavor 'm1.tiny': 'ram_mb' must be an integer, got 'lots'; give "
+    (dict(TINY, ram_mb="lots"), r"flavor 'm1.tiny': ram_mb must be an integer, got 'lots'; give "
                                 r"the memory in MiB, such as 2048"),
-    (dict(TINY, ram_mb="1.5"), "'ram_mb' must be an integer, got '1.5'"),
-    (dict(TINY, ram_mb=1.5), "'ram_mb' must be an integer, got 1.5"),
-    (dict(TINY, ram_mb=2.0), "'ram_mb' must be an integer, got 2.0"),
-    (dict(TINY, vcpus=True), "'vcpus' must be an integer, got True"),
-    (dict(TINY, root_gb=False), "'root_gb' must be an integer, got False"),
-    (dict(TINY, swap_mb="+512"), "'swap_mb' must be an integer, got '\\+512'"),
-    (dict(TINY, swap_mb="0512"), "'swap_mb' must be an integer, got '0512'"),
-    (dict(TINY, swap_mb=""), "'swap_mb' must be an integer, got ''"),
-    (dict(TINY, vcpus=[2]), r"'vcpus' must be an integer, got \[2\]"),
+    (dict(TINY, ram_mb="1.5"), "ram_mb must be an integer, got '1.5'"),
+    (dict(TINY, ram_mb=1.5), "ram_mb must be an integer, got 1.5"),
+    (dict(TINY, ram_mb=2.0), "ram_mb must be an integer, got 2.0"),
+    (dict(TINY, vcpus=True), "vcpus must be an integer, got True"),
+    (dict(TINY, root_gb=False), "root_gb must be an integer, got False"),
+    (dict(TINY, swap_mb="+512"), "swap_mb must be an integer, got '\\+512'"),
+    (dict(TINY, swap_mb="0512"), "swap_mb must be an integer, got '0512'"),
+    (dict(TINY, swap_mb=""), "swap_mb must be an integer, got ''"),
+    (dict(TINY, vcpus=[2]), r"vcpus must be an integer, got \[2\]"),
     (dict(TINY, name=7), "flavor name must be a string, got 7"),
     (dict(TINY, name="m1\x01"), "flavor name contains a control character"),
     (dict(TINY, name="x" * 256), "flavor name must be 1 to 255 characters long"),
@@ -165,11 +167,52 @@ def test_cpu_topology(vcpus, specs, topology):
     (3, {"hw:cpu_sockets": "2"}, r"^flavor 'm1.tiny': CPU topology 2 sockets x 1 cores x 1 threads "
                                  r"does not give its 3 vCPUs; set hw:cpu_sockets"),
     (4, {"hw:cpu_sockets": "2", "hw:cpu_cores": "4"}, "does not give its 4 vCPUs"),
-    (4, {"hw:cpu_sockets": "two"}, r"flavor 'm1.tiny': extra spec 'hw:cpu_sockets' must be an "
+    (4, {"hw:cpu_sockets": "two"}, r"flavor 'm1.tiny': extra spec hw:cpu_sockets must be an "
                                    r"integer, got 'two'"),
     (4, {"hw:cpu_cores": "0"}, "flavor 'm1.tiny': extra spec hw:cpu_cores must be at least 1, got 0"),
-    (4, {"hw:cpu_threads": "1.5"}, "extra spec 'hw:cpu_threads' must be an integer"),
+    (4, {"hw:cpu_threads": "1.5"}, "extra spec hw:cpu_threads must be an integer"),
 ])
 def test_impossible_cpu_topologies_are_refused(vcpus, specs, message):
     with pytest.raises(VirtopsError, match=message):
         flavor(vcpus=vcpus, extra_specs=specs).cpu_topology()
+
+
+# --- one flavor for the controller and the hosts --------------------------------------------
+
+def test_the_controller_and_the_host_read_the_same_flavor_from_the_same_catalog_entry():
+    from ansible_collections.virtops.compute.plugins.plugin_utils._boot.request import boot_request
+    from ansible_collections.virtops.compute.plugins.plugin_utils._scheduler.request import (
+        RequestSpec)
+    entry = {"vcpus": 2, "ram_mb": 512, "root_gb": 1, "swap_mb": 64,
+             "extra_specs": {"aggregate_instance_extra_specs:ssd": True, "hw_rng:allowed": False,
+                             "hw:cpu_sockets": 2}}
+    image = {"url": "http://images/x.qcow2", "disk_format": "qcow2", "allow_unverified": True}
+    checked = boot_request({"name": "web", "flavor": "m1.small", "image": "x"},
+                           {"m1.small": entry}, {"x": image})
+    controller = RequestSpec.from_dict({"name": "web", "flavor": checked["flavor"]}).flavor
+    host = Flavor.from_dict(checked["flavor"])          # what vm_image / vm_xml / vm_instance read
+    assert controller == host == Flavor.from_dict(dict(entry, name="m1.small"))
+    assert host.extra_specs == {"aggregate_instance_extra_specs:ssd": "true",
+                                "hw_rng:allowed": "false", "hw:cpu_sockets": "2"}
+
+
+def test_every_module_that_takes_a_flavor_declares_the_one_spec_and_its_doc_fragment():
+    from pathlib import Path
+    from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import (
+        FLAVOR_OPTIONS, flavor_spec)
+    from ansible_collections.virtops.compute.plugins.doc_fragments.flavor import ModuleDocFragment
+    import yaml
+    modules = Path(__file__).resolve().parents[5] / "plugins" / "modules"
+    takers = sorted(p.name for p in modules.glob("*.py")
+                    if re.search(r"^ +flavor=", p.read_text(), re.M))
+    assert takers == ["vm_image.py", "vm_instance.py", "vm_xml.py"]
+    for name in takers:
+        text = (modules / name).read_text()
+        assert "flavor=flavor_spec()" in text and "virtops.compute.flavor" in text, name
+    documented = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)["options"]["flavor"]["suboptions"]
+    assert sorted(documented) == sorted(FLAVOR_OPTIONS)
+    for key, spec in FLAVOR_OPTIONS.items():
+        assert documented[key]["type"] == spec["type"]
+        assert documented[key].get("required", False) == spec.get("required", False)
+        assert documented[key].get("default") == spec.get("default")
+    assert flavor_spec()["options"] is not flavor_spec()["options"]

@@ -213,7 +213,7 @@ def test_impossible_flavors_are_refused():
         Flavor.from_dict({"name": "z", "vcpus": 0, "ram_mb": 64})
     with pytest.raises(VirtopsError, match="root_gb cannot be negative"):
         Flavor.from_dict({"name": "z", "vcpus": 1, "ram_mb": 64, "root_gb": -1})
-    with pytest.raises(VirtopsError, match="'vcpus' must be an integer"):
+    with pytest.raises(VirtopsError, match="vcpus must be an integer"):
         Flavor.from_dict({"name": "z", "vcpus": "many", "ram_mb": 64})
 
 
@@ -275,3 +275,68 @@ def test_ageing_keeps_the_base_of_a_disk_whose_record_is_broken(tmp_path):
     assert in_use == [base.path]
     assert cache.clean(in_use)["removed"] == []
     assert os.path.exists(base.path)
+
+
+# --------------------------------------------------------------------------- adopted bases
+
+def _copier(source_file, description=None):
+    """A fill function as a migration's destination uses: copy the file (and its .info)."""
+    calls = []
+
+    def fill(part, info_part):
+        calls.append(part)
+        with open(source_file, "rb") as src, open(part, "wb") as dst:
+            dst.write(src.read())
+        if description is not None:
+            with open(info_part, "w") as handle:
+                handle.write(description)
+    fill.calls = calls
+    return fill
+
+
+def test_an_adopted_base_is_inspected_restricted_and_renamed_into_the_cache(tmp_path):
+    raw = tmp_path / "base.raw"
+    raw.write_bytes(b"\0" * 1024 * 1024)
+    cache = ImageCache(str(tmp_path / "instances"))
+    name = "a" * 40
+    fill = _copier(raw, '{"format": "raw", "image_id": "cirros"}')
+    adopted = cache.adopt(name, fill)
+    base = tmp_path / "instances" / "_base" / name
+    assert adopted.fetched and adopted.path == str(base) and adopted.format == "raw"
+    assert adopted.virtual_size == 1024 * 1024 and adopted.image_id == "cirros"
+    assert oct(base.stat().st_mode & 0o777) == "0o640"
+    assert cache.recorded_format(name) == "raw"
+    assert sorted(os.listdir(base.parent)) == [name, name + ".info"]   # no .part left
+    assert set(adopted.timings) >= {"lock_wait", "fetch", "inspect"}
+    again = cache.adopt(name, fill)          # present: reused, not copied again
+    assert not again.fetched and len(fill.calls) == 1
+
+
+def test_an_adopted_base_that_fails_inspection_leaves_nothing(tmp_path):
+    hostile = tmp_path / "hostile.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", "/etc/hostname", "-F", "raw",
+                    str(hostile)], check=True)
+    cache = ImageCache(str(tmp_path / "instances"))
+    name = "b" * 40
+    with pytest.raises(VirtopsError, match="backing"):
+        cache.adopt(name, _copier(hostile, '{"format": "qcow2"}'))
+    assert os.listdir(cache.base_dir) == []
+
+
+def test_an_adopted_base_without_a_description_is_inspected_as_its_declared_format(tmp_path):
+    image = tmp_path / "img.qcow2"
+    qcow2_image(image, "8M")
+    cache = ImageCache(str(tmp_path / "instances"))
+    with pytest.raises(VirtopsError):
+        cache.adopt("c" * 40, _copier(image))          # raw by default: a qcow2 is refused
+    assert os.listdir(cache.base_dir) == []
+    adopted = cache.adopt("c" * 40, _copier(image), declared_format="qcow2")
+    assert adopted.format == "qcow2" and adopted.virtual_size == 8 * 1024 * 1024
+    assert cache.recorded_format("c" * 40) is None
+
+
+def test_an_adopted_base_name_is_one_path_component(tmp_path):
+    cache = ImageCache(str(tmp_path / "instances"))
+    for name in ("../escape", "a/b", ".."):
+        with pytest.raises(VirtopsError, match="one path component"):
+            cache.adopt(name, _copier(tmp_path))

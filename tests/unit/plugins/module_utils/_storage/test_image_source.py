@@ -25,7 +25,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._common.locks impo
     LockBusy, file_lock, unlink_held_lock)
 from ansible_collections.virtops.compute.plugins.module_utils._backends.vm_image import (
     VmImageParams, clean_cache, ensure_present)
-from ansible_collections.virtops.compute.plugins.plugin_utils._boot import plan as bp
+from ansible_collections.virtops.compute.plugins.plugin_utils._boot import request as br
 from tests.fixtures.hostile_catalog import CAP, ENTRIES, HostileServer, Layout, entry
 
 FLAVOR = {"name": "m1.tiny", "vcpus": 1, "ram_mb": 128, "root_gb": 1}
@@ -72,7 +72,7 @@ def test_every_hostile_source_is_refused_with_its_reason_and_leaves_nothing(
 def test_the_controller_refuses_an_untrustworthy_catalog_entry_before_scheduling(
         layout, item):
     with pytest.raises(VirtopsError) as refused:
-        bp.boot_request({"name": "web", "flavor": "m1.tiny", "image": "hostile"},
+        br.boot_request({"name": "web", "flavor": "m1.tiny", "image": "hostile"},
                         {"m1.tiny": FLAVOR}, {"hostile": entry(item, layout, "http://x")},
                         {"private": {"cidr": "10.90.0.0/24"}}, {}, {})
     assert item.catalog in refused.value.msg, refused.value.msg

@@ -11,6 +11,7 @@ import pytest
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.plugin_utils._boot import plan as bp
+from ansible_collections.virtops.compute.plugins.plugin_utils._boot import request as br
 from ansible_collections.virtops.compute.plugins.plugin_utils._scheduler.scheduler import schedule
 
 FLAVORS = {"m1.tiny": {"vcpus": 1, "ram_mb": 128, "root_gb": 1},
@@ -25,7 +26,7 @@ GROUPS = {"spread": {"policy": "anti-affinity"}}
 def request(**server):
     body = {"name": "web", "flavor": "m1.tiny", "image": "guest"}
     body.update(server)
-    return bp.boot_request(body, FLAVORS, IMAGES, NETWORKS, {"ops": "ssh-ed25519 AAAA ops"},
+    return br.boot_request(body, FLAVORS, IMAGES, NETWORKS, {"ops": "ssh-ed25519 AAAA ops"},
                            GROUPS)
 
 
@@ -58,7 +59,7 @@ def test_image_id_follows_the_source_so_new_data_gets_a_new_base():
     first = request()["image"]["id"]
     assert request()["image"]["id"] == first
     changed = dict(IMAGES["guest"], checksum="sha256:" + "b" * 64)
-    other = bp.boot_request({"name": "web", "flavor": "m1.tiny", "image": "guest"}, FLAVORS,
+    other = br.boot_request({"name": "web", "flavor": "m1.tiny", "image": "guest"}, FLAVORS,
                             {"guest": changed})
     assert other["image"]["id"] != first
 
@@ -87,7 +88,7 @@ def test_image_min_ram_is_checked_against_the_flavor_before_scheduling():
     images = {"big": dict(IMAGES["guest"], min_ram=256)}
     with pytest.raises(VirtopsError, match="flavor m1.tiny has 128 MB of RAM; image big needs "
                                            "at least 256"):
-        bp.boot_request({"name": "web", "flavor": "m1.tiny", "image": "big"}, FLAVORS, images)
+        br.boot_request({"name": "web", "flavor": "m1.tiny", "image": "big"}, FLAVORS, images)
 
 
 def test_user_data_over_the_config_drive_limit_is_refused_before_scheduling():
@@ -103,9 +104,9 @@ def test_user_data_over_the_config_drive_limit_is_refused_before_scheduling():
 
 def test_several_networks_need_a_choice():
     with pytest.raises(VirtopsError, match="several networks"):
-        bp.boot_request({"name": "w", "flavor": "m1.tiny", "image": "guest"}, FLAVORS, IMAGES,
+        br.boot_request({"name": "w", "flavor": "m1.tiny", "image": "guest"}, FLAVORS, IMAGES,
                         {"a": {"cidr": "10.1.0.0/24"}, "b": {"cidr": "10.2.0.0/24"}})
-    req = bp.boot_request({"name": "w", "flavor": "m1.tiny", "image": "guest",
+    req = br.boot_request({"name": "w", "flavor": "m1.tiny", "image": "guest",
                            "networks": "none"}, FLAVORS, IMAGES, NETWORKS)
     assert req["networks"] == []
 
@@ -248,7 +249,7 @@ KERNEL_IMAGES = dict(
 
 
 def kernel_request(image="ami", images=None):
-    return bp.boot_request({"name": "web", "flavor": "m1.tiny", "image": image}, FLAVORS,
+    return br.boot_request({"name": "web", "flavor": "m1.tiny", "image": image}, FLAVORS,
                            images or KERNEL_IMAGES, NETWORKS, {}, {})
 
 
@@ -285,22 +286,22 @@ def test_kernel_references_that_cannot_work_are_refused(images, image, message):
     ({"url": "http://images/x.qcow2", "disk_format": "qcow2", "allow_unverified": "yes"},
      "images.bare.allow_unverified must be true or false, not 'yes'"),
     ({"url": "http://images/x.qcow2", "disk_format": "qcow2", "checksum": "sha256:" + "a" * 64,
-      "min_ram": -1}, "images.bare.min_ram must be at least 0, not -1"),
+      "min_ram": -1}, "images.bare.min_ram cannot be negative, got -1"),
     ({"url": "http://images/x.qcow2", "disk_format": "qcow2", "checksum": "sha256:" + "a" * 64,
-      "min_disk": "lots"}, "images.bare.min_disk must be a whole number, not 'lots'"),
+      "min_disk": "lots"}, "images.bare.min_disk must be an integer, got 'lots'"),
     ({"url": "http://images/x.qcow2", "disk_format": "qcow2", "checksum": "sha256:" + "a" * 64,
       "min_disk": 10 ** 12}, "image bare needs at least %d GB (min_disk)" % 10 ** 12),
 ])
 def test_an_image_entry_that_cannot_be_trusted_is_refused_before_scheduling(entry, message):
     with pytest.raises(VirtopsError) as caught:
-        bp.boot_request({"name": "web", "flavor": "m1.tiny", "image": "bare"}, FLAVORS,
+        br.boot_request({"name": "web", "flavor": "m1.tiny", "image": "bare"}, FLAVORS,
                         {"bare": entry}, NETWORKS, {}, {})
     assert message in caught.value.msg
 
 
 def test_an_unverified_image_is_booted_only_when_its_entry_allows_it_and_vm_image_is_told():
     entry = {"url": "http://images/x.qcow2", "disk_format": "qcow2", "allow_unverified": True}
-    req = bp.boot_request({"name": "web", "flavor": "m1.tiny", "image": "bare"}, FLAVORS,
+    req = br.boot_request({"name": "web", "flavor": "m1.tiny", "image": "bare"}, FLAVORS,
                           {"bare": entry}, NETWORKS, {}, {})
     assert req["image_source"]["allow_unverified"] is True
     assert "checksum" not in req["image_source"]

@@ -129,7 +129,7 @@ def test_request_names_from_name_and_count():
 
 @pytest.mark.parametrize("change, words", [
     ({"flavor": {"vcpus": 1, "ram_mb": 512}}, "request.flavor: missing key 'root_gb'"),
-    ({"flavor": {"vcpus": 1.5, "ram_mb": 512, "root_gb": 1}}, "request.flavor.vcpus must be an integer"),
+    ({"flavor": {"vcpus": 1.5, "ram_mb": 512, "root_gb": 1}}, "request.flavor: vcpus must be an integer, got 1.5"),
     ({"instance_names": ["a", "a"]}, "names must be unique"),
     ({"num_instances": 2}, "num_instances is 2 but 1 instance_names"),
     ({"server_group": {"name": "g", "policy": "soft-affinity"}}, "policy must be one of affinity, anti-affinity"),
@@ -151,7 +151,7 @@ def test_config_defaults_are_novas():
 
 
 @pytest.mark.parametrize("data, words", [
-    ({"host_subset_size": 0}, "config.host_subset_size must be >= 1"),
+    ({"host_subset_size": 0}, "config.host_subset_size must be at least 1, got 0"),
     ({"ram_weight_multiplier": "heavy"}, "config.ram_weight_multiplier must be a number"),
     ({"ram_weight_multipler": 1}, "unknown key(s) ram_weight_multipler"),
 ])

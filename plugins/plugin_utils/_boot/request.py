@@ -1,0 +1,349 @@
+# Copyright: (c) 2026, virtops.compute contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The boot request: ``server`` (Nova's POST /servers body) checked against the catalogs.
+
+Nova's API checks a request before the conductor schedules it; :func:`boot_request` does the
+same on the controller, with the model the hosts use (the flavor, the user_data limit), so a
+request the hosts would refuse is refused before any host is claimed. The plan's state
+machine (plan.py) takes the checked request from here.
+"""
+from __future__ import annotations
+
+import uuid as uuid_mod
+from typing import Dict, List, Mapping, Optional
+
+from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._common.validate import strict_int
+from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import (
+    FLAVOR_KEYS, Flavor)
+from ansible_collections.virtops.compute.plugins.module_utils._model.instance import (
+    META_ITEM_MAX, METADATA_MAX_ITEMS, check_user_data)
+from ansible_collections.virtops.compute.plugins.module_utils._model.names import (
+    INSTANCE_NAME_MAX, validate_instance_name)
+
+MULTI_INSTANCE_NAME_TEMPLATE = "%(name)s-%(count)d"     # Nova's default, as the scheduler's
+SERVER_KEYS = ("name", "flavor", "image", "networks", "min_count", "max_count",
+               "availability_zone", "key_name", "user_data", "metadata", "admin_pass",
+               "config_drive", "scheduler_hints")
+FLAVOR_IGNORED = ("id", "description", "is_public")
+IMAGE_KEYS = ("url", "disk_format", "checksum", "allow_unverified", "id", "min_disk", "min_ram",
+              "properties")
+IMAGE_IGNORED = ("name", "description", "container_format")
+DISK_FORMATS = ("raw", "qcow2", "vmdk", "iso")
+# Glance's formats for the kernel and ramdisk a machine image names in kernel_id/ramdisk_id:
+# fetched beside the disks, never booted from.
+BOOT_FILE_FORMATS = {"kernel_id": "aki", "ramdisk_id": "ari"}
+HINT_KEYS = ("group", "same_host", "different_host")
+GROUP_POLICIES = ("affinity", "anti-affinity")
+
+
+def _fail(msg: str) -> VirtopsError:
+    return VirtopsError(msg)
+
+
+def _known(catalog: Mapping) -> str:
+    return ", ".join(sorted(str(k) for k in catalog)) or "none"
+
+
+def _catalog(value, what: str) -> Mapping:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise _fail("%s must be a mapping of name to definition, not %s"
+                    % (what, type(value).__name__))
+    return value
+
+
+def whole_number(value, what: str, minimum: int = 0) -> int:
+    """A count or size of the request or the plan: an int, a whole float (``2.0``) or the text
+    of one (``"02"``); never a bool."""
+    return strict_int(value, what, minimum=minimum, text="loose", floats=True)
+
+
+def instance_names(base: str, count: int) -> List[str]:
+    """``web``, or ``web-1`` ... ``web-N`` for a multiple create (Nova's template)."""
+    if count == 1:
+        return [base]
+    return [MULTI_INSTANCE_NAME_TEMPLATE % {"name": base, "count": n} for n in range(1, count + 1)]
+
+
+def _flavor(name: str, flavors: Mapping) -> dict:
+    """The catalog's flavor ``name``, read by the model's Flavor (the hosts read it so too)."""
+    if name not in flavors:
+        raise _fail("server.flavor: there is no flavor %r in flavors (known: %s)"
+                    % (name, _known(flavors)))
+    data = flavors[name]
+    if not isinstance(data, Mapping):
+        raise _fail("flavors.%s must be a mapping with vcpus, ram_mb, root_gb ..." % name)
+    unknown = sorted(str(k) for k in data if k not in FLAVOR_KEYS + FLAVOR_IGNORED)
+    if unknown:
+        raise _fail("flavors.%s: unknown key(s) %s (known: %s)"
+                    % (name, ", ".join(unknown), ", ".join(FLAVOR_KEYS)))
+    return Flavor.from_dict(dict(data, name=str(name)), where="flavors.%s" % name).to_dict()
+
+
+def _image(name: str, images: Mapping) -> dict:
+    if name not in images:
+        raise _fail("server.image: there is no image %r in images (known: %s)"
+                    % (name, _known(images)))
+    data = images[name]
+    if not isinstance(data, Mapping):
+        raise _fail("images.%s must be a mapping with url, disk_format, checksum ..." % name)
+    unknown = sorted(str(k) for k in data if k not in IMAGE_KEYS + IMAGE_IGNORED)
+    if unknown:
+        raise _fail("images.%s: unknown key(s) %s (known: %s)"
+                    % (name, ", ".join(unknown), ", ".join(IMAGE_KEYS)))
+    if not data.get("url"):
+        raise _fail("images.%s: missing url (http://, https://, file:// or a path on the hosts)"
+                    % name)
+    disk_format = data.get("disk_format")
+    if disk_format not in DISK_FORMATS + tuple(BOOT_FILE_FORMATS.values()):
+        raise _fail("images.%s: disk_format must be one of %s, not %r"
+                    % (name, ", ".join(DISK_FORMATS + tuple(BOOT_FILE_FORMATS.values())),
+                       disk_format))
+    properties = data.get("properties") or {}
+    if not isinstance(properties, Mapping):
+        raise _fail("images.%s.properties must be a mapping" % name)
+    image = {
+        "name": str(name),
+        "url": str(data["url"]),
+        "disk_format": disk_format,
+        "min_disk": whole_number(data.get("min_disk") or 0, "images.%s.min_disk" % name),
+        "min_ram": whole_number(data.get("min_ram") or 0, "images.%s.min_ram" % name),
+        "properties": {str(k): v for k, v in properties.items()},
+    }
+    if data.get("checksum"):
+        image["checksum"] = str(data["checksum"])
+    allow = data.get("allow_unverified", False)
+    if not isinstance(allow, bool):
+        raise _fail("images.%s.allow_unverified must be true or false, not %r" % (name, allow))
+    if allow:
+        image["allow_unverified"] = True
+    elif "checksum" not in image:
+        # vm_image refuses it on the host too; saying so here spares a schedule and a claim.
+        raise _fail("images.%s has no checksum, so a truncated or altered download could not "
+                    "be told from the real image: add checksum: sha256:<hex> (sha256sum of the "
+                    "file) to it, or allow_unverified: true to boot it unverified" % name)
+    # Glance never changes an image's data under its id; here the catalog entry may change,
+    # so the default id follows the source and its checksum: new data, new cached base.
+    image["id"] = str(data.get("id") or uuid_mod.uuid5(
+        uuid_mod.NAMESPACE_URL, "%s|%s" % (image["url"], image.get("checksum", ""))))
+    return image
+
+
+def _boot_file(image: Mapping, key: str, images: Mapping) -> Optional[dict]:
+    """The kernel (kernel_id) or ramdisk (ramdisk_id) a machine image names, from the catalog:
+    by name, or by the id of an entry."""
+    ref = image["properties"].get(key)
+    if ref in (None, ""):
+        return None
+    ref = str(ref)
+    if ref in images:
+        found = _image(ref, images)
+    else:
+        found = None
+        for name in images:
+            candidate = _image(str(name), images)
+            if candidate["id"] == ref:
+                found = candidate
+                break
+    if found is None:
+        raise _fail("images.%s.properties.%s: there is no image %r (by name or id) in images "
+                    "(known: %s)" % (image["name"], key, ref, _known(images)))
+    if found["disk_format"] != BOOT_FILE_FORMATS[key]:
+        raise _fail("images.%s.properties.%s names image %s, whose disk_format is %s, not %s"
+                    % (image["name"], key, found["name"], found["disk_format"],
+                       BOOT_FILE_FORMATS[key]))
+    return {k: found[k] for k in ("url", "checksum", "allow_unverified", "id", "disk_format")
+            if k in found}
+
+
+def image_source(image: Mapping) -> dict:
+    """The image as vm_image takes it (what to fetch and check)."""
+    return {k: image[k] for k in IMAGE_KEYS if k in image}
+
+
+def image_ref(image: Mapping) -> dict:
+    """The image as vm_xml takes it (what the domain is built from and records)."""
+    return {k: image[k] for k in ("id", "name", "disk_format", "properties")}
+
+
+def _networks(value, catalog: Mapping, max_count: int) -> List[dict]:
+    if value is None or value == "auto":
+        if not catalog:
+            return []
+        if len(catalog) > 1:
+            raise _fail("server.networks: there are several networks (%s); say which, e.g. "
+                        "networks: [{network: %s}], or networks: none"
+                        % (_known(catalog), sorted(catalog)[0]))
+        return [{"network": str(next(iter(catalog)))}]
+    if value == "none":
+        return []
+    if not isinstance(value, (list, tuple)):
+        raise _fail("server.networks must be a list such as [{network: private}], 'auto' or "
+                    "'none', not %r" % (value,))
+    ports = []
+    for index, entry in enumerate(value):
+        what = "server.networks[%d]" % index
+        if isinstance(entry, str):
+            entry = {"network": entry}
+        if not isinstance(entry, Mapping) or not entry.get("network"):
+            raise _fail("%s needs network: <name>" % what)
+        unknown = sorted(str(k) for k in entry if k not in ("network", "fixed_ip", "mac"))
+        if unknown:
+            raise _fail("%s: unknown key(s) %s (known: network, fixed_ip, mac)"
+                        % (what, ", ".join(unknown)))
+        if entry["network"] not in catalog:
+            raise _fail("%s: there is no network %r in networks (known: %s)"
+                        % (what, entry["network"], _known(catalog)))
+        if max_count > 1 and (entry.get("fixed_ip") or entry.get("mac")):
+            # Nova: "Multiple instances cannot be created with a specific fixed IP".
+            raise _fail("%s: fixed_ip and mac cannot be used when max_count is more than 1"
+                        % what)
+        ports.append({k: str(v) for k, v in entry.items() if v not in (None, "")})
+    return ports
+
+
+def _keypair(key_name, keypairs: Mapping) -> Optional[dict]:
+    if not key_name:
+        return None
+    if key_name not in keypairs:
+        raise _fail("server.key_name: there is no keypair %r in keypairs (known: %s)"
+                    % (key_name, _known(keypairs)))
+    data = keypairs[key_name]
+    if isinstance(data, str):
+        data = {"public_key": data}
+    if not isinstance(data, Mapping) or not data.get("public_key"):
+        raise _fail("keypairs.%s needs public_key" % key_name)
+    return {"name": str(key_name), "public_key": str(data["public_key"]).strip(),
+            "type": str(data.get("type") or "ssh")}
+
+
+def _metadata(value) -> Dict[str, str]:
+    value = value or {}
+    if not isinstance(value, Mapping):
+        raise _fail("server.metadata must be a mapping of strings")
+    if len(value) > METADATA_MAX_ITEMS:
+        raise _fail("server.metadata has %d items; at most %d" % (len(value), METADATA_MAX_ITEMS))
+    meta = {}
+    for key, item in value.items():
+        key, item = str(key), "" if item is None else str(item)
+        if not key or len(key) > META_ITEM_MAX or len(item) > META_ITEM_MAX:
+            raise _fail("server.metadata %r: keys must be 1 to %d characters and values at "
+                        "most %d" % (key, META_ITEM_MAX, META_ITEM_MAX))
+        meta[key] = item
+    return meta
+
+
+def _hints(value, server_groups: Mapping):
+    hints = value or {}
+    if not isinstance(hints, Mapping):
+        raise _fail("server.scheduler_hints must be a mapping")
+    unknown = sorted(str(k) for k in hints if k not in HINT_KEYS)
+    if unknown:
+        raise _fail("server.scheduler_hints: unknown hint(s) %s (known: %s)"
+                    % (", ".join(unknown), ", ".join(HINT_KEYS)))
+    clean = {}
+    for key in ("same_host", "different_host"):
+        names = hints.get(key)
+        if names:
+            clean[key] = [str(n) for n in ([names] if isinstance(names, str) else names)]
+    group = None
+    if hints.get("group"):
+        name = str(hints["group"])
+        if name not in server_groups:
+            raise _fail("server.scheduler_hints.group: there is no server group %r in "
+                        "server_groups (known: %s)" % (name, _known(server_groups)))
+        data = server_groups[name]
+        if isinstance(data, str):
+            data = {"policy": data}
+        if not isinstance(data, Mapping) or data.get("policy") not in GROUP_POLICIES:
+            raise _fail("server_groups.%s: policy must be affinity or anti-affinity" % name)
+        group = {"name": name, "policy": data["policy"]}
+        if data.get("rules"):
+            group["rules"] = dict(data["rules"])
+        if data.get("members"):
+            group["members"] = [str(m) for m in data["members"]]
+        clean["group"] = name
+    return clean, group
+
+
+def boot_request(server, flavors=None, images=None, networks=None, keypairs=None,
+                 server_groups=None) -> dict:
+    """``server`` (Nova's POST /servers body) checked against the catalogs.
+
+    The result holds everything the flow needs except the secrets (``admin_pass`` and
+    ``user_data``, which the role keeps out of facts that verbose output would show).
+    """
+    if not isinstance(server, Mapping):
+        raise _fail("server must be a mapping with at least name, flavor and image")
+    unknown = sorted(str(k) for k in server if k not in SERVER_KEYS)
+    if unknown:
+        raise _fail("server: unknown key(s) %s (known: %s)"
+                    % (", ".join(unknown), ", ".join(SERVER_KEYS)))
+    for key in ("name", "flavor", "image"):
+        if not server.get(key):
+            raise _fail("server.%s is required" % key)
+    flavors = _catalog(flavors, "flavors")
+    images = _catalog(images, "images")
+    networks = _catalog(networks, "networks")
+    keypairs = _catalog(keypairs, "keypairs")
+    server_groups = _catalog(server_groups, "server_groups")
+
+    min_count = whole_number(server.get("min_count") or 1, "server.min_count", 1)
+    max_count = whole_number(server.get("max_count") or 1, "server.max_count", 1)
+    if min_count > max_count:
+        raise _fail("server.min_count (%d) is more than server.max_count (%d)"
+                    % (min_count, max_count))
+    name = str(server["name"])
+    try:
+        validate_instance_name(name)
+        for instance_name in instance_names(name, max_count)[-1:]:
+            validate_instance_name(instance_name)
+    except VirtopsError:
+        raise _fail("server.name %r: use 1 to %d characters of A-Z a-z 0-9 . _ - (with the "
+                    "-N suffix of a multiple create), not starting with '.' or '-'"
+                    % (name, INSTANCE_NAME_MAX))
+    flavor = _flavor(str(server["flavor"]), flavors)
+    image = _image(str(server["image"]), images)
+    if image["disk_format"] in BOOT_FILE_FORMATS.values():
+        raise _fail("server.image: %s is a %s image (a kernel or ramdisk): boot from a machine "
+                    "image whose properties kernel_id/ramdisk_id name it"
+                    % (image["name"], image["disk_format"]))
+    if image["properties"].get("ramdisk_id") and not image["properties"].get("kernel_id"):
+        raise _fail("images.%s.properties: ramdisk_id needs kernel_id (a ramdisk is only used "
+                    "with a kernel)" % image["name"])
+    kernel = _boot_file(image, "kernel_id", images)
+    ramdisk = _boot_file(image, "ramdisk_id", images)
+    # Nova's API checks (FlavorMemoryTooSmall, FlavorDiskTooSmall) before scheduling.
+    if image["min_ram"] > flavor["ram_mb"]:
+        raise _fail("flavor %s has %d MB of RAM; image %s needs at least %d (min_ram)"
+                    % (flavor["name"], flavor["ram_mb"], image["name"], image["min_ram"]))
+    if flavor["root_gb"] and image["min_disk"] > flavor["root_gb"]:
+        raise _fail("flavor %s has a %d GB root disk; image %s needs at least %d GB (min_disk)"
+                    % (flavor["name"], flavor["root_gb"], image["name"], image["min_disk"]))
+    if server.get("user_data") is not None:
+        # Nova's API refuses it before scheduling; the host would only after the claim.
+        check_user_data(server["user_data"], "server.user_data")
+    hints, group = _hints(server.get("scheduler_hints"), server_groups)
+    zone = server.get("availability_zone")
+    if zone is not None and not isinstance(zone, str):
+        raise _fail("server.availability_zone must be a string such as az1 (or az1:host)")
+    return {
+        "name": name,
+        "min_count": min_count,
+        "max_count": max_count,
+        "flavor": flavor,
+        "image": image,
+        "image_source": image_source(image),
+        "kernel_source": kernel,
+        "ramdisk_source": ramdisk,
+        "image_ref": image_ref(image),
+        "networks": _networks(server.get("networks"), networks, max_count),
+        "availability_zone": zone or None,
+        "keypair": _keypair(server.get("key_name"), keypairs),
+        "metadata": _metadata(server.get("metadata")),
+        "config_drive": bool(server.get("config_drive")),
+        "scheduler_hints": hints,
+        "server_group": group,
+    }
