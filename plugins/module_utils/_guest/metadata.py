@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._common.validate import strict_int
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance import (
     META_ITEM_MAX,
     as_bytes,
@@ -234,9 +235,7 @@ class InstanceInfo:
                 raise _fail("hostname %r is not a valid RFC 1123 host name (labels of "
                             "a-z, 0-9 and '-', at most 63 characters each)" % (self.hostname,))
             object.__setattr__(self, "hostname", hostname)
-        if isinstance(self.launch_index, bool) or not isinstance(self.launch_index, int) \
-                or self.launch_index < 0:
-            raise _fail("launch_index must be an integer >= 0, not %r" % (self.launch_index,))
+        strict_int(self.launch_index, "launch_index", minimum=0, text=None)
         if self.availability_zone is not None:
             _check_text(self.availability_zone, "availability_zone")
         _check_text(self.project_id, "project_id")

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Mapping, Optional, Tuple
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._common.validate import strict_int
 from ansible_collections.virtops.compute.plugins.module_utils._model.network_info import VIF_TYPES
 
 IFNAMSIZ = 15
@@ -58,16 +59,9 @@ def valid_ifname(name, what: str) -> str:
 
 
 def int_in(value, what: str, low: int, high: int) -> int:
-    """A strict integer within [low, high]; booleans are not integers."""
-    if isinstance(value, bool):
-        raise VirtopsError("%s must be an integer, not %r" % (what, value))
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise VirtopsError("%s must be an integer, not %r" % (what, value))
-    if not low <= number <= high:
-        raise VirtopsError("%s must be between %d and %d, not %d" % (what, low, high, number))
-    return number
+    """A strict integer within [low, high] (the one validator, ``_common.validate``): an int
+    or the text of one as YAML or a survey may give it, never a bool or ``1.5``."""
+    return strict_int(value, what, minimum=low, maximum=high, text="loose")
 
 
 def ip_address(value, what: str):

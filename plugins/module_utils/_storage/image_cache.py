@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._common.validate import strict_int
 from ansible_collections.virtops.compute.plugins.module_utils._common.fileio import (
     atomic_write_json, qemu_directory, qemu_file_options, read_json, restrict_to_qemu)
 from ansible_collections.virtops.compute.plugins.module_utils._storage.image_inspect import (
@@ -103,11 +104,8 @@ def _whole(value, key: str, url: str) -> int:
     """A non-negative whole number of the catalog (min_disk, min_ram)."""
     if value is None or value == "":
         return 0
-    if isinstance(value, bool) or not isinstance(value, (int, str)) \
-            or not str(value).strip().isdigit():
-        raise VirtopsError("image %s: %s must be a whole number of %s, 0 or more, not %r"
-                           % (url, key, "GiB" if key == "min_disk" else "MiB", value))
-    return int(value)
+    return strict_int(value, "image %s: %s" % (url, key), minimum=0, text="loose",
+                      hint="a whole number of %s" % ("GiB" if key == "min_disk" else "MiB"))
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._common.validate import strict_int
 from ansible_collections.virtops.compute.plugins.module_utils._storage.qemu_img import ImageInfo, QemuImg
 from ansible_collections.virtops.compute.plugins.module_utils._common.units import GIB as GiB, MIB as MiB
 
@@ -457,8 +458,7 @@ def check_flavor_fits(info, root_gb: int, min_disk: int, min_ram: int, ram_mb: i
     """
     for name, value in (("root_gb", root_gb), ("min_disk", min_disk), ("min_ram", min_ram),
                         ("ram_mb", ram_mb)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise VirtopsError("%s must be a whole number >= 0, got %r" % (name, value))
+        strict_int(value, name, minimum=0, text=None)
     if ram_mb < min_ram:
         raise VirtopsError("flavor RAM %d MiB is smaller than the image's min_ram %d MiB "
                            "(FlavorMemoryTooSmall)" % (ram_mb, min_ram),

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._common.validate import strict_int
 from ansible_collections.virtops.compute.plugins.module_utils._common.process import find_binary, run
 from ansible_collections.virtops.compute.plugins.module_utils._common.units import GIB as GiB
 
@@ -120,9 +121,8 @@ class ImageInfo:
 
 
 def _size_arg(size_bytes: int) -> str:
-    if isinstance(size_bytes, bool) or not isinstance(size_bytes, int) or size_bytes <= 0:
-        raise VirtopsError("disk size must be a positive number of bytes, got %r" % (size_bytes,))
-    return str(size_bytes)
+    return str(strict_int(size_bytes, "disk size", minimum=1, text=None,
+                          hint="a positive number of bytes"))
 
 
 def _absolute(path: str, what: str) -> str:

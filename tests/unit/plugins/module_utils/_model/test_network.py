@@ -62,12 +62,24 @@ def test_member_names_follow_nova_and_neutron():
     ({"vif_type": "vxlan", "vxlan_id": 7, "bridge": "br0", "physical_interface": "eth0",
       "vxlan_group": "192.0.2.1"}, "is not a multicast address"),
     ({"bridge": "br 0"}, "not a valid interface name"),
+    ({"vif_type": "vlan", "vlan": 20.5, "bridge": "br0", "physical_interface": "eth0"},
+     "vlan must be an integer, got 20.5"),
+    ({"vif_type": "vlan", "vlan": True, "bridge": "br0", "physical_interface": "eth0"},
+     "vlan must be an integer, got True"),
+    ({"bridge": "br0", "mtu": "9000x"}, "mtu must be an integer"),
 ])
 def test_the_host_refuses_what_the_controller_refuses(entry, message):
     with pytest.raises(VirtopsError, match=message):
         NetworkSpec.from_catalog("bad", dict(entry, cidr="10.0.0.0/24"))
     with pytest.raises(VirtopsError, match=message):
         host_side("bad", entry)
+
+
+def test_numbers_written_as_text_read_as_numbers_in_the_catalog():
+    entry = {"vif_type": "vlan", "vlan": "20", "bridge": "br0", "physical_interface": "eth0",
+             "mtu": "1400"}
+    controller = NetworkSpec.from_catalog("n", dict(entry, cidr="10.0.0.0/24"))
+    assert (controller.vlan, controller.mtu) == (20, 1400)
 
 
 def test_the_host_spec_has_no_subnet_and_the_controller_fills_one_in():

@@ -15,7 +15,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._network.host_netw
     (NetworkSpec("n", bridge="br0", vif_type="vlan", vlan=20),
      "vif_type vlan needs vlan \\(1-4094\\) and physical_interface"),
     (NetworkSpec("n", bridge="br0", vif_type="vlan", vlan=5000, physical_interface="eth0"),
-     "vlan must be between 1 and 4094, not 5000"),
+     "vlan must be between 1 and 4094, got 5000"),
     (NetworkSpec("n", bridge="br0", vif_type="vxlan", vxlan_id=7, physical_interface="eth0"),
      "needs vxlan_peers .* or a multicast vxlan_group"),
     (NetworkSpec("n", bridge="br0", vif_type="vxlan", vxlan_id=7, physical_interface="eth0",
@@ -23,7 +23,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._network.host_netw
     (NetworkSpec("n", bridge="br-much-too-long-name"), "not a valid interface name"),
     (NetworkSpec("n", vif_type="bridge"), "needs a bridge name"),
     (NetworkSpec("n", bridge="br0", vif_type="ovs"), "vif_type 'ovs' is not one of"),
-    (NetworkSpec("n", bridge="br0", mtu=10), "mtu must be between 68 and 65535, not 10"),
+    (NetworkSpec("n", bridge="br0", mtu=10), "mtu must be between 68 and 65535, got 10"),
 ])
 def test_invalid_networks_are_refused_with_the_reason(spec, message):
     with pytest.raises(VirtopsError, match=message):

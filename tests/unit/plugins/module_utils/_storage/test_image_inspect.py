@@ -255,5 +255,5 @@ def test_flavor_fit_of_an_inspected_image(tmp_path):
 
 @pytest.mark.parametrize("bad", [-1, 1.5, "1", None, True])
 def test_flavor_fit_wants_whole_numbers(bad):
-    with pytest.raises(VirtopsError, match="root_gb must be a whole number"):
+    with pytest.raises(VirtopsError, match="root_gb (must be an integer|cannot be negative)"):
         check_flavor_fits(_info(GiB), bad, 0, 0, 64)
