@@ -28,7 +28,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._common.process im
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import DEFAULT_URI
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.virt_probe import (
     VirtProbe, probe_virt_type, recorded_virt_type)
-from ansible_collections.virtops.compute.plugins.module_utils._common.units import GIB, MIB
+from ansible_collections.virtops.compute.plugins.module_utils._common.units import GIB
 
 HOST_RECORD_NAME = "host.json"
 
