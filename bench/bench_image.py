@@ -48,7 +48,8 @@ if COLLECTIONS.is_dir():
     sys.path.insert(0, str(COLLECTIONS))
 
 from ansible_collections.virtops.compute.plugins.module_utils._storage.image_cache import (  # noqa: E402
-    ImageCache, ImageSource)
+    ImageCache)
+from ansible_collections.virtops.compute.plugins.module_utils._model.image import ImageSource  # noqa: E402
 from ansible_collections.virtops.compute.plugins.module_utils._backends.vm_image import (  # noqa: E402
     VmImageParams, ensure_present)
 

@@ -24,7 +24,8 @@ from ansible_collections.virtops.compute.plugins.module_utils._guest.configdrive
 from ansible_collections.virtops.compute.plugins.module_utils._compute.domain import (
     DomainManager, DomainParams)
 from ansible_collections.virtops.compute.plugins.module_utils._storage.image_cache import (
-    ImageCache, ImageSource)
+    ImageCache)
+from ansible_collections.virtops.compute.plugins.module_utils._model.image import ImageSource
 from ansible_collections.virtops.compute.plugins.module_utils._storage.image_source import FetchPolicy
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._storage.instance_disks import (

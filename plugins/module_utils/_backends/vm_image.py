@@ -38,7 +38,9 @@ from ansible_collections.virtops.compute.plugins.module_utils._common.fileio imp
     atomic_copy, qemu_directory, qemu_file_options, restrict_to_qemu)
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._storage.image_cache import (
-    CachedBase, ImageCache, ImageSource)
+    CachedBase, ImageCache)
+from ansible_collections.virtops.compute.plugins.module_utils._model.image import (
+    BOOT_FILE_FORMATS as IMAGE_BOOT_FILE_FORMATS, ImageSource)
 from ansible_collections.virtops.compute.plugins.module_utils._storage.image_inspect import (
     QEMU_FORMATS, check_flavor_fits)
 from ansible_collections.virtops.compute.plugins.module_utils._storage.image_source import (
@@ -63,7 +65,9 @@ HOST_RECORD_NAME = "host.json"
 STATES = ("present", "absent", "cache_cleaned")
 CONFIG_DRIVE_FORMATS = ("iso9660", "vfat")
 # Glance's formats for the files a direct kernel boot reads from the instance directory.
-BOOT_FILE_FORMATS = {KERNEL: "aki", RAMDISK: "ari"}
+# The disk_format a kernel or ramdisk defaults to (Glance's aki/ari), by file name.
+BOOT_FILE_FORMATS = {KERNEL: IMAGE_BOOT_FILE_FORMATS["kernel_id"],
+                     RAMDISK: IMAGE_BOOT_FILE_FORMATS["ramdisk_id"]}
 # Leftovers of an interrupted write (DiskBuilder, build_config_drive): removed with the disks.
 TMP_LEFTOVERS = tuple(name + TMP_SUFFIX for name in DISK_NAMES)
 TIMING_KEYS = ("lock_wait", "fetch", "inspect", "convert", "checksum_wait", "create", "config_drive",

@@ -70,3 +70,20 @@ def strict_int(value: Any, what: str, minimum: Optional[int] = None,
             rule = "must be at most %d" % maximum
         raise VirtopsError("%s %s, got %d%s" % (what, rule, number, give))
     return number
+
+
+_TRUE = ("1", "yes", "true", "on", "y")
+_FALSE = ("0", "no", "false", "off", "n")
+
+
+def boolish(value: Any, what: str) -> bool:
+    """A yes/no value as image properties and extra specs write it (``true``, ``yes``,
+    ``on``, ``1`` and their opposites, any case), or a VirtopsError naming ``what``."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise VirtopsError("%s must be a boolean (yes/no, true/false), got %r" % (what, value))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
@@ -25,8 +25,10 @@ from ansible_collections.virtops.compute.plugins.module_utils._guest.blockinfo i
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
     CONFIG_DRIVE, CONSOLE_LOG, KERNEL, NVRAM, RAMDISK)
-from ansible_collections.virtops.compute.plugins.module_utils._common.validate import strict_int
+from ansible_collections.virtops.compute.plugins.module_utils._common.validate import (
+    boolish, strict_int)
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import Flavor
+from ansible_collections.virtops.compute.plugins.module_utils._model.image import ImageSpec
 from ansible_collections.virtops.compute.plugins.module_utils._guest.config import (
     Guest, GuestChannel, GuestClock, GuestConsole, GuestController, GuestCPU, GuestCPUTopology,
     GuestDisk, GuestFeatures, GuestGraphics, GuestHyperVFeature, GuestInput, GuestInterface,
@@ -43,10 +45,7 @@ SYSINFO_MANUFACTURER = "virtops"
 SYSINFO_PRODUCT = "virtops compute"
 SYSINFO_FAMILY = "Virtual Machine"
 DEFAULT_MACHINE_TYPE = {"x86_64": "pc", "i686": "pc"}
-VIF_MODELS = ("virtio", "e1000", "e1000e", "rtl8139", "ne2k_pci", "pcnet")
 DISK_FORMATS = ("raw", "qcow2")
-FIRMWARE_TYPES = ("bios", "uefi")
-POINTER_MODELS = ("usbtablet", "ps2mouse")
 DISK_CACHE_MODES = ("none", "writeback", "writethrough", "directsync", "unsafe")
 MEM_STATS_PERIOD = 10                    # Nova's mem_stats_period_seconds
 GUEST_AGENT_CHANNEL = "org.qemu.guest_agent.0"
@@ -57,21 +56,6 @@ KERNEL_CONSOLE_ARGS = "console=tty0 console=ttyS0"
 # the host's domain capabilities list it (TCG offers fewer than KVM).
 WINDOWS_HYPERV = (("relaxed", None), ("vapic", None), ("spinlocks", 8191))
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-_TRUE = ("1", "yes", "true", "on", "y")
-_FALSE = ("0", "no", "false", "off", "n")
-
-
-def _boolish(value, what: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise VirtopsError("%s must be a boolean (yes/no, true/false), got %r" % (what, value))
-
-
 def _int_field(data: Mapping, key: str, what: str, default=None, minimum: int = 0) -> int:
     value = data.get(key, default)
     if value is None:
@@ -123,72 +107,6 @@ def normalise_time(value) -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
     return moment.strftime("%Y-%m-%d %H:%M:%S")
-
-
-@dataclass(frozen=True)
-class ImageProperties:
-    hw_disk_bus: Optional[str] = None
-    hw_cdrom_bus: Optional[str] = None
-    hw_vif_model: Optional[str] = None
-    hw_machine_type: Optional[str] = None
-    hw_firmware_type: Optional[str] = None
-    hw_qemu_guest_agent: bool = False
-    hw_rng_model: Optional[str] = None
-    hw_video_model: Optional[str] = None
-    hw_pointer_model: Optional[str] = None
-    os_type: Optional[str] = None
-    kernel_id: Optional[str] = None
-    ramdisk_id: Optional[str] = None
-    os_command_line: Optional[str] = None
-
-    @classmethod
-    def from_dict(cls, data: Optional[Mapping]) -> "ImageProperties":
-        data = data or {}
-        if not isinstance(data, Mapping):
-            raise VirtopsError("image properties must be a dict")
-        values = {}
-        for name in cls.__dataclass_fields__:
-            value = data.get(name)
-            if value is None or value == "":
-                continue
-            if name == "hw_qemu_guest_agent":
-                values[name] = _boolish(value, "image property hw_qemu_guest_agent")
-            else:
-                values[name] = validate_text(str(value), "image property %s" % name,
-                                             max_len=1024 if name == "os_command_line" else 255)
-        props = cls(**values)
-        if props.hw_firmware_type is not None and props.hw_firmware_type not in FIRMWARE_TYPES:
-            raise VirtopsError("image property hw_firmware_type %r is not one of %s"
-                               % (props.hw_firmware_type, ", ".join(FIRMWARE_TYPES)))
-        if props.hw_vif_model is not None and props.hw_vif_model not in VIF_MODELS:
-            raise VirtopsError("image property hw_vif_model %r is not supported for kvm/qemu "
-                               "(supported: %s)" % (props.hw_vif_model, ", ".join(VIF_MODELS)))
-        if props.hw_pointer_model is not None and props.hw_pointer_model not in POINTER_MODELS:
-            raise VirtopsError("image property hw_pointer_model %r is not one of %s"
-                               % (props.hw_pointer_model, ", ".join(POINTER_MODELS)))
-        if props.ramdisk_id and not props.kernel_id:
-            raise VirtopsError("image property ramdisk_id needs kernel_id as well")
-        return props
-
-
-@dataclass(frozen=True)
-class ImageSpec:
-    id: str
-    name: Optional[str] = None
-    disk_format: Optional[str] = None
-    properties: ImageProperties = field(default_factory=ImageProperties)
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> "ImageSpec":
-        if not isinstance(data, Mapping):
-            raise VirtopsError("image must be a dict, got %r" % (data,))
-        name = data.get("name")
-        disk_format = data.get("disk_format")
-        return cls(id=validate_text(str(data.get("id") or ""), "image id"),
-                   name=validate_text(name, "image name") if name else None,
-                   disk_format=validate_text(disk_format, "image disk_format")
-                   if disk_format else None,
-                   properties=ImageProperties.from_dict(data.get("properties")))
 
 
 @dataclass(frozen=True)
@@ -439,7 +357,7 @@ def _interface(vif: Vif, model: str, host: HostView) -> GuestInterface:
 def _rng(image: ImageSpec, flavor: Flavor, host: HostView) -> Optional[GuestRng]:
     model = image.properties.hw_rng_model or "virtio"
     allowed = flavor.extra("hw_rng:allowed")
-    if model == "none" or (allowed is not None and not _boolish(allowed, "hw_rng:allowed")):
+    if model == "none" or (allowed is not None and not boolish(allowed, "hw_rng:allowed")):
         return None
     if host.domcaps.rng_models and model not in host.domcaps.rng_models:
         raise VirtopsError("image property hw_rng_model %r is not offered by this host "

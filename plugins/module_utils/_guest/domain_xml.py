@@ -25,8 +25,9 @@ from ansible_collections.virtops.compute.plugins.module_utils._common.fileio imp
     atomic_write, qemu_directory, qemu_file_options)
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._guest.config import Guest
+from ansible_collections.virtops.compute.plugins.module_utils._model.image import ImageSpec
 from ansible_collections.virtops.compute.plugins.module_utils._guest.designer import (
-    HostView, ImageSpec, InstanceSpec, Recorded, choose_machine_type, design_guest,
+    HostView, InstanceSpec, Recorded, choose_machine_type, design_guest,
     resolve_disk_formats)
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import (
     DEFAULT_URI, connect)

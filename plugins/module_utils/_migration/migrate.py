@@ -61,7 +61,8 @@ from ansible_collections.virtops.compute.plugins.module_utils._common.fileio imp
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._guest.config import Guest
 from ansible_collections.virtops.compute.plugins.module_utils._storage.image_cache import (
-    INFO_SUFFIX, ImageCache, ImageSource)
+    INFO_SUFFIX, ImageCache)
+from ansible_collections.virtops.compute.plugins.module_utils._model.image import ImageSource
 from ansible_collections.virtops.compute.plugins.module_utils._storage.image_source import (
     DEFAULT_MAX_DOWNLOAD_BYTES, FetchPolicy)
 from ansible_collections.virtops.compute.plugins.module_utils._storage.instance_disks import (

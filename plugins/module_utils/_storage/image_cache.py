@@ -25,25 +25,24 @@ are ``_image_source``'s. Everything in ``_base`` is ``0640`` root and the QEMU g
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
-from ansible_collections.virtops.compute.plugins.module_utils._common.validate import strict_int
 from ansible_collections.virtops.compute.plugins.module_utils._common.fileio import (
     atomic_write_json, qemu_directory, qemu_file_options, read_json, restrict_to_qemu)
 from ansible_collections.virtops.compute.plugins.module_utils._storage.image_inspect import (
     DEFAULT_MAX_VIRTUAL_SIZE, inspect_image, verify_checksum)
 from ansible_collections.virtops.compute.plugins.module_utils._storage.image_source import (
-    FetchPolicy, copy_whole, require_checksum)
+    FetchPolicy, copy_whole)
 from ansible_collections.virtops.compute.plugins.module_utils._common.locks import (
     LockBusy, file_lock, unlink_held_lock)
 from ansible_collections.virtops.compute.plugins.module_utils._storage.qemu_img import QemuImg
+from ansible_collections.virtops.compute.plugins.module_utils._model.image import ImageSource
 from ansible_collections.virtops.compute.plugins.module_utils._common.result import Outcome
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
     InstanceLayout)
@@ -54,58 +53,6 @@ LEFTOVER_SUFFIXES = (".part", ".converted", ".info.part", ".tmp")
 # Names of cache files, hence of their locks: an image's SHA-1, a formatted ephemeral or swap base.
 BASE_NAME = re.compile(r"^([0-9a-f]{40}|ephemeral_[0-9]+_[a-z0-9]+|swap_[0-9]+)$")
 LOCK_NAME = re.compile(r"^virtops-(.+)\.lock$")
-
-
-@dataclass(frozen=True)
-class ImageSource:
-    """An image of the catalog, as the operator declared it."""
-    url: str
-    disk_format: str
-    checksum: Optional[str] = None
-    image_id: Optional[str] = None
-    min_disk: int = 0
-    min_ram: int = 0
-    properties: Dict[str, object] = field(default_factory=dict)
-    allow_unverified: bool = False
-
-    @property
-    def id(self) -> str:
-        """The image id; defaults to a stable hash of the source."""
-        return self.image_id or hashlib.sha256(self.url.encode("utf-8")).hexdigest()[:32]
-
-    @property
-    def base_name(self) -> str:
-        """Nova's cache file name: SHA-1 hex digest of the image id."""
-        return hashlib.sha1(self.id.encode("utf-8")).hexdigest()  # nosec - a name, not security
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "ImageSource":
-        url = data.get("url") or data.get("source")
-        if not url:
-            raise VirtopsError("image needs a 'url' (http(s)://, file:// or an absolute path)")
-        if not data.get("disk_format"):
-            raise VirtopsError("image %s needs a 'disk_format' (qcow2, raw, vmdk, ...)" % url)
-        allow = data.get("allow_unverified", False)
-        if not isinstance(allow, bool):
-            raise VirtopsError("image %s: allow_unverified must be true or false, not %r"
-                               % (url, allow))
-        return cls(url=str(url), disk_format=str(data["disk_format"]).lower(),
-                   checksum=data.get("checksum") or None, image_id=data.get("id"),
-                   min_disk=_whole(data.get("min_disk"), "min_disk", url),
-                   min_ram=_whole(data.get("min_ram"), "min_ram", url),
-                   properties=dict(data.get("properties") or {}), allow_unverified=allow)
-
-    def require_verifiable(self, what: str = "image") -> None:
-        """Refuse a source without a checksum unless it may be used unverified."""
-        require_checksum(self.url, self.checksum, self.allow_unverified, what)
-
-
-def _whole(value, key: str, url: str) -> int:
-    """A non-negative whole number of the catalog (min_disk, min_ram)."""
-    if value is None or value == "":
-        return 0
-    return strict_int(value, "image %s: %s" % (url, key), minimum=0, text="loose",
-                      hint="a whole number of %s" % ("GiB" if key == "min_disk" else "MiB"))
 
 
 @dataclass(frozen=True)

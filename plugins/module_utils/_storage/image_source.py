@@ -73,17 +73,6 @@ class FetchPolicy:
         return FetchPolicy(self.roots, min(self.max_bytes, max_bytes))
 
 
-def require_checksum(url: str, checksum: Optional[str], allow_unverified: bool,
-                     what: str = "image") -> None:
-    """An image without a checksum is refused unless its entry allows it unverified."""
-    if not checksum and not allow_unverified:
-        raise VirtopsError(
-            "%s %s has no checksum, so a truncated or altered download could not be told "
-            "from the real one: add checksum: sha256:<hex> to its catalog entry (sha256sum "
-            "of the file), or allow_unverified: true to use it unverified" % (what, url),
-            url=url, reason="no checksum")
-
-
 def local_path(url: str) -> Optional[str]:
     """The host path of a ``file://`` URL or an absolute path; None for http(s).
     Refuses every other scheme."""

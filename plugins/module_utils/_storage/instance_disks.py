@@ -24,7 +24,8 @@ from ansible_collections.virtops.compute.plugins.module_utils._model.flavor impo
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
     DISK_INFO, DISK_NAMES, EPHEMERAL_DISK, RECORD, ROOT_DISK, SWAP_DISK, InstanceLayout)
 from ansible_collections.virtops.compute.plugins.module_utils._storage.image_cache import (
-    CachedBase, ImageCache, ImageSource)
+    CachedBase, ImageCache)
+from ansible_collections.virtops.compute.plugins.module_utils._model.image import ImageSource
 from ansible_collections.virtops.compute.plugins.module_utils._storage.instance_record import scan_instances
 from ansible_collections.virtops.compute.plugins.module_utils._common.locks import file_lock
 from ansible_collections.virtops.compute.plugins.module_utils._common.process import find_binary, run

@@ -9,13 +9,14 @@ machine (plan.py) takes the checked request from here.
 """
 from __future__ import annotations
 
-import uuid as uuid_mod
 from typing import Dict, List, Mapping, Optional
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._common.validate import strict_int
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import (
     FLAVOR_KEYS, Flavor)
+from ansible_collections.virtops.compute.plugins.module_utils._model.image import (
+    BOOT_FILE_FORMATS, IMAGE_KEYS, ImageSource)
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance import (
     META_ITEM_MAX, METADATA_MAX_ITEMS, check_user_data)
 from ansible_collections.virtops.compute.plugins.module_utils._model.names import (
@@ -26,13 +27,6 @@ SERVER_KEYS = ("name", "flavor", "image", "networks", "min_count", "max_count",
                "availability_zone", "key_name", "user_data", "metadata", "admin_pass",
                "config_drive", "scheduler_hints")
 FLAVOR_IGNORED = ("id", "description", "is_public")
-IMAGE_KEYS = ("url", "disk_format", "checksum", "allow_unverified", "id", "min_disk", "min_ram",
-              "properties")
-IMAGE_IGNORED = ("name", "description", "container_format")
-DISK_FORMATS = ("raw", "qcow2", "vmdk", "iso")
-# Glance's formats for the kernel and ramdisk a machine image names in kernel_id/ramdisk_id:
-# fetched beside the disks, never booted from.
-BOOT_FILE_FORMATS = {"kernel_id": "aki", "ramdisk_id": "ari"}
 HINT_KEYS = ("group", "same_host", "different_host")
 GROUP_POLICIES = ("affinity", "anti-affinity")
 
@@ -83,52 +77,11 @@ def _flavor(name: str, flavors: Mapping) -> dict:
 
 
 def _image(name: str, images: Mapping) -> dict:
+    """The catalog's image ``name``, read by the model's ImageSource (the hosts read it so too)."""
     if name not in images:
         raise _fail("server.image: there is no image %r in images (known: %s)"
                     % (name, _known(images)))
-    data = images[name]
-    if not isinstance(data, Mapping):
-        raise _fail("images.%s must be a mapping with url, disk_format, checksum ..." % name)
-    unknown = sorted(str(k) for k in data if k not in IMAGE_KEYS + IMAGE_IGNORED)
-    if unknown:
-        raise _fail("images.%s: unknown key(s) %s (known: %s)"
-                    % (name, ", ".join(unknown), ", ".join(IMAGE_KEYS)))
-    if not data.get("url"):
-        raise _fail("images.%s: missing url (http://, https://, file:// or a path on the hosts)"
-                    % name)
-    disk_format = data.get("disk_format")
-    if disk_format not in DISK_FORMATS + tuple(BOOT_FILE_FORMATS.values()):
-        raise _fail("images.%s: disk_format must be one of %s, not %r"
-                    % (name, ", ".join(DISK_FORMATS + tuple(BOOT_FILE_FORMATS.values())),
-                       disk_format))
-    properties = data.get("properties") or {}
-    if not isinstance(properties, Mapping):
-        raise _fail("images.%s.properties must be a mapping" % name)
-    image = {
-        "name": str(name),
-        "url": str(data["url"]),
-        "disk_format": disk_format,
-        "min_disk": whole_number(data.get("min_disk") or 0, "images.%s.min_disk" % name),
-        "min_ram": whole_number(data.get("min_ram") or 0, "images.%s.min_ram" % name),
-        "properties": {str(k): v for k, v in properties.items()},
-    }
-    if data.get("checksum"):
-        image["checksum"] = str(data["checksum"])
-    allow = data.get("allow_unverified", False)
-    if not isinstance(allow, bool):
-        raise _fail("images.%s.allow_unverified must be true or false, not %r" % (name, allow))
-    if allow:
-        image["allow_unverified"] = True
-    elif "checksum" not in image:
-        # vm_image refuses it on the host too; saying so here spares a schedule and a claim.
-        raise _fail("images.%s has no checksum, so a truncated or altered download could not "
-                    "be told from the real image: add checksum: sha256:<hex> (sha256sum of the "
-                    "file) to it, or allow_unverified: true to boot it unverified" % name)
-    # Glance never changes an image's data under its id; here the catalog entry may change,
-    # so the default id follows the source and its checksum: new data, new cached base.
-    image["id"] = str(data.get("id") or uuid_mod.uuid5(
-        uuid_mod.NAMESPACE_URL, "%s|%s" % (image["url"], image.get("checksum", ""))))
-    return image
+    return ImageSource.from_catalog(str(name), images[name]).to_dict()
 
 
 def _boot_file(image: Mapping, key: str, images: Mapping) -> Optional[dict]:

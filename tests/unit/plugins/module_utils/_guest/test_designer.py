@@ -23,8 +23,9 @@ from ansible_collections.virtops.compute.plugins.module_utils._common.errors imp
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._guest.config import (
     Guest, GuestChannel, GuestCPU, GuestDisk, GuestInterface, GuestRng, GuestSerial, GuestVideo)
+from ansible_collections.virtops.compute.plugins.module_utils._model.image import ImageSpec
 from ansible_collections.virtops.compute.plugins.module_utils._guest.designer import (
-    HostView, ImageSpec, InstanceSpec, Recorded, choose_machine_type, design_guest,
+    HostView, InstanceSpec, Recorded, choose_machine_type, design_guest,
     resolve_disk_formats)
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.host_caps import (
     DomainCapabilities, HostCapabilities)

@@ -471,7 +471,7 @@ def test_finish_adopts_a_copied_base_through_the_image_cache_and_builds_swap_wit
 def test_finish_refuses_a_hostile_base_from_the_source_and_leaves_nothing_in_the_cache(tmp_path):
     hostile = tmp_path / "hostile.qcow2"
     qemu_img("create", "-q", "-f", "qcow2", "-b", "/etc/hostname", "-F", "raw", hostile)
-    phase, record, mig, inst_dir, dst_base, name = _copied_instance(
+    phase, record, mig, inst_dir, dst_base, _name = _copied_instance(
         tmp_path, hostile, {"format": "qcow2"})
     with pytest.raises(VirtopsError, match="backing"):
         phase._disks(record, mig, SMALL, str(inst_dir))

@@ -15,7 +15,8 @@ import pytest
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._storage.image_cache import (
-    ImageCache, ImageSource)
+    ImageCache)
+from ansible_collections.virtops.compute.plugins.module_utils._model.image import ImageSource
 from ansible_collections.virtops.compute.plugins.module_utils._storage.image_source import FetchPolicy
 from ansible_collections.virtops.compute.plugins.module_utils._storage.instance_disks import (
     GIB, DiskBuilder, DiskPlan, in_use_bases, plan_root, remove_instance_disks,

@@ -18,7 +18,8 @@ from ansible_collections.virtops.compute.plugins.module_utils._common.errors imp
 from ansible_collections.virtops.compute.plugins.module_utils._common.fileio import (
     QemuAccess, qemu_access, qemu_access_for)
 from ansible_collections.virtops.compute.plugins.module_utils._storage.image_cache import (
-    ImageCache, ImageSource)
+    ImageCache)
+from ansible_collections.virtops.compute.plugins.module_utils._model.image import ImageSource
 from ansible_collections.virtops.compute.plugins.module_utils._storage.image_source import (
     DEFAULT_MAX_DOWNLOAD_BYTES, FetchPolicy)
 from ansible_collections.virtops.compute.plugins.module_utils._common.locks import (

@@ -280,15 +280,15 @@ def test_kernel_references_that_cannot_work_are_refused(images, image, message):
 
 @pytest.mark.parametrize("entry, message", [
     ({"url": "http://images/x.qcow2", "disk_format": "qcow2"},
-     "images.bare has no checksum, so a truncated or altered download could not be told from the "
-     "real image: add checksum: sha256:<hex> (sha256sum of the file) to it, or "
-     "allow_unverified: true to boot it unverified"),
+     "images.bare http://images/x.qcow2 has no checksum, so a truncated or altered download "
+     "could not be told from the real one: add checksum: sha256:<hex> to its catalog entry "
+     "(sha256sum of the file), or allow_unverified: true to use it unverified"),
     ({"url": "http://images/x.qcow2", "disk_format": "qcow2", "allow_unverified": "yes"},
-     "images.bare.allow_unverified must be true or false, not 'yes'"),
+     "images.bare: allow_unverified must be true or false, not 'yes'"),
     ({"url": "http://images/x.qcow2", "disk_format": "qcow2", "checksum": "sha256:" + "a" * 64,
-      "min_ram": -1}, "images.bare.min_ram cannot be negative, got -1"),
+      "min_ram": -1}, "images.bare: min_ram cannot be negative, got -1"),
     ({"url": "http://images/x.qcow2", "disk_format": "qcow2", "checksum": "sha256:" + "a" * 64,
-      "min_disk": "lots"}, "images.bare.min_disk must be an integer, got 'lots'"),
+      "min_disk": "lots"}, "images.bare: min_disk must be an integer, got 'lots'"),
     ({"url": "http://images/x.qcow2", "disk_format": "qcow2", "checksum": "sha256:" + "a" * 64,
       "min_disk": 10 ** 12}, "image bare needs at least %d GB (min_disk)" % 10 ** 12),
 ])
@@ -307,7 +307,7 @@ def test_an_unverified_image_is_booted_only_when_its_entry_allows_it_and_vm_imag
     assert "checksum" not in req["image_source"]
     unverified_kernel = dict(KERNEL_IMAGES, vmlinuz=dict(KERNEL_IMAGES["vmlinuz"]))
     del unverified_kernel["vmlinuz"]["checksum"]
-    with pytest.raises(VirtopsError, match="images.vmlinuz has no checksum"):
+    with pytest.raises(VirtopsError, match="images.vmlinuz file:///srv/vmlinuz has no checksum"):
         kernel_request("ami", unverified_kernel)
     assert kernel_request()["ramdisk_source"]["allow_unverified"] is True
 
