@@ -27,7 +27,8 @@ requirements:
   - libvirt-python (Debian C(python3-libvirt)) on the compute host
 """
 
-    # The instances path (Nova's instances_path).
+    # The instances path (Nova's instances_path; argument spec: module_utils/_model/
+    # instance_layout.py INSTANCES_PATH_ARGS).
     INSTANCES_PATH = r"""
 options:
   instances_path:
@@ -36,4 +37,17 @@ options:
         image cache C(_base).
     type: path
     default: /var/lib/virtops/instances
+"""
+
+    # The host record's directory (argument spec: module_utils/_model/instance_layout.py
+    # STATE_DIR_ARGS).
+    STATE_DIR = r"""
+options:
+  state_dir:
+    description:
+      - Directory of the host record C(host.json), in which host preparation
+        (M(virtops.compute.vm_virt_type)) records the virt type it probed; a module whose
+        C(virt_type) is V(auto) reads it there.
+    type: path
+    default: /etc/virtops
 """

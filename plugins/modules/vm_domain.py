@@ -39,6 +39,7 @@ description:
 author:
   - virtops.compute contributors (@virtops)
 extends_documentation_fragment:
+  - virtops.compute.libvirt.INSTANCES_PATH
   - virtops.compute.libvirt.URI
 options:
   uuid:
@@ -126,10 +127,6 @@ options:
     description: Seconds to wait for O(wait_for_console).
     type: float
     default: 300
-  instances_path:
-    description: Directory holding one directory per instance.
-    type: path
-    default: /var/lib/virtops/instances
 attributes:
   check_mode:
     support: full
@@ -286,7 +283,7 @@ timings:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
-    DEFAULT_INSTANCES_PATH)
+    INSTANCES_PATH_ARGS)
 from ansible_collections.virtops.compute.plugins.module_utils._compute.domain import (
     DomainManager, DomainParams)
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
@@ -314,7 +311,7 @@ def main():
             retry_interval=dict(type="float", default=10),
             wait_for_console=dict(type="str"),
             console_timeout=dict(type="float", default=300),
-            instances_path=dict(type="path", default=DEFAULT_INSTANCES_PATH),
+            **INSTANCES_PATH_ARGS,
             **LIBVIRT_ARGS,
         ),
         supports_check_mode=True,

@@ -240,7 +240,7 @@ import socket
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
-    DEFAULT_INSTANCES_PATH)
+    INSTANCES_PATH_ARGS)
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
     VirtopsError, host_os_error)
 from ansible_collections.virtops.compute.plugins.module_utils._compute.host_facts import HostConfig, gather
@@ -253,7 +253,7 @@ def main():
         argument_spec=dict(
             hostname=dict(type="str"),
             **LIBVIRT_ARGS,
-            instances_path=dict(type="path", default=DEFAULT_INSTANCES_PATH),
+            **INSTANCES_PATH_ARGS,
             enabled=dict(type="bool", default=True),
             availability_zone=dict(type="str", default="nova"),
             aggregates=dict(type="list", elements="dict", default=[]),

@@ -19,18 +19,12 @@ description:
 author:
   - virtops.compute contributors (@virtops)
 extends_documentation_fragment:
+  - virtops.compute.libvirt.STATE_DIR
+  - virtops.compute.libvirt.INSTANCES_PATH
   - virtops.compute.attributes
   - virtops.compute.libvirt.URI
   - virtops.compute.attributes.INFO_MODULE
 options:
-  instances_path:
-    description: The instances path; its filesystem's free space is reported.
-    type: path
-    default: /var/lib/virtops/instances
-  state_dir:
-    description: Directory of the host record C(host.json).
-    type: path
-    default: /etc/virtops
   networks:
     description:
       - The fleet's networks as in the inventory's C(networks); the C(bridge) of each V(bridge),
@@ -139,7 +133,7 @@ import sys
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
-    DEFAULT_INSTANCES_PATH)
+    INSTANCES_PATH_ARGS, STATE_DIR_ARGS)
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import LIBVIRT_ARGS
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
     VirtopsError, host_os_error)
@@ -151,8 +145,8 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             **LIBVIRT_ARGS,
-            instances_path=dict(type="path", default=DEFAULT_INSTANCES_PATH),
-            state_dir=dict(type="path", default="/etc/virtops"),
+            **INSTANCES_PATH_ARGS,
+            **STATE_DIR_ARGS,
             networks=dict(type="dict", default={}),
             peers=dict(type="list", elements="dict", default=[], options=dict(
                 name=dict(type="str", required=True),

@@ -84,6 +84,7 @@ description:
 author:
   - virtops.compute contributors (@virtops)
 extends_documentation_fragment:
+  - virtops.compute.libvirt.STATE_DIR
   - virtops.compute.flavor
   - virtops.compute.libvirt
   - virtops.compute.libvirt.INSTANCES_PATH
@@ -316,10 +317,6 @@ options:
     type: str
     choices: [auto, kvm, qemu]
     default: auto
-  state_dir:
-    description: Directory of the host record C(host.json) read when O(virt_type=auto).
-    type: path
-    default: /etc/virtops
   download_timeout:
     description:
       - Seconds a download may wait for the server at a time (connect or each read), not
@@ -649,7 +646,7 @@ timings:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
-    DEFAULT_INSTANCES_PATH)
+    INSTANCES_PATH_ARGS, STATE_DIR_ARGS)
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import LIBVIRT_ARGS
 from ansible_collections.virtops.compute.plugins.module_utils._guest.configdrive import (
     HAS_PYCDLIB, PYCDLIB_IMPORT_ERROR)
@@ -660,7 +657,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._storage.image_ins
 from ansible_collections.virtops.compute.plugins.module_utils._storage.image_source import (
     DEFAULT_MAX_DOWNLOAD_BYTES)
 from ansible_collections.virtops.compute.plugins.module_utils._backends.vm_image import (
-    DEFAULT_STATE_DIR, VmImageParams, run)
+    VmImageParams, run)
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import flavor_spec
 
 
@@ -719,12 +716,12 @@ def main():
             vendor_data=dict(type="dict", default={}),
             network_info=dict(type="list", elements="dict", default=[]),
             virt_type=dict(type="str", choices=["auto", "kvm", "qemu"], default="auto"),
-            state_dir=dict(type="path", default=DEFAULT_STATE_DIR),
+            **STATE_DIR_ARGS,
             download_timeout=dict(type="int", default=60),
             download_max_bytes=dict(type="int", default=DEFAULT_MAX_DOWNLOAD_BYTES),
             image_roots=dict(type="list", elements="path", default=[]),
             remove_unused_original_minimum_age_seconds=dict(type="int", default=86400),
-            instances_path=dict(type="path", default=DEFAULT_INSTANCES_PATH),
+            **INSTANCES_PATH_ARGS,
             **LIBVIRT_ARGS,
         ),
         required_if=[

@@ -178,7 +178,7 @@ msg:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
-    DEFAULT_INSTANCES_PATH)
+    INSTANCES_PATH_ARGS)
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import LIBVIRT_ARGS
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
     VirtopsError, host_os_error)
@@ -210,7 +210,7 @@ def main():
             reason=dict(type="str"),
             remove_directory=dict(type="bool", default=False),
             **LIBVIRT_ARGS,
-            instances_path=dict(type="path", default=DEFAULT_INSTANCES_PATH),
+            **INSTANCES_PATH_ARGS,
             reserved_host_memory_mb=dict(type="int", default=512),
             cpu_allocation_ratio=dict(type="float", default=4.0),
             ram_allocation_ratio=dict(type="float", default=1.0),

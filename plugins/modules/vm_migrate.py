@@ -52,6 +52,7 @@ description:
 author:
   - virtops.compute contributors (@virtops)
 extends_documentation_fragment:
+  - virtops.compute.libvirt.STATE_DIR
   - virtops.compute.libvirt
   - virtops.compute.libvirt.INSTANCES_PATH
 options:
@@ -191,10 +192,6 @@ options:
     type: str
     choices: [auto, kvm, qemu]
     default: auto
-  state_dir:
-    description: Directory of the host record C(host.json) (the probed virt type).
-    type: path
-    default: /etc/virtops
   nwfilter:
     description: Anti-spoofing nwfilter the VIFs use (as for M(virtops.compute.vm_xml)).
     type: str
@@ -431,7 +428,7 @@ rollback:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
-    DEFAULT_INSTANCES_PATH)
+    INSTANCES_PATH_ARGS, STATE_DIR_ARGS)
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.xml import (
     HAS_LXML, LXML_IMPORT_ERROR)
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
@@ -469,7 +466,7 @@ ARGUMENT_SPEC = dict(
     wait_for_console=dict(type="str"),
     console_timeout=dict(type="float", default=300),
     virt_type=dict(type="str", choices=["auto", "kvm", "qemu"], default="auto"),
-    state_dir=dict(type="path", default="/etc/virtops"),
+    **STATE_DIR_ARGS,
     nwfilter=dict(type="str", default="clean-traffic"),
     force_raw_images=dict(type="bool", default=True),
     image_roots=dict(type="list", elements="path", default=[]),
@@ -479,7 +476,7 @@ ARGUMENT_SPEC = dict(
     ram_allocation_ratio=dict(type="float", default=1.0),
     disk_allocation_ratio=dict(type="float", default=1.0),
     **LIBVIRT_ARGS,
-    instances_path=dict(type="path", default=DEFAULT_INSTANCES_PATH),
+    **INSTANCES_PATH_ARGS,
 )
 
 

@@ -18,6 +18,7 @@ description:
 author:
   - virtops.compute contributors (@virtops)
 extends_documentation_fragment:
+  - virtops.compute.libvirt.STATE_DIR
   - virtops.compute.attributes
 options:
   virt_type:
@@ -25,10 +26,6 @@ options:
       - Force the virt type instead of probing.
     type: str
     choices: [kvm, qemu]
-  state_dir:
-    description: Directory of the host record C(host.json).
-    type: path
-    default: /etc/virtops
   kvm_device:
     description: The KVM device node the probe checks first.
     type: path
@@ -82,6 +79,8 @@ path:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
+    STATE_DIR_ARGS)
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
     VirtopsError, host_os_error)
 from ansible_collections.virtops.compute.plugins.module_utils._compute.host_prepare import ensure_virt_record
@@ -91,7 +90,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             virt_type=dict(type="str", choices=["kvm", "qemu"]),
-            state_dir=dict(type="path", default="/etc/virtops"),
+            **STATE_DIR_ARGS,
             kvm_device=dict(type="path", default="/dev/kvm"),
         ),
         supports_check_mode=True,

@@ -33,6 +33,8 @@ description:
 author:
   - virtops.compute contributors (@virtops)
 extends_documentation_fragment:
+  - virtops.compute.libvirt.STATE_DIR
+  - virtops.compute.libvirt.INSTANCES_PATH
   - virtops.compute.flavor
   - virtops.compute.libvirt.URI
 options:
@@ -133,10 +135,6 @@ options:
     type: str
     choices: [iso9660, vfat]
     default: iso9660
-  instances_path:
-    description: Directory holding one directory per instance.
-    type: path
-    default: /var/lib/virtops/instances
   virt_type:
     description:
       - Domain type. C(auto) takes the virt type host preparation recorded in
@@ -146,10 +144,6 @@ options:
     type: str
     choices: [auto, kvm, qemu]
     default: auto
-  state_dir:
-    description: Directory of the host record C(host.json) read when O(virt_type=auto).
-    type: path
-    default: /etc/virtops
   vnc_listen:
     description: Address the VNC console listens on.
     type: str
@@ -273,7 +267,7 @@ timings:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
-    DEFAULT_INSTANCES_PATH)
+    INSTANCES_PATH_ARGS, STATE_DIR_ARGS)
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
     VirtopsError, host_os_error)
 from ansible_collections.virtops.compute.plugins.module_utils._guest.config import (
@@ -314,9 +308,9 @@ def main():
             config_drive=dict(type="bool", default=False),
             config_drive_format=dict(type="str", choices=["iso9660", "vfat"],
                                      default="iso9660"),
-            instances_path=dict(type="path", default=DEFAULT_INSTANCES_PATH),
+            **INSTANCES_PATH_ARGS,
             virt_type=dict(type="str", choices=["auto", "kvm", "qemu"], default="auto"),
-            state_dir=dict(type="path", default="/etc/virtops"),
+            **STATE_DIR_ARGS,
             **LIBVIRT_ARGS,
             vnc_listen=dict(type="str", default="127.0.0.1"),
             disk_cache=dict(type="str", default="auto", choices=[

@@ -49,7 +49,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._storage.instance_
     BACKENDS, GIB, DiskBuilder, DiskPlan, DiskState, in_use_bases, plan_disk, plan_root,
     remove_instance_disks, write_disk_info)
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
-    CONFIG_DRIVE, DEFAULT_INSTANCES_PATH, DISK_INFO, DISK_NAMES, EPHEMERAL_DISK,
+    CONFIG_DRIVE, DEFAULT_INSTANCES_PATH, DEFAULT_STATE_DIR, DISK_INFO, DISK_NAMES, EPHEMERAL_DISK,
     KERNEL, RAMDISK, ROOT_DISK, SWAP_DISK, TMP_SUFFIX, InstanceLayout)
 from ansible_collections.virtops.compute.plugins.module_utils._common.result import (
     Outcome, elapsed)
@@ -58,10 +58,8 @@ from ansible_collections.virtops.compute.plugins.module_utils._guest.metadata im
 from ansible_collections.virtops.compute.plugins.module_utils._model.names import validate_uuid
 from ansible_collections.virtops.compute.plugins.module_utils._storage.qemu_img import QemuImg
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.virt_probe import (
-    detect_virt_type)
+    resolve_virt_type as resolve_probe)
 
-DEFAULT_STATE_DIR = "/etc/virtops"
-HOST_RECORD_NAME = "host.json"
 STATES = ("present", "absent", "cache_cleaned")
 CONFIG_DRIVE_FORMATS = ("iso9660", "vfat")
 # Glance's formats for the files a direct kernel boot reads from the instance directory.
@@ -177,11 +175,7 @@ def config_drive_wanted(requested: bool, image_properties: Mapping[str, object])
 
 def resolve_virt_type(requested: str, state_dir: str) -> str:
     """``kvm``/``qemu`` as given; ``auto``: the host record, else the live probe."""
-    if requested in ("kvm", "qemu"):
-        return requested
-    if requested not in (None, "", "auto"):
-        raise VirtopsError("virt_type must be auto, kvm or qemu, not %r" % (requested,))
-    return detect_virt_type(None, recorded_path=os.path.join(state_dir, HOST_RECORD_NAME)).virt_type
+    return resolve_probe(requested, state_dir).virt_type
 
 
 def injected_files_map(items: Optional[List[dict]]) -> Dict[str, str]:

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
-    DEFAULT_INSTANCES_PATH)
+    DEFAULT_INSTANCES_PATH, DEFAULT_STATE_DIR, host_record_path)
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._common.fileio import atomic_write_json
 from ansible_collections.virtops.compute.plugins.module_utils._model.network import (
@@ -30,7 +30,6 @@ from ansible_collections.virtops.compute.plugins.module_utils._libvirt.virt_prob
     VirtProbe, probe_virt_type, recorded_virt_type)
 from ansible_collections.virtops.compute.plugins.module_utils._common.units import GIB
 
-HOST_RECORD_NAME = "host.json"
 
 # --------------------------------------------------------------------------- libvirt daemons
 
@@ -150,15 +149,11 @@ class VirtRecordResult:
     after: dict
 
 
-def record_path(state_dir: str) -> str:
-    return os.path.join(state_dir, HOST_RECORD_NAME)
-
-
 def ensure_virt_record(state_dir: str, forced: Optional[str], kvm_device: str,
                        check_mode: bool) -> VirtRecordResult:
     """Probe (or take ``forced``) and write ``<state_dir>/host.json`` when it differs."""
     probe = probe_virt_type(forced or None, kvm_device)
-    path = record_path(state_dir)
+    path = host_record_path(state_dir)
     before = None
     if os.path.exists(path):
         try:
@@ -211,7 +206,7 @@ class Peer:
 class ReadinessConfig:
     libvirt_uri: str = DEFAULT_URI
     instances_path: str = DEFAULT_INSTANCES_PATH
-    state_dir: str = "/etc/virtops"
+    state_dir: str = DEFAULT_STATE_DIR
     bridges: Sequence[str] = ()
     peers: Sequence[Peer] = ()
     ssh_user: str = "root"
@@ -278,7 +273,7 @@ def check_readiness(config: ReadinessConfig) -> dict:
                         "prepare_hosts.yml) and see /var/log/libvirt/libvirtd.log"
                         % (config.libvirt_uri, reason))
 
-    path = record_path(config.state_dir)
+    path = host_record_path(config.state_dir)
     try:
         recorded = recorded_virt_type(path)
     except VirtopsError as exc:

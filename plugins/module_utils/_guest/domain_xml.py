@@ -20,7 +20,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._guest.blockinfo i
     DiskInfo, get_disk_info)
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
-    DEFAULT_INSTANCES_PATH, DISK_INFO, DOMAIN_XML, InstanceLayout)
+    DEFAULT_INSTANCES_PATH, DEFAULT_STATE_DIR, DISK_INFO, DOMAIN_XML, InstanceLayout)
 from ansible_collections.virtops.compute.plugins.module_utils._common.fileio import (
     atomic_write, qemu_directory, qemu_file_options)
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import Flavor
@@ -37,10 +37,8 @@ from ansible_collections.virtops.compute.plugins.module_utils._libvirt.host_caps
 from ansible_collections.virtops.compute.plugins.module_utils._model.network_info import (
     parse_network_info)
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.virt_probe import (
-    detect_virt_type)
+    resolve_virt_type as resolve_probe)
 
-DEFAULT_STATE_DIR = "/etc/virtops"
-HOST_RECORD_NAME = "host.json"
 SUPPORTED_ARCHES = ("x86_64", "i686")
 
 
@@ -135,13 +133,8 @@ def resolve_virt_type(requested: str, caps, arch: str, state_dir: str = DEFAULT_
     The record (``<state_dir>/host.json``, written by vm_virt_type) and the probe are the same
     ones vm_host_facts uses, so the scheduler and the domain XML always agree.
     """
-    if requested == "auto":
-        probe = detect_virt_type(None, recorded_path=os.path.join(state_dir, HOST_RECORD_NAME))
-        virt_type, reason = probe.virt_type, probe.reason
-    elif requested in ("kvm", "qemu"):
-        virt_type, reason = requested, "set by virt_type"
-    else:
-        raise VirtopsError("virt_type must be auto, kvm or qemu, got %r" % (requested,))
+    probe = resolve_probe(requested, state_dir)
+    virt_type, reason = probe.virt_type, probe.reason
     caps.guest_arch(arch, virt_type)     # refuses a type libvirt cannot run here
     return virt_type, reason
 

@@ -24,13 +24,15 @@ from typing import Optional
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._common.process import find_binary, run
+from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
+    DEFAULT_STATE_DIR, host_record_path)
 
 # mov al, 0x31 ; out 0xf4, al ; hlt  -> isa-debug-exit exits QEMU with (0x31 << 1) | 1 = 99
 _RESET_CODE = bytes([0xB0, 0x31, 0xE6, 0xF4, 0xF4])
 _EXPECTED_STATUS = 99
 _FIRMWARE_SIZE = 65536
 VIRT_TYPES = ("kvm", "qemu")
-HOST_RECORD_PATH = "/etc/virtops/host.json"
+HOST_RECORD_PATH = host_record_path()
 
 
 @dataclass(frozen=True)
@@ -112,3 +114,15 @@ def detect_virt_type(forced: Optional[str] = None, kvm_device: str = "/dev/kvm",
         if recorded is not None:
             return recorded
     return probe_virt_type(forced, kvm_device)
+
+
+def resolve_virt_type(requested: Optional[str], state_dir: str = DEFAULT_STATE_DIR) -> VirtProbe:
+    """What a module's ``virt_type`` option means: ``kvm`` or ``qemu`` as given; ``auto``
+    (or nothing) the record host preparation wrote in ``<state_dir>/host.json``, else a live
+    probe. The scheduler's host facts, the disks and the domain XML all decide through here,
+    so they agree (Nova reads ``[libvirt] virt_type`` once for the whole compute service)."""
+    if requested in VIRT_TYPES:
+        return VirtProbe(requested, requested == "kvm", "set by virt_type", forced=True)
+    if requested not in (None, "", "auto"):
+        raise VirtopsError("virt_type must be auto, kvm or qemu, got %r" % (requested,))
+    return detect_virt_type(None, recorded_path=host_record_path(state_dir))

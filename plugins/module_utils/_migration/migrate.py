@@ -78,7 +78,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._storage.qemu_img 
 from ansible_collections.virtops.compute.plugins.module_utils._compute.capacity import host_capacity
 from ansible_collections.virtops.compute.plugins.module_utils._common.result import Outcome, rounded
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
-    BOOT_FILES, CONFIG_DRIVE, DEFAULT_INSTANCES_PATH, DISK_INFO, DOMAIN_XML, EPHEMERAL_DISK,
+    BOOT_FILES, CONFIG_DRIVE, DEFAULT_INSTANCES_PATH, DEFAULT_STATE_DIR, DISK_INFO, DOMAIN_XML, EPHEMERAL_DISK,
     RECORD, ROOT_DISK, SWAP_DISK, InstanceLayout)
 from ansible_collections.virtops.compute.plugins.module_utils._guest.domain_xml import (
     VmXmlParams, ensure_libvirt_xml)
@@ -186,7 +186,7 @@ class MigrateParams:
     wait_for_console: Optional[str] = None
     console_timeout: float = 300
     virt_type: str = "auto"
-    state_dir: str = "/etc/virtops"
+    state_dir: str = DEFAULT_STATE_DIR
     nwfilter: str = "clean-traffic"
     force_raw_images: bool = True
     image_roots: Tuple[str, ...] = ()

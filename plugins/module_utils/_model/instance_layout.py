@@ -22,9 +22,22 @@ import os
 from dataclasses import dataclass
 
 DEFAULT_INSTANCES_PATH = "/var/lib/virtops/instances"
+# The host's own state: the record host preparation writes (the probed virt type).
+DEFAULT_STATE_DIR = "/etc/virtops"
+HOST_RECORD = "host.json"
+# The module options that name these places, as the doc fragments virtops.compute.libvirt
+# INSTANCES_PATH and STATE_DIR document them.
+INSTANCES_PATH_ARGS = dict(instances_path=dict(type="path", default=DEFAULT_INSTANCES_PATH))
+STATE_DIR_ARGS = dict(state_dir=dict(type="path", default=DEFAULT_STATE_DIR))
 BASE_DIR = "_base"
 LOCK_DIR = "locks"
 RESIZE_SUFFIX = "_resize"
+
+
+def host_record_path(state_dir: str = DEFAULT_STATE_DIR) -> str:
+    """``<state_dir>/host.json``, the host record."""
+    return os.path.join(state_dir, HOST_RECORD)
+
 
 ROOT_DISK = "disk"
 EPHEMERAL_DISK = "disk.local"
