@@ -56,6 +56,8 @@ KERNEL_CONSOLE_ARGS = "console=tty0 console=ttyS0"
 # the host's domain capabilities list it (TCG offers fewer than KVM).
 WINDOWS_HYPERV = (("relaxed", None), ("vapic", None), ("spinlocks", 8191))
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+
+
 def _int_field(data: Mapping, key: str, what: str, default=None, minimum: int = 0) -> int:
     value = data.get(key, default)
     if value is None:
