@@ -282,6 +282,7 @@ timings:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.virtops.compute.plugins.module_utils._common.params import params_from_module
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
     INSTANCES_PATH_ARGS)
 from ansible_collections.virtops.compute.plugins.module_utils._compute.domain import (
@@ -323,14 +324,7 @@ def main():
                          exception=LIBVIRT_IMPORT_ERROR)
     p = module.params
     try:
-        params = DomainParams(
-            uuid=p["uuid"], state=p["state"], reboot=p["reboot"], reboot_type=p["reboot_type"],
-            instances_path=p["instances_path"], libvirt_uri=p["libvirt_uri"],
-            network_info=p["network_info"], nwfilter=p["nwfilter"],
-            vif_plugging_timeout=p["vif_plugging_timeout"],
-            vif_plugging_is_fatal=p["vif_plugging_is_fatal"],
-            shutdown_timeout=p["shutdown_timeout"], retry_interval=p["retry_interval"],
-            wait_for_console=p["wait_for_console"], console_timeout=p["console_timeout"])
+        params = params_from_module(DomainParams, p)
         with connect(params.libvirt_uri) as conn:
             manager = DomainManager(conn, params, check_mode=module.check_mode,
                                     plug=p["plug_vifs"])

@@ -239,6 +239,7 @@ import socket
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.virtops.compute.plugins.module_utils._common.params import params_from_module
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
     INSTANCES_PATH_ARGS)
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
@@ -270,10 +271,10 @@ def main():
     if not HAS_LIBVIRT:
         module.fail_json(msg=missing_required_lib("libvirt-python (python3-libvirt)"),
                          exception=LIBVIRT_IMPORT_ERROR)
-    params = dict(module.params)
-    params["hostname"] = params["hostname"] or socket.gethostname()
+    params = module.params
     try:
-        facts = gather(HostConfig(**params))
+        facts = gather(params_from_module(HostConfig, params,
+                                          hostname=params["hostname"] or socket.gethostname()))
     except VirtopsError as exc:
         module.fail_json(msg=exc.msg, **exc.details)
     except OSError as exc:

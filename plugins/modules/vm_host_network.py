@@ -126,6 +126,7 @@ commands:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.virtops.compute.plugins.module_utils._common.params import params_from_module
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
     VirtopsError, host_os_error)
 from ansible_collections.virtops.compute.plugins.module_utils._model.network import NetworkSpec
@@ -151,10 +152,10 @@ def main():
         ),
         supports_check_mode=True,
     )
-    params = dict(module.params)
-    params["vxlan_peers"] = tuple(params["vxlan_peers"])
+    p = module.params
     try:
-        plan = ensure_network(NetworkSpec(**params), check_mode=module.check_mode)
+        spec = params_from_module(NetworkSpec, p, vxlan_peers=tuple(p["vxlan_peers"]))
+        plan = ensure_network(spec, check_mode=module.check_mode)
     except VirtopsError as exc:
         module.fail_json(msg=exc.msg, **exc.details)
     except OSError as exc:

@@ -132,6 +132,7 @@ import sys
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.virtops.compute.plugins.module_utils._common.params import params_from_module
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
     INSTANCES_PATH_ARGS, STATE_DIR_ARGS)
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import LIBVIRT_ARGS
@@ -160,13 +161,13 @@ def main():
         ),
         supports_check_mode=True,
     )
-    params = dict(module.params)
-    params["bridges"] = bridges_of(params.pop("networks"))
-    params["peers"] = [Peer(p["name"], p["address"]) for p in params["peers"]]
-    if params["python"] is None:
-        params["python"] = sys.executable
+    p = module.params
     try:
-        result = check_readiness(ReadinessConfig(**params))
+        config = params_from_module(
+            ReadinessConfig, p, bridges=bridges_of(p["networks"]),
+            peers=[Peer(peer["name"], peer["address"]) for peer in p["peers"]],
+            python=p["python"] or sys.executable)
+        result = check_readiness(config)
     except VirtopsError as exc:
         module.fail_json(msg=exc.msg, **exc.details)
     except OSError as exc:

@@ -645,6 +645,7 @@ timings:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.virtops.compute.plugins.module_utils._common.params import params_from_module
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
     INSTANCES_PATH_ARGS, STATE_DIR_ARGS)
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import LIBVIRT_ARGS
@@ -659,15 +660,6 @@ from ansible_collections.virtops.compute.plugins.module_utils._storage.image_sou
 from ansible_collections.virtops.compute.plugins.module_utils._backends.vm_image import (
     VmImageParams, run)
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import flavor_spec
-
-
-def _drop_none(value):
-    """AnsibleModule fills unset suboptions with None; the driver reads absent keys."""
-    if isinstance(value, dict):
-        return {k: _drop_none(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_drop_none(v) for v in value]
-    return value
 
 
 BOOT_FILE_OPTIONS = dict(url=dict(type="str", required=True), checksum=dict(type="str"),
@@ -739,20 +731,8 @@ def main():
             (p["image"].get("properties") or {}).get("img_config_drive") or "").lower() == "mandatory"
         if drive_asked and p["config_drive_format"] == "iso9660" and not HAS_PYCDLIB:
             module.fail_json(msg=missing_required_lib("pycdlib"), exception=PYCDLIB_IMPORT_ERROR)
-    params = VmImageParams(
-        instance=_drop_none(p["instance"]), image=_drop_none(p["image"]),
-        kernel=_drop_none(p["kernel"]), ramdisk=_drop_none(p["ramdisk"]),
-        flavor=_drop_none(p["flavor"]), state=p["state"], backend=p["backend"],
-        force_raw=p["force_raw"], config_drive=p["config_drive"],
-        config_drive_format=p["config_drive_format"], user_data=p["user_data"],
-        admin_pass=p["admin_pass"], keypairs=_drop_none(p["keypairs"]),
-        injected_files=p["injected_files"], vendor_data=p["vendor_data"],
-        network_info=p["network_info"], virt_type=p["virt_type"], state_dir=p["state_dir"],
-        download_timeout=p["download_timeout"],
-        download_max_bytes=p["download_max_bytes"], image_roots=p["image_roots"],
-        remove_unused_original_minimum_age_seconds=p[
-            "remove_unused_original_minimum_age_seconds"],
-        instances_path=p["instances_path"], libvirt_uri=p["libvirt_uri"])
+    params = params_from_module(VmImageParams, p, sparse=(
+        "instance", "image", "kernel", "ramdisk", "flavor", "keypairs"))
     try:
         result = run(params, check_mode=module.check_mode)
     except VirtopsError as exc:

@@ -427,6 +427,7 @@ rollback:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.virtops.compute.plugins.module_utils._common.params import params_from_module
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
     INSTANCES_PATH_ARGS, STATE_DIR_ARGS)
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.xml import (
@@ -490,11 +491,10 @@ def main():
     if not HAS_LIBVIRT:
         module.fail_json(msg=missing_required_lib("libvirt-python (python3-libvirt)"),
                          exception=LIBVIRT_IMPORT_ERROR)
-    values = dict(module.params)
-    values["ssh_options"] = tuple(values["ssh_options"] or ())
-    values["image_roots"] = tuple(values["image_roots"] or ())
+    p = module.params
     try:
-        params = MigrateParams(**values)
+        params = params_from_module(MigrateParams, p, ssh_options=tuple(p["ssh_options"] or ()),
+                                    image_roots=tuple(p["image_roots"] or ()))
         result = run_phase(params, check_mode=module.check_mode)
     except VirtopsError as exc:
         module.fail_json(msg=exc.msg, **exc.details)

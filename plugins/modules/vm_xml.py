@@ -266,6 +266,7 @@ timings:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.virtops.compute.plugins.module_utils._common.params import params_from_module
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
     INSTANCES_PATH_ARGS, STATE_DIR_ARGS)
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
@@ -277,13 +278,6 @@ from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connectio
 from ansible_collections.virtops.compute.plugins.module_utils._guest.domain_xml import (
     VmXmlParams, ensure_libvirt_xml)
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import flavor_spec
-
-
-def _drop_none(value):
-    """AnsibleModule fills unset suboptions with None; the driver reads absent keys."""
-    if isinstance(value, dict):
-        return {k: _drop_none(v) for k, v in value.items() if v is not None}
-    return value
 
 
 def main():
@@ -327,14 +321,7 @@ def main():
         module.fail_json(msg=missing_required_lib("libvirt-python"),
                          exception=LIBVIRT_IMPORT_ERROR)
     p = module.params
-    params = VmXmlParams(
-        instance=_drop_none(p["instance"]), flavor=_drop_none(p["flavor"]),
-        image=_drop_none(p["image"]), network_info=p["network_info"],
-        disk_info=p["disk_info"], disk_formats=p["disk_formats"],
-        instances_path=p["instances_path"], virt_type=p["virt_type"], state_dir=p["state_dir"],
-        libvirt_uri=p["libvirt_uri"], vnc_listen=p["vnc_listen"],
-        config_drive=p["config_drive"], config_drive_format=p["config_drive_format"],
-        disk_cache=p["disk_cache"], nwfilter=p["nwfilter"])
+    params = params_from_module(VmXmlParams, p, sparse=("instance", "flavor", "image"))
     try:
         result = ensure_libvirt_xml(params, check_mode=module.check_mode)
     except VirtopsError as exc:
