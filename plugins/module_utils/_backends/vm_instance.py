@@ -13,20 +13,21 @@ from ansible_collections.virtops.compute.plugins.module_utils._compute.capacity 
 from ansible_collections.virtops.compute.plugins.module_utils._compute.claims import (
     ClaimManager, HostCapacity, Limits)
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._common.result import Outcome
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._storage.instance_record import (
     InstanceRecord, RecordStore)
 
 
 @dataclass
-class Outcome:
-    changed: bool
-    record: Optional[InstanceRecord]
-    before: Optional[dict]
-    msg: str
+class RecordOutcome(Outcome):
+    """What a claim, update or release did to the instance record (``Outcome``: changed)."""
+    record: Optional[InstanceRecord] = None
+    before: Optional[dict] = None
+    msg: str = ""
 
 
-def claim(store: RecordStore, capacity: HostCapacity, params: dict, check_mode: bool) -> Outcome:
+def claim(store: RecordStore, capacity: HostCapacity, params: dict, check_mode: bool) -> RecordOutcome:
     flavor = Flavor.from_dict(params["flavor"])
     record = InstanceRecord(
         uuid=params["uuid"], name=params["name"], flavor=flavor, image=params.get("image") or {},
@@ -40,8 +41,9 @@ def claim(store: RecordStore, capacity: HostCapacity, params: dict, check_mode: 
     changed = manager.instance_claim(record, Limits.from_dict(params.get("limits")), check_mode)
     current = store.load(record.uuid) if not check_mode else (existing or record)
     changed |= update(store, current, params, check_mode)
-    return Outcome(changed, current, existing.to_dict() if existing else None,
-                   "claimed" if changed and existing is None else "already claimed")
+    return RecordOutcome(changed=changed, record=current,
+                         before=existing.to_dict() if existing else None,
+                         msg="claimed" if changed and existing is None else "already claimed")
 
 
 def update(store: RecordStore, record: InstanceRecord, params: dict, check_mode: bool) -> bool:
@@ -62,20 +64,21 @@ def update(store: RecordStore, record: InstanceRecord, params: dict, check_mode:
     return changed
 
 
-def release(store: RecordStore, uuid: str, check_mode: bool, remove_directory: bool) -> Outcome:
+def release(store: RecordStore, uuid: str, check_mode: bool, remove_directory: bool) -> RecordOutcome:
     record = store.load(uuid)
     directory = store.instance_dir(uuid)
     if record is None and not (remove_directory and os.path.isdir(directory)):
-        return Outcome(False, None, None, "no such instance here")
+        return RecordOutcome(changed=False, msg="no such instance here")
     if not check_mode:
         if remove_directory:
             shutil.rmtree(directory, ignore_errors=False)
         else:
             ClaimManager(store, HostCapacity(1, 1, 1)).release(uuid)
-    return Outcome(True, None, record.to_dict() if record else None, "released")
+    return RecordOutcome(changed=True, before=record.to_dict() if record else None,
+                         msg="released")
 
 
-def run(params: dict, check_mode: bool) -> Outcome:
+def run(params: dict, check_mode: bool) -> RecordOutcome:
     store = RecordStore(params["instances_path"])
     state = params["state"]
     if state == "absent":
@@ -87,7 +90,8 @@ def run(params: dict, check_mode: bool) -> Outcome:
                                % params["uuid"])
         before = record.to_dict()
         changed = update(store, record, params, check_mode)
-        return Outcome(changed, record, before, "updated" if changed else "unchanged")
+        return RecordOutcome(changed=changed, record=record, before=before,
+                             msg="updated" if changed else "unchanged")
     if not params.get("name") or not params.get("flavor"):
         raise VirtopsError("state=present needs name and flavor to claim resources")
     capacity = host_capacity(params["instances_path"], params["reserved_host_memory_mb"],

@@ -2,9 +2,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """What a step did and how long its parts took: one type for every driver step.
 
-The image cache, the disk builder, vm_image, vm_domain and the migration phases all report
-``changed``, the ``actions`` taken (sentences, in order) and ``timings`` (seconds per named
-part, summed when a part runs more than once). ``Outcome`` holds the three; drivers put their
+The image cache, the disk builder, vm_image, vm_xml, vm_domain, VIF plugging, the instance
+record and the migration phases all report ``changed``, the ``actions`` taken (sentences, in
+order) and ``timings`` (seconds per named part, summed when a part runs more than once). ``Outcome`` holds the three; drivers put their
 own fields beside it (subclass or attribute) and keep their modules' return values. The clock
 is injectable (``clock``), as everywhere a driver waits.
 """

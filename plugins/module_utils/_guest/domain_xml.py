@@ -19,6 +19,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._libvirt import ho
 from ansible_collections.virtops.compute.plugins.module_utils._guest.blockinfo import (
     DiskInfo, get_disk_info)
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._common.result import Outcome
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
     DEFAULT_INSTANCES_PATH, DEFAULT_STATE_DIR, DISK_INFO, DOMAIN_XML, InstanceLayout)
 from ansible_collections.virtops.compute.plugins.module_utils._common.fileio import (
@@ -62,17 +63,16 @@ class VmXmlParams:
 
 
 @dataclass
-class VmXmlResult:
-    changed: bool
-    path: str
-    xml: str
-    before: Optional[str]
-    disk_info: dict
-    virt_type: str
-    virt_type_reason: str
-    machine_type: str
-    disk_cache: str
-    timings: Dict[str, float] = field(default_factory=dict)
+class VmXmlResult(Outcome):
+    """The domain XML built for an instance (``Outcome``: changed and timings)."""
+    path: str = ""
+    xml: str = ""
+    before: Optional[str] = None
+    disk_info: dict = field(default_factory=dict)
+    virt_type: str = ""
+    virt_type_reason: str = ""
+    machine_type: str = ""
+    disk_cache: str = ""
 
     def as_module_result(self) -> dict:
         return {"changed": self.changed, "path": self.path, "xml": self.xml,

@@ -21,6 +21,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt import connection as _libvirt
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._common.result import Outcome
 from ansible_collections.virtops.compute.plugins.module_utils._model.network import (
     BRIDGED_VIF_TYPES, IFNAMSIZ, VXLAN_DEFAULT_PORT, vlan_ifname, vxlan_ifname)
 from ansible_collections.virtops.compute.plugins.module_utils._model.network_info import Vif
@@ -438,13 +439,12 @@ def start_libvirt_network(conn) -> Callable[[str], None]:
 
 
 @dataclass
-class PlugResult:
-    changed: bool
-    actions: List[str]
-    warnings: List[str]
-    vifs: List[dict]
-    before: Dict[str, str]
-    after: Dict[str, str]
+class PlugResult(Outcome):
+    """What plugging or unplugging did (``Outcome``: changed and actions)."""
+    warnings: List[str] = field(default_factory=list)
+    vifs: List[dict] = field(default_factory=list)
+    before: Dict[str, str] = field(default_factory=dict)
+    after: Dict[str, str] = field(default_factory=dict)
 
     def as_module_result(self) -> dict:
         return {"changed": self.changed, "actions": self.actions, "vifs": self.vifs}
@@ -474,7 +474,8 @@ def plug_vifs(vifs: Sequence[Vif], conn=None, check_mode: bool = False,
                          start_network=start_libvirt_network(conn) if conn is not None else None,
                          nwfilter=nwfilter)
         actions = [s.description for s in plan.steps] if check_mode else host.apply(plan)
-    return PlugResult(plan.changed, actions, plan.warnings, plan.vifs, plan.before, plan.after)
+    return PlugResult(changed=plan.changed, actions=actions, warnings=plan.warnings,
+                      vifs=plan.vifs, before=plan.before, after=plan.after)
 
 
 def unplug_vifs(vifs: Sequence[Vif], check_mode: bool = False,
@@ -483,7 +484,8 @@ def unplug_vifs(vifs: Sequence[Vif], check_mode: bool = False,
     with host_lock():
         plan = plan_unplug(vifs, host.snapshot(vifs, None, check_filters=False), ip=host.ip)
         actions = [s.description for s in plan.steps] if check_mode else host.apply(plan)
-    return PlugResult(plan.changed, actions, plan.warnings, plan.vifs, plan.before, plan.after)
+    return PlugResult(changed=plan.changed, actions=actions, warnings=plan.warnings,
+                      vifs=plan.vifs, before=plan.before, after=plan.after)
 
 
 # --------------------------------------------------------------------------- plugged?
