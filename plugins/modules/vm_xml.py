@@ -271,7 +271,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._model.instance_la
     INSTANCES_PATH_ARGS, STATE_DIR_ARGS)
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
     VirtopsError, host_os_error)
-from ansible_collections.virtops.compute.plugins.module_utils._guest.config import (
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt.xml import (
     HAS_LXML, LXML_IMPORT_ERROR)
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import (
     HAS_LIBVIRT, LIBVIRT_IMPORT_ERROR, LIBVIRT_ARGS)

@@ -24,6 +24,8 @@ import tempfile
 from dataclasses import dataclass
 from typing import BinaryIO, Callable, Optional, Union
 
+from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
+
 # Who libvirt runs QEMU as, in the order looked for: Debian/Ubuntu, then Fedora/RHEL/SUSE.
 QEMU_USERS = ("libvirt-qemu", "qemu")
 
@@ -129,6 +131,18 @@ def atomic_copy(src: str, dst: str, mode: int = 0o644, group: int = -1) -> None:
 
 def atomic_write_json(path: str, document, mode: int = 0o644, group: int = -1) -> None:
     atomic_write(path, json.dumps(document, indent=2, sort_keys=True) + "\n", mode, group)
+
+
+def read_text(path: str) -> Optional[str]:
+    """A UTF-8 text file the collection wrote (``libvirt.xml``), or None when there is none;
+    a file that cannot be read is an error naming it."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise VirtopsError("cannot read %s: %s" % (path, exc))
 
 
 def read_json(path: str, default=None):

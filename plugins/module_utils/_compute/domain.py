@@ -35,7 +35,8 @@ from ansible_collections.virtops.compute.plugins.module_utils._libvirt import do
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.domains import (
     POWER_STATE_NAMES, VIR_BLOCKED, VIR_CRASHED, VIR_PAUSED, VIR_PMSUSPENDED, VIR_RUNNING,
     VIR_SHUTOFF)
-from ansible_collections.virtops.compute.plugins.module_utils._libvirt.xml import parse_xml
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt.xml import etree, parse_xml
+from ansible_collections.virtops.compute.plugins.module_utils._common.fileio import read_text
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._common.result import Outcome, rounded
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
@@ -46,10 +47,6 @@ from ansible_collections.virtops.compute.plugins.module_utils._model.network_inf
 from ansible_collections.virtops.compute.plugins.module_utils._network.vif import (
     SYSFS_NET, ExpectedPort, check_plugged, plug_vifs, port_problem, unplug_vifs)
 
-try:
-    from lxml import etree
-except ImportError:
-    etree = None    # _libvirt.xml.HAS_LXML says so; the modules refuse to run
 
 FINGERPRINT_NS = "https://virtops.dev/xmlns/domain/1.0"
 FINGERPRINT_PREFIX = "virtopsdom"
@@ -275,14 +272,7 @@ class DomainManager:
 
     # -- definition ----------------------------------------------------------------------
     def _read_xml(self) -> Optional[str]:
-        path = os.path.join(self.instance_dir, DOMAIN_XML)
-        try:
-            with open(path, encoding="utf-8") as handle:
-                return handle.read()
-        except FileNotFoundError:
-            return None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise VirtopsError("cannot read %s: %s" % (path, exc))
+        return read_text(os.path.join(self.instance_dir, DOMAIN_XML))
 
     def _stored_fingerprint(self, dom) -> Optional[str]:
         try:

@@ -13,21 +13,12 @@ own additions such as ``<address>`` or ``<alias>``), so a live definition can be
 """
 from __future__ import annotations
 
-import traceback
 from dataclasses import dataclass, field
 from typing import ClassVar, Dict, List, Optional, Tuple
 
-try:
-    from lxml import etree
-    HAS_LXML = True
-    LXML_IMPORT_ERROR = None
-except ImportError:  # pragma: no cover - exercised by ansible-test sanity only
-    etree = None
-    HAS_LXML = False
-    LXML_IMPORT_ERROR = traceback.format_exc()
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
-from ansible_collections.virtops.compute.plugins.module_utils._libvirt.xml import parse_xml
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt.xml import etree, parse_xml
 
 VIRTOPS_NS = "https://virtops.dev/xmlns/compute/1.0"
 VIRTOPS_PREFIX = "virtops"

@@ -23,7 +23,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._common.result imp
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
     DEFAULT_INSTANCES_PATH, DEFAULT_STATE_DIR, DISK_INFO, DOMAIN_XML, InstanceLayout)
 from ansible_collections.virtops.compute.plugins.module_utils._common.fileio import (
-    atomic_write, qemu_directory, qemu_file_options)
+    atomic_write, qemu_directory, qemu_file_options, read_text)
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._guest.config import Guest
 from ansible_collections.virtops.compute.plugins.module_utils._model.image import ImageSpec
@@ -87,19 +87,9 @@ def write_atomic(path: str, text: str) -> None:
     atomic_write(path, text, **qemu_file_options())
 
 
-def _read_text(path: str) -> Optional[str]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise VirtopsError("cannot read %s: %s" % (path, exc))
-
-
 def read_disk_info_file(instance_dir: str) -> Optional[dict]:
     path = os.path.join(instance_dir, DISK_INFO)
-    text = _read_text(path)
+    text = read_text(path)
     if text is None:
         return None
     try:
@@ -175,7 +165,7 @@ def build(params: VmXmlParams, now: Optional[datetime] = None) -> VmXmlResult:
         instance.uuid)
     path = os.path.join(instance_dir, DOMAIN_XML)
 
-    before = _read_text(path)
+    before = read_text(path)
     recorded: List[Recorded] = []
     if before is not None:
         try:
