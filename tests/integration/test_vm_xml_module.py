@@ -7,17 +7,12 @@ it reads capabilities from the root-namespace libvirtd (qemu:///system) and defi
 """
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 from ansible_collections.virtops.compute.plugins.modules import vm_xml as vm_xml_module
+from tests.fixtures.modules import run_module_file
 
-MODULE = Path(os.path.abspath(vm_xml_module.__file__))
-COLLECTIONS = MODULE.parents[5]
 UUID = str(uuid.uuid4())
 
 
@@ -45,14 +40,7 @@ def args(instances: Path, **over) -> dict:
 
 
 def run_module(tmp_path: Path, module_args: dict, check: bool = False, diff: bool = False):
-    module_args = dict(module_args, _ansible_check_mode=check, _ansible_diff=diff)
-    argfile = tmp_path / "args.json"
-    argfile.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": module_args}))
-    env = dict(os.environ, PYTHONPATH=str(COLLECTIONS))
-    proc = subprocess.run([sys.executable, str(MODULE), str(argfile)], capture_output=True,
-                          text=True, env=env, check=False, timeout=120)
-    assert proc.stdout, proc.stderr
-    return json.loads(proc.stdout)
+    return run_module_file(vm_xml_module, tmp_path, module_args, check, diff)[1]
 
 
 def test_check_run_check_run(var_tmp, tmp_path):

@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -28,16 +27,15 @@ from ansible_collections.virtops.compute.plugins.module_utils._backends.vm_image
     plan_present)
 from ansible_collections.virtops.compute.plugins.modules import vm_image as vm_image_module
 from tests.fixtures.hostile_images import build_corpus
+from tests.fixtures.modules import run_module_file
 
 GIB = 1024 ** 3
 MIB = 1024 ** 2
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBm3xq8Y2x0K6f7gJH3d2pLw9nVt4sQe1rZ5uT0aBcDe ops@ctl"
 PASSWORD = "Vm-Image-S3cret!"
 TEST_DRIVER_RUNNING_UUID = "6695eb01-f6a4-8304-79aa-97f2502e193f"  # libvirt test:///default
-MODULE = Path(os.path.abspath(vm_image_module.__file__))
 # pytest's tmp_path and tmp_path_factory directories live under the temporary directory.
 ROOT = tempfile.gettempdir()
-COLLECTIONS = MODULE.parents[5]
 
 
 @pytest.fixture(scope="module")
@@ -439,14 +437,7 @@ def test_ageing_keeps_what_instances_use_and_what_is_young(tmp_path, image, corp
 # ----------------------------------------------------------------------------- the module
 
 def run_module(tmp_path: Path, module_args: dict, check: bool = False, diff: bool = False):
-    module_args = dict(module_args, _ansible_check_mode=check, _ansible_diff=diff)
-    argfile = tmp_path / "args.json"
-    argfile.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": module_args}))
-    env = dict(os.environ, PYTHONPATH=str(COLLECTIONS))
-    proc = subprocess.run([sys.executable, str(MODULE), str(argfile)], capture_output=True,
-                          text=True, env=env, check=False, timeout=120)
-    assert proc.stdout, proc.stderr
-    return proc.stdout, json.loads(proc.stdout)
+    return run_module_file(vm_image_module, tmp_path, module_args, check, diff)
 
 
 def test_the_module_keeps_the_password_out_of_its_output(tmp_path, image):
