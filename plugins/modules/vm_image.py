@@ -159,8 +159,9 @@ options:
         default: false
       id:
         description:
-          - Image id; the base file is named after its SHA-1. Defaults to a stable hash of
-            O(image.url).
+          - Image id; the base file is named after its SHA-1. Defaults to a UUID derived from
+            O(image.url) and O(image.checksum) (the same the boot request gives an image without
+            an id), so new data gets a new base.
         type: str
       min_disk:
         description: Smallest root disk (GiB) the image needs.
@@ -200,7 +201,9 @@ options:
         type: bool
         default: false
       id:
-        description: Its id; the cache file is named after its SHA-1. Defaults to a hash of the URL.
+        description:
+          - Its id; the cache file is named after its SHA-1. Defaults to a UUID derived from its
+            URL and checksum.
         type: str
       disk_format:
         description: Glance's format; V(aki) when not given.
@@ -224,7 +227,9 @@ options:
         type: bool
         default: false
       id:
-        description: Its id; the cache file is named after its SHA-1. Defaults to a hash of the URL.
+        description:
+          - Its id; the cache file is named after its SHA-1. Defaults to a UUID derived from its
+            URL and checksum.
         type: str
       disk_format:
         description: Glance's format; V(ari) when not given.
