@@ -102,8 +102,8 @@ def task_breakdown(document: dict) -> list:
     for play in document["plays"]:
         for task in play["tasks"]:
             if task.get("duration_s") is not None:
-                rows.append((task["duration_s"], "%s: %s" % (play["play"]["name"],
-                                                            task["task"]["name"])))
+                name = "%s: %s" % (play["play"]["name"], task["task"]["name"])
+                rows.append((task["duration_s"], name))
     return sorted(rows, reverse=True)
 
 
@@ -114,8 +114,8 @@ class Ours:
         self.name = name
         server = {"name": name, "flavor": "m1.nano", "image": "guest",
                   "networks": [{"network": "demo"}], "key_name": "ops", "config_drive": True}
-        self.extra = ["-e", DEMO_VARS, "-e", json.dumps({"server": server,
-                                                          "server_boot_wait_for_console": ""})]
+        wanted = {"server": server, "server_boot_wait_for_console": ""}
+        self.extra = ["-e", DEMO_VARS, "-e", json.dumps(wanted)]
 
     def boot(self) -> dict:
         run = ansible_playbook(ROOT / "playbooks" / "boot.yml", *self.extra, json_out=True)
@@ -191,7 +191,7 @@ def fleet_multiple_create(image: Path, tag: str) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--json", type=Path, help="also write the figures here")
