@@ -58,7 +58,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._guest.metadata im
 from ansible_collections.virtops.compute.plugins.module_utils._model.names import validate_uuid
 from ansible_collections.virtops.compute.plugins.module_utils._storage.qemu_img import QemuImg
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.virt_probe import (
-    resolve_virt_type as resolve_probe)
+    resolve_virt_type)
 
 STATES = ("present", "absent", "cache_cleaned")
 CONFIG_DRIVE_FORMATS = ("iso9660", "vfat")
@@ -173,11 +173,6 @@ def config_drive_wanted(requested: bool, image_properties: Mapping[str, object])
         str(image_properties.get("img_config_drive") or "").lower() == "mandatory"
 
 
-def resolve_virt_type(requested: str, state_dir: str) -> str:
-    """``kvm``/``qemu`` as given; ``auto``: the host record, else the live probe."""
-    return resolve_probe(requested, state_dir).virt_type
-
-
 def injected_files_map(items: Optional[List[dict]]) -> Dict[str, str]:
     """Nova's injected_files ([(path, contents)]) as {guest path: content}."""
     files: Dict[str, str] = {}
@@ -241,7 +236,7 @@ def plan_present(params: VmImageParams, virt_type: Optional[str] = None) -> Pres
     wants_drive = config_drive_wanted(params.config_drive, source.properties)
     drive_format = params.config_drive_format if wants_drive else None
     props = source.properties
-    virt = virt_type or resolve_virt_type(params.virt_type, params.state_dir)
+    virt = virt_type or resolve_virt_type(params.virt_type, params.state_dir).virt_type
     disk_info = get_disk_info(
         virt, disk_bus=_prop(props, "hw_disk_bus"), cdrom_bus=_prop(props, "hw_cdrom_bus"),
         machine_type=_prop(props, "hw_machine_type"), ephemeral_gb=flavor.ephemeral_gb,

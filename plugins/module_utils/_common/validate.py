@@ -15,7 +15,7 @@ Every refusal names the value (``what``) and, given ``hint``, what to write inst
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 
@@ -87,3 +87,17 @@ def boolish(value: Any, what: str) -> bool:
     if text in _FALSE:
         return False
     raise VirtopsError("%s must be a boolean (yes/no, true/false), got %r" % (what, value))
+
+
+def catalog_entry(data: Any, where: str, known: Sequence[str], ignored: Sequence[str],
+                  shape: str) -> Mapping:
+    """A catalog entry (``flavors.<name>``, ``images.<name>``): a mapping of known keys only.
+    ``ignored`` keys (Nova/Glance fields the collection does not use) pass; ``shape`` says what
+    the mapping holds, for the message when it is not one."""
+    if not isinstance(data, Mapping):
+        raise VirtopsError("%s must be a mapping with %s" % (where, shape))
+    unknown = sorted(str(k) for k in data if k not in tuple(known) + tuple(ignored))
+    if unknown:
+        raise VirtopsError("%s: unknown key(s) %s (known: %s)"
+                           % (where, ", ".join(unknown), ", ".join(known)))
+    return data

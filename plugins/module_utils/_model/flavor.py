@@ -23,13 +23,16 @@ from typing import Any, Dict, Optional
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._common.units import GIB, MIB
-from ansible_collections.virtops.compute.plugins.module_utils._common.validate import strict_int
+from ansible_collections.virtops.compute.plugins.module_utils._common.validate import (
+    catalog_entry, strict_int)
 from ansible_collections.virtops.compute.plugins.module_utils._model.names import validate_text
 
 FLAVOR_NEEDS = ("a flavor needs vcpus and ram_mb (integers >= 1) and may give root_gb, "
                 "ephemeral_gb, swap_mb (integers >= 0), name and extra_specs")
 # The keys of a flavor, in the order modules document them.
 FLAVOR_KEYS = ("name", "vcpus", "ram_mb", "root_gb", "ephemeral_gb", "swap_mb", "extra_specs")
+# Nova flavor fields a catalog entry may carry and the collection does not use.
+FLAVOR_IGNORED = ("id", "description", "is_public")
 # What each size means, for the messages that ask for a fix.
 _HINTS = {
     "vcpus": "the number of virtual CPUs, such as 2",
@@ -102,6 +105,14 @@ class Flavor:
     swap_mb: int = 0
     # Left out of the hash (a dict has none) but compared: two flavors differ by their specs.
     extra_specs: Dict[str, str] = field(default_factory=dict, hash=False, compare=True)
+
+    @classmethod
+    def from_catalog(cls, name: str, data) -> "Flavor":
+        """The catalog entry ``flavors.<name>`` as the boot request checks it on the
+        controller: known keys only, then what every reader of a flavor checks."""
+        where = "flavors.%s" % name
+        catalog_entry(data, where, FLAVOR_KEYS, FLAVOR_IGNORED, "vcpus, ram_mb, root_gb ...")
+        return cls.from_dict(dict(data, name=str(name)), where=where)
 
     @classmethod
     def from_dict(cls, data, where: str = "") -> "Flavor":

@@ -26,7 +26,7 @@ from typing import Dict, Mapping, Optional
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._common.validate import (
-    boolish, strict_int)
+    boolish, catalog_entry, strict_int)
 from ansible_collections.virtops.compute.plugins.module_utils._model.names import validate_text
 
 # What a catalog entry may hold; the others are Glance fields accepted and not used.
@@ -124,12 +124,7 @@ class ImageSource:
         controller: known keys only, a bootable or kernel/ramdisk format, and the checksum
         rule the hosts apply (said here, it spares a schedule and a claim)."""
         where = "images.%s" % name
-        if not isinstance(data, Mapping):
-            raise VirtopsError("%s must be a mapping with url, disk_format, checksum ..." % where)
-        unknown = sorted(str(k) for k in data if k not in IMAGE_KEYS + IMAGE_IGNORED)
-        if unknown:
-            raise VirtopsError("%s: unknown key(s) %s (known: %s)"
-                               % (where, ", ".join(unknown), ", ".join(IMAGE_KEYS)))
+        catalog_entry(data, where, IMAGE_KEYS, IMAGE_IGNORED, "url, disk_format, checksum ...")
         if not data.get("url"):
             raise VirtopsError("%s: missing url (http://, https://, file:// or a path on the "
                                "hosts)" % where)

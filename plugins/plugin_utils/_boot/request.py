@@ -13,8 +13,7 @@ from typing import Dict, List, Mapping, Optional
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._common.validate import strict_int
-from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import (
-    FLAVOR_KEYS, Flavor)
+from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._model.image import (
     BOOT_FILE_FORMATS, IMAGE_KEYS, ImageSource)
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance import (
@@ -26,7 +25,6 @@ MULTI_INSTANCE_NAME_TEMPLATE = "%(name)s-%(count)d"     # Nova's default, as the
 SERVER_KEYS = ("name", "flavor", "image", "networks", "min_count", "max_count",
                "availability_zone", "key_name", "user_data", "metadata", "admin_pass",
                "config_drive", "scheduler_hints")
-FLAVOR_IGNORED = ("id", "description", "is_public")
 HINT_KEYS = ("group", "same_host", "different_host")
 GROUP_POLICIES = ("affinity", "anti-affinity")
 
@@ -66,14 +64,7 @@ def _flavor(name: str, flavors: Mapping) -> dict:
     if name not in flavors:
         raise _fail("server.flavor: there is no flavor %r in flavors (known: %s)"
                     % (name, _known(flavors)))
-    data = flavors[name]
-    if not isinstance(data, Mapping):
-        raise _fail("flavors.%s must be a mapping with vcpus, ram_mb, root_gb ..." % name)
-    unknown = sorted(str(k) for k in data if k not in FLAVOR_KEYS + FLAVOR_IGNORED)
-    if unknown:
-        raise _fail("flavors.%s: unknown key(s) %s (known: %s)"
-                    % (name, ", ".join(unknown), ", ".join(FLAVOR_KEYS)))
-    return Flavor.from_dict(dict(data, name=str(name)), where="flavors.%s" % name).to_dict()
+    return Flavor.from_catalog(str(name), flavors[name]).to_dict()
 
 
 def _image(name: str, images: Mapping) -> dict:
