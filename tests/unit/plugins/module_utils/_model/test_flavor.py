@@ -216,3 +216,13 @@ def test_every_module_that_takes_a_flavor_declares_the_one_spec_and_its_doc_frag
         assert documented[key].get("required", False) == spec.get("required", False)
         assert documented[key].get("default") == spec.get("default")
     assert flavor_spec()["options"] is not flavor_spec()["options"]
+
+
+def test_a_catalog_flavor_takes_nova_fields_it_ignores_and_refuses_unknown_keys():
+    flavor = Flavor.from_catalog("m1.nano", {"vcpus": 1, "ram_mb": 128, "id": "42",
+                                             "description": "small", "is_public": True})
+    assert (flavor.name, flavor.vcpus, flavor.ram_mb) == ("m1.nano", 1, 128)
+    with pytest.raises(VirtopsError, match=r"flavors.m1.nano: unknown key\(s\) disk \(known: name"):
+        Flavor.from_catalog("m1.nano", {"vcpus": 1, "ram_mb": 128, "disk": 1})
+    with pytest.raises(VirtopsError, match="flavors.m1.nano must be a mapping with vcpus"):
+        Flavor.from_catalog("m1.nano", ["vcpus", 1])
