@@ -50,7 +50,7 @@ if COLLECTIONS.is_dir():
 from ansible_collections.virtops.compute.plugins.module_utils._storage.image_cache import (  # noqa: E402
     ImageCache)
 from ansible_collections.virtops.compute.plugins.module_utils._model.image import ImageSource  # noqa: E402
-from ansible_collections.virtops.compute.plugins.module_utils._backends.vm_image import (  # noqa: E402
+from ansible_collections.virtops.compute.plugins.module_utils._compute.create_image import (  # noqa: E402
     VmImageParams, ensure_present)
 
 MIB = 1024 ** 2

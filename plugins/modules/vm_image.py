@@ -662,7 +662,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._storage.image_ins
     FORMAT_INSPECTOR_IMPORT_ERROR, HAS_FORMAT_INSPECTOR)
 from ansible_collections.virtops.compute.plugins.module_utils._storage.image_source import (
     DEFAULT_MAX_DOWNLOAD_BYTES)
-from ansible_collections.virtops.compute.plugins.module_utils._backends.vm_image import (
+from ansible_collections.virtops.compute.plugins.module_utils._compute.create_image import (
     VmImageParams, run)
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import flavor_spec
 

@@ -182,7 +182,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._model.instance_la
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import LIBVIRT_ARGS
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
     VirtopsError, host_os_error)
-from ansible_collections.virtops.compute.plugins.module_utils._backends.vm_instance import run
+from ansible_collections.virtops.compute.plugins.module_utils._compute.instance import run
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import flavor_spec
 
 

@@ -34,18 +34,17 @@ LAYERS: Dict[str, Tuple[str, ...]] = {
     "module_utils._storage": _HOST,
     "module_utils._network": _HOST,
     "module_utils._guest": _HOST,
-    # The compute host: claims, domain lifecycle, host facts and preparation.
+    # The compute host: claims and records, an instance's storage, domain lifecycle, the build
+    # of an instance (Nova's compute manager), host facts and preparation.
     "module_utils._compute": _PARTS,
     # Cold migration and resize, over everything a host has.
     "module_utils._migration": _PARTS + ("module_utils._compute",),
-    # Module backends: one per module that needs more than a call; never each other.
-    "module_utils._backends": _PARTS + ("module_utils._compute", "module_utils._migration"),
     # Controller side: the scheduler, port allocation, the boot plan. Never host-only code.
     "plugin_utils._scheduler": _BASE,
     "plugin_utils._network": _BASE,
     "plugin_utils._boot": _BASE + ("plugin_utils._scheduler", "plugin_utils._network"),
     # Plugins: modules run on hosts; filters and lookups run on the controller.
-    "modules": _PARTS + ("module_utils._compute", "module_utils._migration", "module_utils._backends"),
+    "modules": _PARTS + ("module_utils._compute", "module_utils._migration"),
     "filter": _CONTROLLER,
     "lookup": _CONTROLLER,
 }
@@ -96,9 +95,6 @@ def violations() -> List[str]:
             if target_layer == "doc_fragments":
                 continue
             if target_layer == layer:
-                if layer == "module_utils._backends" and target != source:
-                    found.append("%s:%d imports %s: backends never import each other"
-                                 % (source, line, target))
                 continue
             if target_layer not in LAYERS[layer]:
                 found.append("%s:%d imports %s: %s may not import %s"

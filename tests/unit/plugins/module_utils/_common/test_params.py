@@ -19,7 +19,7 @@ import pytest
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.params import (
     params_from_module, without_none)
-from ansible_collections.virtops.compute.plugins.module_utils._backends.vm_image import VmImageParams
+from ansible_collections.virtops.compute.plugins.module_utils._compute.create_image import VmImageParams
 from ansible_collections.virtops.compute.plugins.module_utils._compute.domain import DomainParams
 from ansible_collections.virtops.compute.plugins.module_utils._compute.host_facts import HostConfig
 from ansible_collections.virtops.compute.plugins.module_utils._compute.host_prepare import (

@@ -13,7 +13,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._common.errors imp
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._storage.instance_record import (
     InstanceRecord, RecordStore)
-from ansible_collections.virtops.compute.plugins.module_utils._backends.vm_instance import run
+from ansible_collections.virtops.compute.plugins.module_utils._compute.instance import run
 
 TINY = {"name": "m1.tiny", "vcpus": 1, "ram_mb": 1000, "root_gb": 1}
 CAPACITY = HostCapacity(vcpus=2, memory_mb=8000, local_gb=100, reserved_host_memory_mb=500)

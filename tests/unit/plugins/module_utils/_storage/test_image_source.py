@@ -24,7 +24,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._storage.image_sou
     DEFAULT_MAX_DOWNLOAD_BYTES, FetchPolicy)
 from ansible_collections.virtops.compute.plugins.module_utils._common.locks import (
     LockBusy, file_lock, unlink_held_lock)
-from ansible_collections.virtops.compute.plugins.module_utils._backends.vm_image import (
+from ansible_collections.virtops.compute.plugins.module_utils._compute.create_image import (
     VmImageParams, clean_cache, ensure_present)
 from ansible_collections.virtops.compute.plugins.plugin_utils._boot import request as br
 from tests.fixtures.hostile_catalog import CAP, ENTRIES, HostileServer, Layout, entry

@@ -1,6 +1,7 @@
 # Copyright: (c) 2026, virtops.compute contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""vm_instance: claim, update and release an instance record on its host."""
+"""An instance record on its host (vm_instance's driver): claim (Nova's ``instance_claim`` with
+the record it makes), update the vm_state/task_state, release."""
 from __future__ import annotations
 
 import os

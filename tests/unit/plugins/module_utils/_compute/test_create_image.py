@@ -22,7 +22,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._guest.configdrive
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._common.fileio import (
     atomic_write_json, qemu_access)
-from ansible_collections.virtops.compute.plugins.module_utils._backends.vm_image import (
+from ansible_collections.virtops.compute.plugins.module_utils._compute.create_image import (
     VmImageParams, clean_cache, config_drive_wanted, ensure_absent, ensure_present,
     plan_present)
 from ansible_collections.virtops.compute.plugins.modules import vm_image as vm_image_module
@@ -531,7 +531,7 @@ def test_the_running_domain_check_raises_a_libvirt_error_instead_of_reading_it_a
     """Removing disks needs a sure "not running": a lookup libvirt refuses (here a malformed
     uuid) must stop the removal, not count as "no such domain"."""
     pytest.importorskip("libvirt")
-    from ansible_collections.virtops.compute.plugins.module_utils._backends.vm_image import (
+    from ansible_collections.virtops.compute.plugins.module_utils._compute.create_image import (
         _domain_running)
     assert _domain_running("test:///default", TEST_DRIVER_RUNNING_UUID) is True
     assert _domain_running("test:///default", str(uuid.uuid4())) is False

@@ -1,6 +1,6 @@
 # Copyright: (c) 2026, virtops.compute contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""vm_image's driver: the storage half of Nova's ``spawn`` for one instance on one host.
+"""The storage half of Nova's ``spawn`` for one instance on one host.
 
 ``ensure_present`` runs, in this order, so that every refusal comes before any work:
 
