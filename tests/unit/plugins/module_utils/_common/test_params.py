@@ -19,6 +19,7 @@ import pytest
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.params import (
     params_from_module, without_none)
+from ansible_collections.virtops.compute.plugins.module_utils._compute.build import BuildParams
 from ansible_collections.virtops.compute.plugins.module_utils._compute.create_image import VmImageParams
 from ansible_collections.virtops.compute.plugins.module_utils._compute.domain import DomainParams
 from ansible_collections.virtops.compute.plugins.module_utils._compute.host_facts import HostConfig
@@ -51,6 +52,7 @@ def test_unset_suboptions_are_left_out_only_where_asked_and_computed_values_win(
 
 # module -> (its parameter class, options the module keeps, fields the module computes)
 MODULES = {
+    "vm_build": (BuildParams, set(), set()),
     "vm_domain": (DomainParams, {"plug_vifs"}, set()),
     "vm_xml": (VmXmlParams, {"state"}, set()),
     "vm_image": (VmImageParams, set(), set()),
