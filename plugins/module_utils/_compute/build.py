@@ -140,7 +140,7 @@ class Builder:
 
     def __init__(self, params: BuildParams, check_mode: bool = False, conn=None,
                  clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Optional[Callable[[float], None]] = None):
         self.p = params
         self.check_mode = check_mode
         self.conn = conn

@@ -32,6 +32,7 @@ from typing import Callable, List, Optional
 
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt import connection as _libvirt
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt import domains as _domains
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt.events import EventSleep
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.domains import (
     POWER_STATE_NAMES, VIR_BLOCKED, VIR_CRASHED, VIR_PAUSED, VIR_PMSUSPENDED, VIR_RUNNING,
     VIR_SHUTOFF)
@@ -224,17 +225,20 @@ class DomainManager:
 
     def __init__(self, conn, params: DomainParams, check_mode: bool = False,
                  clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep,
+                 sleep: Optional[Callable[[float], None]] = None,
                  sysfs: str = SYSFS_NET, vif_host=None, plug: bool = True):
         self.conn = conn
         self.params = params
         self.check_mode = check_mode
         self.clock = clock
-        self.sleep = sleep
         self.sysfs = sysfs
         self.vif_host = vif_host
         self.plug = plug
         self.uuid = validate_uuid(params.uuid)
+        # Waits look at the state every POLL_INTERVAL; by default a lifecycle event of the
+        # domain ends the sleep at once (_libvirt.events).
+        self._events = EventSleep(conn, self.uuid) if sleep is None else None
+        self.sleep = sleep or self._events
         self.instance_dir = InstanceLayout(os.path.normpath(params.instances_path)).instance_dir(
             self.uuid)
         self.result = DomainResult(uuid=self.uuid)
@@ -571,12 +575,20 @@ class DomainManager:
 
     # -- wanted states -------------------------------------------------------------------
     def ensure(self) -> DomainResult:
-        if self.params.state == "absent":
-            self.delete()
-        else:
-            self._ensure_present()
+        try:
+            if self.params.state == "absent":
+                self.delete()
+            else:
+                self._ensure_present()
+        finally:
+            self.close()
         self.result.timings["total"] = self.clock() - self._started
         return self.result
+
+    def close(self) -> None:
+        """Stop listening to the domain's events (the connection stays the caller's)."""
+        if self._events is not None:
+            self._events.close()
 
     def _ensure_present(self) -> None:
         state = self.params.state

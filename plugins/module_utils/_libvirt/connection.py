@@ -13,6 +13,8 @@ fragment ``virtops.compute.libvirt`` documents the same option.
 """
 from __future__ import annotations
 
+import threading
+import time
 import traceback
 from contextlib import contextmanager
 from typing import Iterator
@@ -37,6 +39,36 @@ LIBVIRT_ARGS = dict(
 )
 
 
+_EVENT_LOOP = {"running": False}
+_EVENT_LOOP_LOCK = threading.Lock()
+
+
+def start_event_loop() -> bool:
+    """Register libvirt's default event loop and run it in a daemon thread, once per process
+    and before any connection is opened (Nova's ``host.py`` ``_init_events``), so that domain
+    lifecycle events reach ``_libvirt.events.EventSleep``. False when libvirt refuses."""
+    with _EVENT_LOOP_LOCK:
+        if _EVENT_LOOP["running"]:
+            return True
+        try:
+            libvirt.virEventRegisterDefaultImpl()
+        except libvirt.libvirtError:
+            return False
+        threading.Thread(target=_run_event_loop, name="libvirt-events", daemon=True).start()
+        _EVENT_LOOP["running"] = True
+        return True
+
+
+def event_loop_running() -> bool:
+    return _EVENT_LOOP["running"]
+
+
+def _run_event_loop() -> None:
+    while True:
+        if libvirt.virEventRunDefaultImpl() < 0:
+            time.sleep(0.1)
+
+
 def _silence(_ctx, _err):
     """libvirt prints every error to stderr by default; we raise them instead."""
 
@@ -52,6 +84,7 @@ def open_connection(uri: str = DEFAULT_URI, read_only: bool = False):
     """A libvirt connection the caller closes; prefer :func:`connect`, which closes it."""
     require_libvirt()
     libvirt.registerErrorHandler(_silence, None)
+    start_event_loop()
     try:
         return libvirt.openReadOnly(uri) if read_only else libvirt.open(uri)
     except libvirt.libvirtError as exc:

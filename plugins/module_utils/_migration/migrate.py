@@ -733,6 +733,7 @@ class MigratePhase(Phase):
                 state.unplugged = True
                 if manager.result.actions:
                     result.act("unplugged VIFs: %s" % "; ".join(manager.result.actions))
+            manager.close()
         os.rename(inst_dir, resize_dir)
         state.renamed = True
         result.act("renamed %s to %s" % (inst_dir, resize_dir))
