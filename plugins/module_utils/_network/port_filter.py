@@ -308,6 +308,12 @@ def plan_port_filters(snapshot: FilterSnapshot, wanted: Sequence[PortFilter] = (
     return change
 
 
+def skeleton_script() -> str:
+    """The script that creates the table, the map and the dispatch chain on an empty host (what
+    host readiness has ``nft --check`` try: it needs nf_tables with the bridge family)."""
+    return "".join(line + "\n" for line in _skeleton(FilterSnapshot()))
+
+
 def _skeleton(snapshot: FilterSnapshot) -> List[str]:
     """Table, map and dispatch chain, for what is missing of them."""
     if snapshot.dispatch_hook not in (None, DISPATCH_HOOK):
