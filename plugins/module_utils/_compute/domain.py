@@ -48,7 +48,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._model.network imp
     DEFAULT_FIREWALL_DRIVER, DEFAULT_NWFILTER, valid_firewall_driver)
 from ansible_collections.virtops.compute.plugins.module_utils._network.vif import (
     SYSFS_NET, ExpectedPort, HostNetwork, check_plugged, expected_filter, plug_vifs, port_problem,
-    unplug_vifs)
+    unfilter_devices, unplug_vifs)
 
 
 FINGERPRINT_NS = "https://virtops.dev/xmlns/domain/1.0"
@@ -697,8 +697,13 @@ class DomainManager:
         except VirtopsError as exc:
             self.result.warnings.append("VIFs not unplugged: %s" % exc.msg)
             self._vifs = []
+        devices: List[str] = []
         if dom is not None:
             self.result.name = dom.name()
+            if not self._vifs and self.plug:
+                # No ports known: the taps the definition names may still have rules of ours.
+                devices = [dev for dev in parse_domain_xml(dom.XMLDesc(0), "the definition")
+                           .xpath("devices/interface/target/@dev")]
             current = _domains.power_state(dom)
             self._transition(VM_STATE_FOR[current], "deleting", current)
             if current != "shutdown":
@@ -714,6 +719,10 @@ class DomainManager:
                 _domains.undefine(dom)
                 self._time("undefine", started)
         self.unplug_vifs()
+        if devices:
+            unfiltered = unfilter_devices(devices, check_mode=self.check_mode, host=self.vif_host)
+            for action in unfiltered.actions:
+                self._act(action)
         base = os.path.normpath(self.params.instances_path)
         for suffix in ("", RESIZE_SUFFIX, "_del"):
             path = os.path.join(base, self.uuid + suffix)

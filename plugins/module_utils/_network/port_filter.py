@@ -248,9 +248,14 @@ class FilterChange:
 
 @dataclass(frozen=True)
 class RemovedPort:
-    """A port whose rules go: its id (for messages) and its tap name."""
+    """A port whose rules go: its id (for messages; empty when unknown) and its tap name."""
     port_id: str
     devname: str
+
+    def describe(self) -> str:
+        if not self.port_id:
+            return "remove the anti-spoofing rules of %s" % self.devname
+        return "remove the anti-spoofing rules of port %s from %s" % (self.port_id, self.devname)
 
 
 def plan_port_filters(snapshot: FilterSnapshot, wanted: Sequence[PortFilter] = (),
@@ -302,8 +307,7 @@ def plan_port_filters(snapshot: FilterSnapshot, wanted: Sequence[PortFilter] = (
             lines.append('delete element %s %s { "%s" }' % (TABLE, PORTS_MAP, port.devname))
         if chain_name(port.devname) in snapshot.chains:
             lines.append("delete chain %s %s" % (TABLE, chain_name(port.devname)))
-        change.actions.append("remove the anti-spoofing rules of port %s from %s"
-                              % (port.port_id, port.devname))
+        change.actions.append(port.describe())
     change.script = "".join(line + "\n" for line in lines)
     return change
 

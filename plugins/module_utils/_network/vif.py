@@ -577,6 +577,23 @@ def unplug_vifs(vifs: Sequence[Vif], check_mode: bool = False,
                       vifs=plan.vifs, before=plan.before, after=plan.after)
 
 
+def unfilter_devices(devnames: Sequence[str], check_mode: bool = False,
+                     host: Optional[HostNetwork] = None) -> PlugResult:
+    """Remove the anti-spoofing rules of the taps ``devnames`` when their ports are not known
+    (a domain deleted without network_info or record): the names in its definition are all
+    there is to go by. Nothing happens on a host without ``nft``."""
+    host = host or HostNetwork()
+    with host_lock():
+        filters = host.port_filters(required=False)
+        if filters is None:
+            return PlugResult()
+        change = plan_port_filters(filters, removed=[RemovedPort("", d) for d in sorted(set(devnames))])
+        if change.changed and not check_mode:
+            host.nft(True).apply(change.script)
+    return PlugResult(changed=change.changed, actions=change.actions, before=change.before,
+                      after=change.after)
+
+
 # --------------------------------------------------------------------------- plugged?
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._network.links imp
 from ansible_collections.virtops.compute.plugins.module_utils._network.port_filter import (
     FilterSnapshot, PortFilter)
 from ansible_collections.virtops.compute.plugins.module_utils._network.vif import (
-    ExpectedPort, HostSnapshot, check_plugged, expected_filter, plan_plug, plan_unplug)
+    ExpectedPort, HostSnapshot, check_plugged, expected_filter, plan_plug, plan_unplug, unfilter_devices)
 from ansible_collections.virtops.compute.tests.unit.plugins.module_utils._network.test_links import (
     FDB_JSON, IP_LINK_JSON)
 from ansible_collections.virtops.compute.tests.unit.plugins.module_utils._network.test_port_filter import (
@@ -361,3 +361,30 @@ def test_a_filtered_port_is_plugged_only_once_its_rules_are_in_force(tmp_path):
         "the anti-spoofing rules of port p1-0000-0000-0000-000000000000 on tapp1-0000-000 are missing"]
     assert "dispatch chain" in check_plugged(expected, str(tmp_path), FilterSnapshot())[0]
     assert expected_filter(port, "nwfilter") is None and expected_filter(vif()) is None
+
+
+class FakeNftHost:
+    """A host whose anti-spoofing table is ``filters``; records the scripts applied."""
+
+    def __init__(self, filters):
+        self.filters = filters
+        self.applied = []
+
+    def port_filters(self, required=True):
+        return self.filters
+
+    def nft(self, required):
+        return self
+
+    def apply(self, script):
+        self.applied.append(script)
+
+
+def test_a_domain_deleted_without_its_ports_loses_the_rules_of_the_taps_it_names():
+    fake = FakeNftHost(in_force(PortFilter.from_vif(vif(port_filter=True))))
+    planned = unfilter_devices(["tapp1-0000-000", "tap-other"], check_mode=True, host=fake)
+    assert planned.actions == ["remove the anti-spoofing rules of tapp1-0000-000"] and fake.applied == []
+    done = unfilter_devices(["tapp1-0000-000", "tap-other"], host=fake)
+    assert done.changed and fake.applied == ['delete element bridge virtops ports { "tapp1-0000-000" }\n'
+                                             "delete chain bridge virtops port-tapp1-0000-000\n"]
+    assert not unfilter_devices(["tapp1-0000-000"], host=FakeNftHost(None)).changed
