@@ -87,10 +87,21 @@ def test_plug_is_checked_applied_and_then_unchanged(vif_fleet):
     assert shrunk["actions"] == [
         "stop flooding vxlan-4242 traffic to 10.77.4.13 (not a peer any more)"]
 
-    # Unplug leaves what the network's other instances share.
+    # Both ports are filtered (nftables, the default): their rules came with the plug.
+    devnames = sorted(port["devname"] for port in info)
+    assert [a for a in done["actions"] if a.startswith("filter port")] == [
+        "filter port %s on %s: mac %s, ipv4 %s" % (port["id"], port["devname"], port["address"],
+                                                   port["network"]["subnets"][0]["ips"][0]["address"])
+        for port in info]
+    assert vif_fleet.port_filters(HOST1) == devnames
+
+    # Unplug leaves what the network's other instances share, and takes the ports' rules.
     gone = vif_fleet.ok(HOST1, "vm_vif", {"network_info": info, "state": "absent"})
-    assert not gone.changed
+    assert gone["actions"] == ["remove the anti-spoofing rules of port %s from %s"
+                               % (port["id"], port["devname"]) for port in info]
     assert {"br-vx", "vxlan-4242", "br-lan2"} <= set(vif_fleet.links(HOST1))
+    assert vif_fleet.port_filters(HOST1) == []
+    assert not vif_fleet.ok(HOST1, "vm_vif", {"network_info": info, "state": "absent"}).changed
 
 
 def test_ethernet_port_tap_is_made_and_removed(vif_fleet):

@@ -61,11 +61,17 @@ class HostSnapshot:
 @dataclass
 class Step:
     """One change on the host; ``argv`` is run (with ``stdin`` as its input), else ``call``
-    is called."""
+    is called. ``also``: more sentences for what the one command does (one nft transaction
+    filters several ports)."""
     description: str
     argv: Tuple[str, ...] = ()
     call: Optional[Callable[[], None]] = None
     stdin: Optional[str] = None
+    also: Tuple[str, ...] = ()
+
+    @property
+    def sentences(self) -> List[str]:
+        return [self.description] + list(self.also)
 
 
 @dataclass
@@ -79,6 +85,10 @@ class Plan:
     @property
     def changed(self) -> bool:
         return bool(self.steps)
+
+    @property
+    def actions(self) -> List[str]:
+        return [sentence for step in self.steps for sentence in step.sentences]
 
 
 class _Planner:
@@ -358,8 +368,8 @@ class _Planner:
             return
         change = plan_port_filters(self.snap.port_filters, self.filtered, self.unfiltered)
         if change.changed:
-            self.plan.steps.append(Step("; ".join(change.actions), (self.nft, "-f", "-"),
-                                        stdin=change.script))
+            self.plan.steps.append(Step(change.actions[0], (self.nft, "-f", "-"),
+                                        stdin=change.script, also=tuple(change.actions[1:])))
             self.plan.before.update(change.before)
             self.plan.after.update(change.after)
 
@@ -505,7 +515,7 @@ class HostNetwork:
                 run(step.argv, input_text=step.stdin)
             elif step.call is not None:
                 step.call()
-            done.append(step.description)
+            done.extend(step.sentences)
         return done
 
 
@@ -560,7 +570,7 @@ def plug_vifs(vifs: Sequence[Vif], conn=None, check_mode: bool = False,
                          start_network=start_libvirt_network(conn) if conn is not None else None,
                          nwfilter=nwfilter, firewall_driver=firewall_driver,
                          nft=nft.binary if nft is not None else "nft")
-        actions = [s.description for s in plan.steps] if check_mode else host.apply(plan)
+        actions = plan.actions if check_mode else host.apply(plan)
     return PlugResult(changed=plan.changed, actions=actions, warnings=plan.warnings,
                       vifs=plan.vifs, before=plan.before, after=plan.after)
 
@@ -572,7 +582,7 @@ def unplug_vifs(vifs: Sequence[Vif], check_mode: bool = False,
         snapshot = host.snapshot(vifs, None, check_filters=False)
         nft = host.nft(False)
         plan = plan_unplug(vifs, snapshot, ip=host.ip, nft=nft.binary if nft is not None else "nft")
-        actions = [s.description for s in plan.steps] if check_mode else host.apply(plan)
+        actions = plan.actions if check_mode else host.apply(plan)
     return PlugResult(changed=plan.changed, actions=actions, warnings=plan.warnings,
                       vifs=plan.vifs, before=plan.before, after=plan.after)
 

@@ -280,7 +280,10 @@ def test_the_nwfilter_driver_writes_no_rules_and_removes_those_of_an_earlier_nft
 def test_unplug_removes_the_rules_of_any_vif_type_and_nothing_when_they_are_gone():
     ports = [vif(port_filter=True), vif("network", port="p22", port_filter=True, bridge=None)]
     filters = in_force(*(PortFilter.from_vif(p) for p in ports))
-    [step] = plan_unplug(ports, host(filters=filters), nft="/usr/sbin/nft").steps
+    plan = plan_unplug(ports, host(filters=filters), nft="/usr/sbin/nft")
+    [step] = plan.steps
+    assert plan.actions == ["remove the anti-spoofing rules of port %s from %s" % (p.id, p.devname)
+                            for p in ports]
     assert step.argv == ("/usr/sbin/nft", "-f", "-")
     assert step.stdin.splitlines() == [
         'delete element bridge virtops ports { "tapp1-0000-000" }',
