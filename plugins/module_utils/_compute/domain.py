@@ -702,8 +702,8 @@ class DomainManager:
             self.result.name = dom.name()
             if not self._vifs and self.plug:
                 # No ports known: the taps the definition names may still have rules of ours.
-                devices = [dev for dev in parse_domain_xml(dom.XMLDesc(0), "the definition")
-                           .xpath("devices/interface/target/@dev")]
+                definition = parse_domain_xml(dom.XMLDesc(0), "the definition")
+                devices = [str(dev) for dev in definition.xpath("devices/interface/target/@dev")]
             current = _domains.power_state(dom)
             self._transition(VM_STATE_FOR[current], "deleting", current)
             if current != "shutdown":

@@ -402,8 +402,8 @@ def summary_lines(summary: dict, problems: Sequence[str]) -> List[str]:
             for name, s in sorted(summary["migration_ssh"].items())))
     security = summary.get("port_security")
     if security:
-        lines.append("port security: %s %s" % (security["firewall_driver"],
-                                                "ok" if security["ok"] else "NOT USABLE"))
+        state = "ok" if security["ok"] else "NOT USABLE"
+        lines.append("port security: %s %s" % (security["firewall_driver"], state))
     if "python" in summary:
         missing = summary["python"]["missing"]
         lines.append("python libraries: %s" % ("all importable" if not missing

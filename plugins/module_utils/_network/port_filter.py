@@ -200,8 +200,8 @@ class FilterSnapshot:
                     "on %s is not filtered" % (TABLE, wanted.port_id, wanted.devname))
         chain = self.chains.get(wanted.chain)
         if self.elements.get(wanted.devname) != wanted.chain or chain is None:
-            return "the anti-spoofing rules of port %s on %s are missing" % (wanted.port_id,
-                                                                            wanted.devname)
+            return "the anti-spoofing rules of port %s on %s are missing" % (
+                wanted.port_id, wanted.devname)
         if chain.comment != wanted.comment or chain.rules != len(wanted.rules()):
             return "the anti-spoofing rules of port %s on %s are out of date" % (
                 wanted.port_id, wanted.devname)
@@ -275,8 +275,7 @@ def plan_port_filters(snapshot: FilterSnapshot, wanted: Sequence[PortFilter] = (
         lines += _skeleton(snapshot)
     for port in pending:
         change.before["filter:%s" % port.devname] = snapshot.describe(port.devname)
-        change.after["filter:%s" % port.devname] = "%s (%d rules)" % (port.comment,
-                                                                       len(port.rules()))
+        change.after["filter:%s" % port.devname] = "%s (%d rules)" % (port.comment, len(port.rules()))
         chain = snapshot.chains.get(port.chain)
         if chain is None:
             lines.append("add chain %s %s" % (TABLE, port.chain))

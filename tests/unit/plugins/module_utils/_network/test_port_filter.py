@@ -114,8 +114,8 @@ def test_a_rule_added_by_hand_to_a_port_chain_is_drift_and_is_flushed():
 
 
 def test_unplug_removes_the_port_s_element_and_chain_and_leaves_the_shared_table():
-    change = plan_port_filters(captured("two_ports.json"), removed=[RemovedPort(PORT_A.port_id,
-                                                                                  PORT_A.devname)])
+    change = plan_port_filters(captured("two_ports.json"),
+                               removed=[RemovedPort(PORT_A.port_id, PORT_A.devname)])
     assert change.script.splitlines() == [
         'delete element bridge virtops ports { "tap3f1c2d0e-9a" }',
         "delete chain bridge virtops port-tap3f1c2d0e-9a"]
