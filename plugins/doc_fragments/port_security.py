@@ -22,7 +22,9 @@ options:
         C(docs/networking.md).
       - V(nwfilter) - the old way, libvirt's nwfilter O(nwfilter) referenced by each filtered
         interface of the domain XML with the port's IPv4 addresses; libvirt instantiates it
-        with ebtables at every domain start and removes it at every destroy (about 2.5 s each).
+        with ebtables at every domain start and removes it at every destroy (1.1 s more per
+        start and 0.25 s more per destroy measured on a development machine, about 2.5 s each
+        reported on lab hosts; see C(docs/networking.md)).
       - Use the same value for M(virtops.compute.vm_vif), M(virtops.compute.vm_xml),
         M(virtops.compute.vm_domain) and M(virtops.compute.vm_migrate) (the roles pass
         C(virtops_firewall_driver)).

@@ -32,7 +32,7 @@ VXLAN_DEFAULT_PORT = 4789
 DEFAULT_MTU = 1500
 # Who enforces a filtered port's anti-spoofing: our own nftables rules, written when the port is
 # plugged (as Neutron's firewall drivers own theirs), or libvirt's nwfilter, referenced by the
-# domain XML and instantiated by libvirt at every start (about 2.5 s per start and per destroy).
+# domain XML and instantiated by libvirt at every start (seconds per start and per destroy).
 FIREWALL_DRIVERS = ("nftables", "nwfilter")
 DEFAULT_FIREWALL_DRIVER = "nftables"
 DEFAULT_NWFILTER = "clean-traffic"

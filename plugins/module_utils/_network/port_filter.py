@@ -2,11 +2,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Port anti-spoofing with nftables: the rules a filtered port gets while it is plugged.
 
-Nova leaves port security to Neutron, whose firewall drivers (iptables hybrid, OVS, nftables)
+Nova leaves port security to Neutron, whose firewall drivers (iptables hybrid, openvswitch)
 own the rules of each port and write them when the port is bound, not when the guest starts.
 We do the same instead of libvirt's nwfilter ``clean-traffic``, which libvirt instantiates
 rule by rule with ebtables/iptables binaries at every domain start and tears down at every
-destroy (about 2.5 s each, measured on the lab hosts).
+destroy (1.1 s per start and 0.25 s per destroy measured on a development machine, about
+2.5 s each reported on lab hosts; docs/networking.md).
 
 Everything lives in one table, :data:`TABLE` (``bridge virtops``)::
 
