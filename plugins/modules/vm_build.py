@@ -11,17 +11,17 @@ description:
   - Builds one instance on the host it was placed on and starts it, in one process, as Nova's
     compute manager does in C(_build_and_run_instance). The steps, in order, are those of the
     single-purpose modules, with the same code and the same checks.
-  - "V(claim): M(virtops.compute.vm_instance) O(state=present). Nova's C(instance_claim) under
+  - "V(claim): M(virtops.compute.vm_instance) with C(state=present). Nova's C(instance_claim) under
     the host's claim lock against O(limits) (or the host's totals times the allocation ratios);
     the record C(instance.json) in vm_state C(building), then task_state C(spawning)."
-  - "V(image): M(virtops.compute.vm_image) O(state=present). The image is fetched once into
+  - "V(image): M(virtops.compute.vm_image) with C(state=present). The image is fetched once into
     the host's cache, verified and inspected; then the disks, C(disk.info) and the config
     drive."
   - "V(vif): M(virtops.compute.vm_vif). The ports of O(network_info) are plugged (bridges,
-    VLAN and VXLAN members, taps, anti-spoofing)."
+    VLAN and VXLAN members, taps, the anti-spoofing rules of O(firewall_driver))."
   - "V(xml): M(virtops.compute.vm_xml). C(libvirt.xml) is written from the flavor, the image,
     the disk mapping of the V(image) step and the ports."
-  - "V(domain): M(virtops.compute.vm_domain) O(state=running). The domain is defined, created
+  - "V(domain): M(virtops.compute.vm_domain) with C(state=running). The domain is defined, created
     paused, resumed once every port is plugged (our C(network-vif-plugged)), and awaited until
     RUNNING (and O(wait_for_console)); then the record says vm_state C(active)."
   - A failure names its step in RV(step) and leaves what the build made in place for the
@@ -37,6 +37,7 @@ extends_documentation_fragment:
   - virtops.compute.libvirt
   - virtops.compute.libvirt.INSTANCES_PATH
   - virtops.compute.libvirt.STATE_DIR
+  - virtops.compute.port_security
   - virtops.compute.attributes
 options:
   instance:
@@ -192,10 +193,6 @@ options:
     description: Nova's C(disk_allocation_ratio), used without O(limits).
     type: float
     default: 1.0
-  nwfilter:
-    description: The libvirt nwfilter of filtered ports (see M(virtops.compute.vm_vif)).
-    type: str
-    default: clean-traffic
   vif_plugging_timeout:
     description: Seconds to wait for the ports to be plugged, then for RUNNING (Nova's C(vif_plugging_timeout)).
     type: float
@@ -337,6 +334,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connectio
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.xml import (
     HAS_LXML, LXML_IMPORT_ERROR)
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import flavor_spec
+from ansible_collections.virtops.compute.plugins.module_utils._model.network import PORT_SECURITY_ARGS
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
     INSTANCES_PATH_ARGS, STATE_DIR_ARGS)
 from ansible_collections.virtops.compute.plugins.module_utils._storage.image_inspect import (
@@ -387,7 +385,7 @@ def main():
             cpu_allocation_ratio=dict(type="float", default=4.0),
             ram_allocation_ratio=dict(type="float", default=1.0),
             disk_allocation_ratio=dict(type="float", default=1.0),
-            nwfilter=dict(type="str", default="clean-traffic"),
+            **PORT_SECURITY_ARGS,
             vif_plugging_timeout=dict(type="float", default=300),
             vif_plugging_is_fatal=dict(type="bool", default=True),
             wait_for_console=dict(type="str"),

@@ -41,6 +41,7 @@ author:
 extends_documentation_fragment:
   - virtops.compute.libvirt.INSTANCES_PATH
   - virtops.compute.libvirt.URI
+  - virtops.compute.port_security
 options:
   uuid:
     description: Instance UUID, which is also the domain UUID and the name of its directory.
@@ -83,10 +84,6 @@ options:
         M(virtops.compute.vm_vif) does it; the ports are still checked before the resume.
     type: bool
     default: true
-  nwfilter:
-    description: The libvirt nwfilter that filtered ports need (see M(virtops.compute.vm_vif)).
-    type: str
-    default: clean-traffic
   vif_plugging_timeout:
     description:
       - Seconds to wait for the ports to be plugged (Nova's C(vif_plugging_timeout)), and then
@@ -283,6 +280,7 @@ timings:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.params import params_from_module
+from ansible_collections.virtops.compute.plugins.module_utils._model.network import PORT_SECURITY_ARGS
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
     INSTANCES_PATH_ARGS)
 from ansible_collections.virtops.compute.plugins.module_utils._compute.domain import (
@@ -305,7 +303,7 @@ def main():
             reboot_type=dict(type="str", choices=["soft", "hard"], default="soft"),
             network_info=dict(type="list", elements="dict"),
             plug_vifs=dict(type="bool", default=True),
-            nwfilter=dict(type="str", default="clean-traffic"),
+            **PORT_SECURITY_ARGS,
             vif_plugging_timeout=dict(type="float", default=300),
             vif_plugging_is_fatal=dict(type="bool", default=True),
             shutdown_timeout=dict(type="float", default=60),

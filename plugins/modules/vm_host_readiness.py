@@ -15,7 +15,10 @@ description:
     (see M(virtops.compute.vm_virt_type)); available RAM and free disk under O(instances_path)
     against the thresholds; the bridge of each network in O(networks) exists and is up; C(ssh -o BatchMode=yes
     -o StrictHostKeyChecking=yes USER@PEER true) succeeds to each of O(peers), as cold migration's
-    rsync needs; the Python libraries the modules import load in O(python)."
+    rsync needs; filtered ports can be filtered the O(firewall_driver) way (V(nftables): C(nft) is
+    installed and the kernel takes the table C(bridge virtops), tried with C(nft --check);
+    V(nwfilter): libvirt has the filter O(nwfilter)); the Python libraries the modules import
+    load in O(python)."
 author:
   - virtops.compute contributors (@virtops)
 extends_documentation_fragment:
@@ -24,6 +27,7 @@ extends_documentation_fragment:
   - virtops.compute.attributes
   - virtops.compute.libvirt.URI
   - virtops.compute.attributes.INFO_MODULE
+  - virtops.compute.port_security
 options:
   networks:
     description:
@@ -117,6 +121,9 @@ summary:
     migration_ssh:
       description: Per peer C(address), C(ok), C(error).
       type: dict
+    port_security:
+      description: C(firewall_driver), C(ok), C(error).
+      type: dict
     python:
       description: C(interpreter) and the C(missing) libraries with their import errors.
       type: dict
@@ -136,6 +143,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._common.params imp
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
     INSTANCES_PATH_ARGS, STATE_DIR_ARGS)
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import LIBVIRT_ARGS
+from ansible_collections.virtops.compute.plugins.module_utils._model.network import PORT_SECURITY_ARGS
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
     VirtopsError, host_os_error)
 from ansible_collections.virtops.compute.plugins.module_utils._compute.host_prepare import (
@@ -158,6 +166,7 @@ def main():
             min_free_ram_mb=dict(type="int", default=1024),
             min_free_disk_gb=dict(type="int", default=10),
             python=dict(type="str"),
+            **PORT_SECURITY_ARGS,
         ),
         supports_check_mode=True,
     )

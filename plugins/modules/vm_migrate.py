@@ -55,6 +55,7 @@ extends_documentation_fragment:
   - virtops.compute.libvirt.STATE_DIR
   - virtops.compute.libvirt
   - virtops.compute.libvirt.INSTANCES_PATH
+  - virtops.compute.port_security
 options:
   phase:
     description: The phase to run on this host.
@@ -192,10 +193,6 @@ options:
     type: str
     choices: [auto, kvm, qemu]
     default: auto
-  nwfilter:
-    description: Anti-spoofing nwfilter the VIFs use (as for M(virtops.compute.vm_xml)).
-    type: str
-    default: clean-traffic
   force_raw_images:
     description: Convert a fetched base image to raw (Nova's C(force_raw_images)).
     type: bool
@@ -428,6 +425,7 @@ rollback:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.params import params_from_module
+from ansible_collections.virtops.compute.plugins.module_utils._model.network import PORT_SECURITY_ARGS
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
     INSTANCES_PATH_ARGS, STATE_DIR_ARGS)
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.xml import (
@@ -468,7 +466,7 @@ ARGUMENT_SPEC = dict(
     console_timeout=dict(type="float", default=300),
     virt_type=dict(type="str", choices=["auto", "kvm", "qemu"], default="auto"),
     **STATE_DIR_ARGS,
-    nwfilter=dict(type="str", default="clean-traffic"),
+    **PORT_SECURITY_ARGS,
     force_raw_images=dict(type="bool", default=True),
     image_roots=dict(type="list", elements="path", default=[]),
     download_max_bytes=dict(type="int", default=DEFAULT_MAX_DOWNLOAD_BYTES),

@@ -9,8 +9,8 @@ short_description: Plug an instance's VIFs into the compute host's networks
 version_added: 0.1.0
 description:
   - Makes the host ready for the ports of an instance, the way Nova's libvirt driver does in
-    C(plug_vifs) with Neutron's Linux bridge agent, and checks what the anti-spoofing filter
-    needs. It changes only what differs, so a second run reports no change.
+    C(plug_vifs) with Neutron's Linux bridge agent, and gives filtered ports their
+    anti-spoofing rules. It changes only what differs, so a second run reports no change.
   - "Per VIF type (C(network_info[].type)): C(bridge): the bridge C(network.bridge) exists, is
     up and has the network's MTU. C(vlan): the same bridge plus a VLAN interface with the
     network's id on C(network.meta.physical_interface), enslaved to the bridge; an existing one
@@ -28,12 +28,22 @@ description:
     module warns. M(virtops.compute.vm_domain) then waits for the bridge to come up before it
     resumes the guest.
   - "When a port asks for filtering (C(details.port_filter), from the network's
-    C(port_security)), the libvirt nwfilter O(nwfilter) must exist. The domain XML references it
-    with the port's IP (see M(virtops.compute.vm_xml)). Libvirt's C(clean-traffic) then drops
-    frames whose source MAC, source IP or ARP sender is not the port's."
+    C(port_security)) and O(firewall_driver=nftables), the port gets its own chain
+    C(port-<devname>) in the nftables table C(bridge virtops), reached from a chain on the bridge
+    C(prerouting) hook by the tap's name, so the rules exist before libvirt creates the tap.
+    All ports of a run are written in one C(nft -f -) transaction, and only when they differ
+    from what the table holds (a digest of each port's rules is kept in its chain). A port whose
+    addresses changed gets its chain rewritten; a port no longer filtered loses it."
+  - With O(firewall_driver=nwfilter) the libvirt nwfilter O(nwfilter) must exist. The domain
+    XML references it with the port's IP (see M(virtops.compute.vm_xml)), and libvirt's
+    C(clean-traffic) then drops frames whose source MAC, source IP or ARP sender is not the
+    port's.
   - With O(state=absent), only what belongs to the ports alone is removed, that is the taps of
-    C(ethernet) ports. Bridges, VLAN and VXLAN interfaces are shared by all instances of a
-    network and stay.
+    C(ethernet) ports and the ports' nftables chains and map entries (whatever
+    O(firewall_driver) says). Bridges, VLAN and VXLAN interfaces, and the table C(bridge virtops)
+    with its dispatch chain, are shared by all instances and stay.
+  - "C(ethernet) ports are taps on no bridge: the bridge family's rules never see their
+    traffic, which the module says in a warning."
   - Fails with a clear message when a bridge is missing and may not be created, when an
     interface exists with another configuration (another VLAN id, another VNI or endpoint,
     another bridge), when a physical interface is missing, or when two ports share a MAC or a
@@ -42,6 +52,7 @@ author:
   - virtops.compute contributors (@virtops)
 extends_documentation_fragment:
   - virtops.compute.libvirt.URI
+  - virtops.compute.port_security
 options:
   network_info:
     description:
@@ -56,12 +67,6 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  nwfilter:
-    description:
-      - The libvirt network filter that ports with C(details.port_filter) need. It must match
-        the one M(virtops.compute.vm_xml) references.
-    type: str
-    default: clean-traffic
 attributes:
   check_mode:
     support: full
@@ -74,9 +79,14 @@ attributes:
     description: A second run with the same O(network_info) reports no change.
 requirements:
   - iproute2 (C(ip) and C(bridge)) on the compute host
-  - python3-libvirt, when a port asks for filtering or uses a libvirt network
+  - nftables (C(nft)) on the compute host, when a port asks for filtering with
+    O(firewall_driver=nftables)
+  - python3-libvirt, when a port uses a libvirt network or asks for filtering with
+    O(firewall_driver=nwfilter)
 notes:
-  - O(libvirt_uri) is opened only to check the nwfilter and to start libvirt networks.
+  - O(libvirt_uri) is opened only to check the nwfilter (O(firewall_driver=nwfilter)) and to
+    start libvirt networks.
+  - "See a host's rules with C(nft list table bridge virtops)."
   - Run it as root on the compute host. Bridges and interfaces live in the host's network
     namespace.
   - VLAN interfaces need the kernel's 8021q support. VXLAN needs the vxlan module and UDP
@@ -121,6 +131,8 @@ actions:
     - create VXLAN 42 interface vxlan-42 (local 10.0.0.11 on eth0, port 4789)
     - attach vxlan-42 to bridge brq4f0c1a2b-3c
     - flood vxlan-42 traffic to VTEP 10.0.0.12
+    - "filter port 6f1c2d0e-9a1b-4c3d-8e7f-0a1b2c3d4e5f on tap6f1c2d0e-9a: mac fa:16:3e:12:34:56,
+      ipv4 10.10.0.5"
 vifs:
   description: The ports handled.
   returned: always
@@ -169,6 +181,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._common.errors imp
     VirtopsError, host_os_error)
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import (
     HAS_LIBVIRT, LIBVIRT_ARGS, LIBVIRT_IMPORT_ERROR, connect)
+from ansible_collections.virtops.compute.plugins.module_utils._model.network import PORT_SECURITY_ARGS
 from ansible_collections.virtops.compute.plugins.module_utils._model.network_info import (
     parse_network_info)
 from ansible_collections.virtops.compute.plugins.module_utils._network.vif import plug_vifs, unplug_vifs
@@ -177,18 +190,20 @@ from ansible_collections.virtops.compute.plugins.module_utils._network.vif impor
 def run_module(module: AnsibleModule) -> dict:
     params = module.params
     vifs = parse_network_info(params["network_info"])
+    driver = params["firewall_driver"]
     started = time.monotonic()
     if params["state"] == "absent":
         result = unplug_vifs(vifs, check_mode=module.check_mode)
-    elif any(v.port_filter or v.vif_type == "network" for v in vifs):
+    elif any(v.vif_type == "network" or (v.port_filter and driver == "nwfilter") for v in vifs):
         if not HAS_LIBVIRT:
             module.fail_json(msg=missing_required_lib("libvirt-python (python3-libvirt)"),
                              exception=LIBVIRT_IMPORT_ERROR)
         with connect(params["libvirt_uri"]) as conn:
             result = plug_vifs(vifs, conn=conn, check_mode=module.check_mode,
-                               nwfilter=params["nwfilter"])
+                               nwfilter=params["nwfilter"], firewall_driver=driver)
     else:
-        result = plug_vifs(vifs, check_mode=module.check_mode, nwfilter=params["nwfilter"])
+        result = plug_vifs(vifs, check_mode=module.check_mode, nwfilter=params["nwfilter"],
+                           firewall_driver=driver)
     for warning in result.warnings:
         module.warn(warning)
     output = result.as_module_result()
@@ -203,7 +218,7 @@ def main():
         argument_spec=dict(
             network_info=dict(type="list", elements="dict", required=True),
             state=dict(type="str", choices=["present", "absent"], default="present"),
-            nwfilter=dict(type="str", default="clean-traffic"),
+            **PORT_SECURITY_ARGS,
             **LIBVIRT_ARGS,
         ),
         supports_check_mode=True,

@@ -37,6 +37,7 @@ extends_documentation_fragment:
   - virtops.compute.libvirt.INSTANCES_PATH
   - virtops.compute.flavor
   - virtops.compute.libvirt.URI
+  - virtops.compute.port_security
 options:
   instance:
     description: The instance.
@@ -107,7 +108,9 @@ options:
         C(network) an interface on the libvirt network named by C(network.label); C(direct) a
         macvtap on C(network.meta.physical_interface) in bridge mode; C(ethernet) a tap libvirt
         creates. The target device is the VIF's C(devname). When C(details.port_filter) is true
-        the interface references the O(nwfilter) filter with the port's IPv4 addresses.
+        and O(firewall_driver=nwfilter), the interface references the O(nwfilter) filter with
+        the port's IPv4 addresses (Nova's C(filterref)); with O(firewall_driver=nftables) it
+        references none, since M(virtops.compute.vm_vif) filters the port.
     type: list
     elements: dict
     default: []
@@ -155,10 +158,6 @@ options:
     type: str
     choices: [auto, none, writeback, writethrough, directsync, unsafe]
     default: auto
-  nwfilter:
-    description: libvirt network filter referenced by interfaces whose port asks for filtering.
-    type: str
-    default: clean-traffic
   state:
     description: Only C(present) is supported; removal belongs to the delete flow.
     type: str
@@ -267,6 +266,7 @@ timings:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.params import params_from_module
+from ansible_collections.virtops.compute.plugins.module_utils._model.network import PORT_SECURITY_ARGS
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
     INSTANCES_PATH_ARGS, STATE_DIR_ARGS)
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
@@ -309,7 +309,7 @@ def main():
             vnc_listen=dict(type="str", default="127.0.0.1"),
             disk_cache=dict(type="str", default="auto", choices=[
                 "auto", "none", "writeback", "writethrough", "directsync", "unsafe"]),
-            nwfilter=dict(type="str", default="clean-traffic"),
+            **PORT_SECURITY_ARGS,
             state=dict(type="str", choices=["present"], default="present"),
         ),
         required_if=[("state", "present", ("flavor",))],

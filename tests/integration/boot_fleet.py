@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from tests.integration.ansible_venv import VENV_BIN
+from tests.integration.vif_lab import port_filters_of
 from tests.lab.handle import LabHandle
 
 REPO = Path(__file__).resolve().parents[2]
@@ -181,6 +182,11 @@ class Fleet:
         links = self.lab.run(host, ["ip", "-o", "link", "show"]).stdout
         return sorted(line.split(":")[1].strip().split("@")[0] for line in links.splitlines()
                       if line.split(":")[1].strip().startswith("tap"))
+
+    def port_filters(self, host: str) -> List[str]:
+        """Taps with anti-spoofing rules (nftables) on ``host``."""
+        return port_filters_of(lambda h, *argv, check=True: self.lab.run(h, list(argv), check=check),
+                               host)
 
     def record(self, host: str, uuid: str) -> dict:
         return json.loads(self.lab.run(host, ["cat", "%s/%s/instance.json" % (INSTANCES, uuid)]).stdout)

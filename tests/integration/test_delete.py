@@ -64,6 +64,8 @@ def test_delete_removes_the_server_wherever_it_is_and_keeps_the_base(fleet):
     taps_with = fleet.taps(host)
     vif = record["network_info"][0]["devname"]
     assert vif in taps_with
+    assert record["network_info"][0]["details"]["port_filter"]
+    assert vif in fleet.port_filters(host)       # its anti-spoofing rules (nftables)
 
     run = fleet.delete(server)           # the boot request as it is
     assert run.rc == 0, run.failures()
@@ -74,6 +76,7 @@ def test_delete_removes_the_server_wherever_it_is_and_keeps_the_base(fleet):
     assert "del1" not in fleet.lab.domains(host)
     assert inst_uuid not in " ".join(fleet.instance_dirs(host) + fleet.instance_dirs(other))
     assert vif not in fleet.taps(host)
+    assert vif not in fleet.port_filters(host) + fleet.port_filters(other)
     assert fleet.bases(host) == bases        # the cached base is never touched
     assert {h: usage(fleet, h) for h in hosts} == before   # the claims are released
     assert "del1" not in [s["name"] for s in fleet.servers()]

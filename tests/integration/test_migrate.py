@@ -35,6 +35,7 @@ import pytest
 
 from tests.fixtures.guest import ensure_guest
 from tests.integration.ansible_venv import venv_tool
+from tests.integration.vif_lab import port_filters_of
 
 pytestmark = pytest.mark.slow
 
@@ -105,6 +106,11 @@ def record(lab, host: str, server_uuid: str, resize: bool = False) -> dict:
     return json.loads(text) if text else {}
 
 
+def port_filters(lab, host: str) -> list:
+    """Taps with anti-spoofing rules (nftables) on ``host``."""
+    return port_filters_of(lambda h, *argv, check=True: lab.run(h, list(argv), check=check), host)
+
+
 def image_info(lab, host: str, path: str) -> dict:
     return json.loads(lab.run(host, ["qemu-img", "info", "--force-share", "--output=json",
                                      path]).stdout)
@@ -119,14 +125,15 @@ class Servers:
         self.made = []
 
     def boot(self, host: str, flavor: dict, state: str = "running", image_url: str = None,
-             extra_data: dict = None, name: str = None) -> dict:
+             extra_data: dict = None, name: str = None, port_filter: bool = False) -> dict:
+        """The server as migrate_server.py booted it, plus its port's ``devname``."""
         server_uuid = str(uuid.uuid4())
         name = name or "mig-%s" % server_uuid[:8]
         self.made.append((server_uuid, name))
         url = image_url or str(ensure_guest().disk_qcow2)
         port = str(uuid.uuid4())
         vif = {"id": port, "address": "fa:16:3e:%02x:%02x:%02x" % tuple(os.urandom(3)),
-               "type": "bridge", "details": {"port_filter": False},
+               "type": "bridge", "details": {"port_filter": port_filter},
                "network": {"id": "net-mig", "label": "mig", "bridge": BRIDGE,
                            "meta": {"mtu": 1400},
                            "subnets": [{"cidr": "10.98.0.0/24",
@@ -140,7 +147,7 @@ class Servers:
         proc = self.lab.run(host, [PYTHON, str(SERVER_SCRIPT), "boot", json.dumps(spec)],
                             check=False, timeout=300)
         assert proc.returncode == 0, proc.stderr[-3000:]
-        return json.loads(proc.stdout.strip().splitlines()[-1])
+        return dict(json.loads(proc.stdout.strip().splitlines()[-1]), devname=("tap" + port)[:14])
 
     def cleanup(self) -> None:
         for server_uuid, name in self.made:
@@ -195,11 +202,12 @@ def test_active_server_migrates_and_confirms(lab, servers, tmp_path):
     try:
         shutil.copy(ensure_guest().disk_qcow2, gone / "guest.qcow2")
         gone.chmod(0o755)
-        server = servers.boot(SRC, TINY, image_url=str(gone / "guest.qcow2"))
+        server = servers.boot(SRC, TINY, image_url=str(gone / "guest.qcow2"), port_filter=True)
     finally:
         shutil.rmtree(gone)
-    sid, name = server["uuid"], server["name"]
+    sid, name, tap = server["uuid"], server["name"], server["devname"]
     assert domain_state(lab, SRC, name) == "running"
+    assert tap in port_filters(lab, SRC) and tap not in port_filters(lab, DST)
 
     info = ok(run_phase(lab, SRC, "info", name=name))
     assert info["holds"] == ["instance"] and info["domain"]["power_state"] == "running"
@@ -224,6 +232,7 @@ def test_active_server_migrates_and_confirms(lab, servers, tmp_path):
     assert mig["power_off"]["method"] == "acpi", mig["power_off"]
     assert mig["bytes_sent"] > 0 and mig["allocated_bytes"] > 0
     assert domain_state(lab, SRC, name) == "shut off"
+    assert tap not in port_filters(lab, SRC)      # the source unplugged the port
     assert exists(lab, SRC, "%s/%s_resize/disk" % (INSTANCES, sid))
     assert not exists(lab, SRC, "%s/%s" % (INSTANCES, sid))
     source_copy = record(lab, SRC, sid, resize=True)
@@ -237,6 +246,7 @@ def test_active_server_migrates_and_confirms(lab, servers, tmp_path):
     assert finished["base_source"] == "copied from %s" % SRC
     assert finished["migration"]["downtime_seconds"] > 0
     assert domain_state(lab, DST, name) == "running"
+    assert tap in port_filters(lab, DST)
     console = console_of(lab, DST, sid)
     assert "VIRTOPS-META uuid=%s" % sid in console and READY in console
     disk = image_info(lab, DST, "%s/%s/disk" % (INSTANCES, sid))
@@ -256,6 +266,8 @@ def test_active_server_migrates_and_confirms(lab, servers, tmp_path):
     for host in (SRC, DST):
         assert ok(run_phase(lab, host, "confirm", migration=finished["migration"]))["changed"] is False
     assert domain_state(lab, DST, name) == "running"
+    # Nothing of the port is left on the host the server left; its rules run where it runs.
+    assert tap not in port_filters(lab, SRC) and tap in port_filters(lab, DST)
 
 
 def test_stopped_server_stays_stopped(lab, servers):
@@ -274,8 +286,8 @@ def test_stopped_server_stays_stopped(lab, servers):
 
 
 def test_resize_up_then_revert_restores_the_source(lab, servers):
-    server = servers.boot(SRC, TINY)
-    sid, name = server["uuid"], server["name"]
+    server = servers.boot(SRC, TINY, port_filter=True)
+    sid, name, tap = server["uuid"], server["name"], server["devname"]
     results = migrate_to(lab, sid, SRC, DST, new_flavor=SMALL, wait=False)
     mig = results["finish"]["migration"]
     assert mig["migration_type"] == "resize"
@@ -287,6 +299,7 @@ def test_resize_up_then_revert_restores_the_source(lab, servers):
     swap = image_info(lab, DST, "%s/%s/disk.swap" % (INSTANCES, sid))
     assert swap["virtual-size"] == 32 * 1024 ** 2
     assert domain_state(lab, DST, name) == "running"
+    assert tap in port_filters(lab, DST) and tap not in port_filters(lab, SRC)
 
     assert ok(run_phase(lab, DST, "revert_dest", check=True, migration=mig))["changed"]
     assert domain_state(lab, DST, name) == "running"
@@ -294,11 +307,13 @@ def test_resize_up_then_revert_restores_the_source(lab, servers):
     assert reverted["migration"]["status"] == "reverted"
     assert not exists(lab, DST, "%s/%s" % (INSTANCES, sid))
     assert domain_state(lab, DST, name) == "undefined"
+    assert tap not in port_filters(lab, DST)      # nothing of the port left on the destination
     back = ok(run_phase(lab, SRC, "revert_source", migration=mig))
     assert back["instance"]["flavor"]["name"] == "m1.tiny"
     assert back["instance"]["vm_state"] == "active" and back["instance"]["task_state"] is None
     assert back["migration"]["status"] == "reverted"
     assert domain_state(lab, SRC, name) == "running"
+    assert tap in port_filters(lab, SRC)
     assert "<memory unit='KiB'>%d</memory>" % (128 * 1024) in lab.virsh(SRC, "dumpxml", name).stdout
     assert image_info(lab, SRC, "%s/%s/disk" % (INSTANCES, sid))["virtual-size"] == 1024 ** 3
     assert not exists(lab, SRC, "%s/%s_resize" % (INSTANCES, sid))

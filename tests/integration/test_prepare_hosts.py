@@ -147,6 +147,8 @@ def test_readiness_summary_tells_the_truth(prepared):
         assert summary["migration_ssh"] == {peer: {"address": prepared.address(peer), "ok": True,
                                                    "error": ""}}
         assert summary["free_ram_mb"] > 0 and summary["free_disk_gb"] > 0
+        # nft is there and the kernel takes the anti-spoofing table (virtops_firewall_driver).
+        assert summary["port_security"] == {"firewall_driver": "nftables", "ok": True, "error": ""}
         assert readiness[host]["lines"][-1] == "ready"
     # The VXLAN member tunnels to the other host, not to itself.
     fdb = prepared.lab.run("compute1", ["bridge", "fdb", "show", "dev", "vxlan-1001"]).stdout

@@ -40,7 +40,7 @@ def domain(vif_fleet, instance_uuid, check=False, diff=False, **args):
 def host_state(vif_fleet, instance_uuid, name):
     left = vif_fleet.leftovers(HOST)
     return {"domain": vif_fleet.domstate(HOST, name), "taps": left["taps"],
-            "bindings": left["nwfilter_bindings"],
+            "bindings": left["nwfilter_bindings"], "filters": left["port_filters"],
             "dir": instance_uuid in left["instance_dirs"]}
 
 
@@ -50,8 +50,10 @@ def test_power_lifecycle_leaves_exactly_what_each_state_needs(vif_fleet, guest, 
     info = network_info(name, instance_uuid)
     tap = info[0]["devname"]
     vif_fleet.prepare_instance(HOST, instance_uuid, name, info, guest)
-    running = {"domain": "running", "taps": [tap], "bindings": [tap], "dir": True}
-    stopped = {"domain": "shut off", "taps": [], "bindings": [], "dir": True}
+    # The port's nftables rules come with the plug and stay while the guest is off (the port
+    # stays bound, as in Neutron); libvirt instantiates no nwfilter binding.
+    running = {"domain": "running", "taps": [tap], "bindings": [], "filters": [tap], "dir": True}
+    stopped = {"domain": "shut off", "taps": [], "bindings": [], "filters": [tap], "dir": True}
     args = {"network_info": info, "wait_for_console": READY, "console_timeout": 180}
 
     planned = domain(vif_fleet, instance_uuid, check=True, **args)
@@ -120,7 +122,8 @@ def test_power_lifecycle_leaves_exactly_what_each_state_needs(vif_fleet, guest, 
     gone = domain(vif_fleet, instance_uuid, state="absent")
     assert gone["power_state"] == "absent" and gone["transitions"][-1]["vm_state"] == "deleted"
     assert vif_fleet.leftovers(HOST) == {"domains": [], "taps": [], "nwfilter_bindings": [],
-                                         "ebtables_chains": [], "instance_dirs": []}
+                                         "port_filters": [], "ebtables_chains": [],
+                                         "instance_dirs": []}
     assert not domain(vif_fleet, instance_uuid, state="absent").changed
 
 
@@ -139,12 +142,15 @@ def test_a_vif_that_never_gets_plugged_fails_in_time_and_leaves_nothing(
         assert run.failed
         assert run["msg"] == "VIFs of domain %s not plugged after %.1fs: bridge br-ops of %s " \
                              "is down" % (name, timeout, info[0]["devname"])
-        assert run["cleanup"] == ["destroyed the domain", "undefined the domain"]
+        # This run plugged the port (its anti-spoofing rules), so it unplugs it again.
+        assert run["cleanup"] == ["destroyed the domain", "undefined the domain",
+                                  "unplugged the VIFs"]
         assert run["transitions"][-1]["vm_state"] == "error"
         # Creating the domain, the wait and the clean-up, plus Ansible's own second or two.
         assert run.seconds < timeout + 30
         left = vif_fleet.leftovers(HOST)
-        assert (left["domains"], left["taps"], left["nwfilter_bindings"]) == ([], [], [])
+        assert (left["domains"], left["taps"], left["nwfilter_bindings"], left["port_filters"]) == (
+            [], [], [], [])
         assert "UP" not in vif_fleet.links(HOST)["br-ops"]["flags"], "the operator's bridge is kept"
 
         # The same start succeeds when the bridge comes up while vm_domain waits.

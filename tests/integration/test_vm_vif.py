@@ -1,7 +1,8 @@
 # Copyright: (c) 2026, virtops.compute contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""vm_vif on lab hosts: real bridges, VXLAN tunnels between hosts, nwfilter anti-spoofing,
-and test guests that read their addresses from the config drive and ping."""
+"""vm_vif on lab hosts: real bridges, VXLAN tunnels between hosts, anti-spoofing (nftables
+rules by default, libvirt's nwfilter on request), and test guests that read their addresses
+from the config drive and ping."""
 from __future__ import annotations
 
 import copy
@@ -86,10 +87,21 @@ def test_plug_is_checked_applied_and_then_unchanged(vif_fleet):
     assert shrunk["actions"] == [
         "stop flooding vxlan-4242 traffic to 10.77.4.13 (not a peer any more)"]
 
-    # Unplug leaves what the network's other instances share.
+    # Both ports are filtered (nftables, the default): their rules came with the plug.
+    devnames = sorted(port["devname"] for port in info)
+    assert [a for a in done["actions"] if a.startswith("filter port")] == [
+        "filter port %s on %s: mac %s, ipv4 %s" % (port["id"], port["devname"], port["address"],
+                                                   port["network"]["subnets"][0]["ips"][0]["address"])
+        for port in info]
+    assert vif_fleet.port_filters(HOST1) == devnames
+
+    # Unplug leaves what the network's other instances share, and takes the ports' rules.
     gone = vif_fleet.ok(HOST1, "vm_vif", {"network_info": info, "state": "absent"})
-    assert not gone.changed
+    assert gone["actions"] == ["remove the anti-spoofing rules of port %s from %s"
+                               % (port["id"], port["devname"]) for port in info]
     assert {"br-vx", "vxlan-4242", "br-lan2"} <= set(vif_fleet.links(HOST1))
+    assert vif_fleet.port_filters(HOST1) == []
+    assert not vif_fleet.ok(HOST1, "vm_vif", {"network_info": info, "state": "absent"}).changed
 
 
 def test_ethernet_port_tap_is_made_and_removed(vif_fleet):
@@ -123,19 +135,24 @@ def test_plumbing_that_cannot_be_done_fails_before_touching_the_host(vif_fleet, 
 
 def test_a_filter_libvirt_does_not_have_is_named(vif_fleet):
     [info] = ports(("unfiltered", str(uuid.uuid4()), ["lan1"]))
-    run = vif_fleet.module(HOST2, "vm_vif", {"network_info": info, "nwfilter": "no-such-filter"})
+    run = vif_fleet.module(HOST2, "vm_vif", {"network_info": info, "nwfilter": "no-such-filter",
+                                             "firewall_driver": "nwfilter"})
     assert run.failed
     assert "needs the libvirt nwfilter no-such-filter, which is not defined" in run["msg"]
 
 
-def test_guest_with_one_nic_gets_its_address_and_reaches_its_gateway(vif_fleet, guest, vif_instances):
+def test_guest_with_one_nic_gets_its_address_and_reaches_its_gateway_filtered_by_nwfilter(
+        vif_fleet, guest, vif_instances):
+    # firewall_driver=nwfilter, the old way, still works: libvirt's clean-traffic, no nft rules.
+    nwfilter = {"firewall_driver": "nwfilter"}
     instance_uuid = str(uuid.uuid4())
     [info] = ports(("one-nic", instance_uuid, ["lan1"]))
-    vif_fleet.ok(HOST1, "vm_vif", {"network_info": info})
+    vif_fleet.ok(HOST1, "vm_vif", dict(network_info=info, **nwfilter))
     vif_fleet.sh(HOST1, "ip", "addr", "replace", "10.77.51.1/24", "dev", "br-lan1")
     vif_instances.add(HOST1, instance_uuid)
-    vif_fleet.prepare_instance(HOST1, instance_uuid, "one-nic", info, guest)
-    started = start(vif_fleet, HOST1, instance_uuid, info)
+    vif_fleet.prepare_instance(HOST1, instance_uuid, "one-nic", info, guest, firewall_driver="nwfilter")
+    started = vif_fleet.ok(HOST1, "vm_domain", dict(uuid=instance_uuid, network_info=info, wait_for_console=READY,
+                                                    console_timeout=180, **nwfilter))
     assert started["console_match"] == READY
     console = vif_fleet.console(HOST1, instance_uuid)
     port = info[0]
@@ -145,11 +162,13 @@ def test_guest_with_one_nic_gets_its_address_and_reaches_its_gateway(vif_fleet, 
     assert "VIRTOPS-PING 10.77.51.1 ok" in console
     # The port is filtered (clean-traffic with the port's IP), and the right address passes.
     assert vif_fleet.nwfilter_bindings(HOST1) == [port["devname"]]
+    assert port["devname"] not in vif_fleet.port_filters(HOST1)
+    assert "<filterref filter='clean-traffic'>" in vif_fleet.lab.virsh(HOST1, "dumpxml", "one-nic").stdout
     assert vif_fleet.sh(HOST1, "busybox", "ping", "-c", "1", "-W", "3", ip, check=False).returncode == 0
     # With the guest up, both modules find nothing to do.
-    assert not vif_fleet.ok(HOST1, "vm_vif", {"network_info": info}).changed
-    assert not vif_fleet.ok(HOST1, "vm_domain", {"uuid": instance_uuid, "network_info": info,
-                                                 "wait_for_console": READY}).changed
+    assert not vif_fleet.ok(HOST1, "vm_vif", dict(network_info=info, **nwfilter)).changed
+    assert not vif_fleet.ok(HOST1, "vm_domain", dict(uuid=instance_uuid, network_info=info,
+                                                     wait_for_console=READY, **nwfilter)).changed
 
 
 def test_guest_with_two_nics_is_reachable_on_both(vif_fleet, guest, vif_instances):
@@ -221,6 +240,13 @@ def test_a_spoofing_guest_is_cut_off_and_an_unfiltered_one_is_not(vif_fleet, gue
     for thread in threads:
         thread.join()
     assert set(results) == {uuid_s, uuid_c}
+    # The spoofer's port has its nftables rules (firewall_driver's default), the control's none,
+    # and libvirt filters nothing itself.
+    tap_s, tap_c = info_s[0]["devname"], info_c[0]["devname"]
+    filtered = vif_fleet.port_filters(HOST1)
+    assert tap_s in filtered and tap_c not in filtered
+    assert vif_fleet.nwfilter_bindings(HOST1) == []
+    assert "filterref" not in vif_fleet.lab.virsh(HOST1, "dumpxml", "spoofer").stdout
     spoofer, control = vif_fleet.console(HOST1, uuid_s), vif_fleet.console(HOST1, uuid_c)
     assert "VIRTOPS-NET eth0 %s 10.77.51.77/24" % info_s[0]["address"] in spoofer
     assert "VIRTOPS-PING 10.77.51.1 fail" in spoofer
@@ -229,3 +255,7 @@ def test_a_spoofing_guest_is_cut_off_and_an_unfiltered_one_is_not(vif_fleet, gue
                         check=False).returncode != 0
     assert vif_fleet.sh(HOST1, "busybox", "ping", "-c", "1", "-W", "2", "10.77.51.78",
                         check=False).returncode == 0
+    # Re-plugging finds the rules in force; deleting the spoofer takes them away.
+    assert not vif_fleet.ok(HOST1, "vm_vif", {"network_info": info_s}).changed
+    vif_fleet.delete(HOST1, uuid_s, info_s)
+    assert tap_s not in vif_fleet.port_filters(HOST1)

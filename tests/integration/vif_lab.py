@@ -24,6 +24,8 @@ from ansible_collections.virtops.compute.plugins.module_utils._guest.configdrive
     build_config_drive)
 from ansible_collections.virtops.compute.plugins.module_utils._guest.metadata import (
     InstanceMetadata)
+from ansible_collections.virtops.compute.plugins.module_utils._network.port_filter import (
+    CHAIN_PREFIX, FilterSnapshot)
 
 from tests.integration.ansible_venv import VENV_BIN
 from tests.lab.handle import LabHandle
@@ -131,6 +133,11 @@ class Fleet:
         out = self.lab.virsh(host, "nwfilter-binding-list").stdout
         return [line.split()[0] for line in out.splitlines()[2:] if line.strip()]
 
+    def port_filters(self, host: str) -> List[str]:
+        """Taps with anti-spoofing rules in table bridge virtops: a map element, a chain or both
+        (``firewall_driver=nftables``)."""
+        return port_filters_of(self.sh, host)
+
     def ebtables_chains(self, host: str) -> List[str]:
         out = self.sh(host, "ebtables", "-t", "nat", "-L").stdout
         return re.findall(r"^Bridge chain: (\S+),", out, re.M)
@@ -146,6 +153,7 @@ class Fleet:
             "domains": self.lab.domains(host),
             "taps": self.taps(host),
             "nwfilter_bindings": self.nwfilter_bindings(host),
+            "port_filters": self.port_filters(host),
             "ebtables_chains": [c for c in self.ebtables_chains(host)
                                 if c not in ("PREROUTING", "OUTPUT", "POSTROUTING")],
             "instance_dirs": sorted(p.name for p in instances.iterdir()
@@ -154,11 +162,13 @@ class Fleet:
 
     # -- instances ------------------------------------------------------------------------
     def prepare_instance(self, host: str, instance_uuid: str, name: str, network_info: list,
-                         guest, guest_network_info: Optional[list] = None) -> Path:
+                         guest, guest_network_info: Optional[list] = None,
+                         firewall_driver: Optional[str] = None) -> Path:
         """Disks and config drive in the instance directory, then vm_xml for libvirt.xml.
 
         ``guest_network_info`` goes onto the config drive instead of ``network_info``: a guest
         told something else than its ports say (a spoofer, or a peer as its "gateway").
+        ``firewall_driver`` goes to vm_xml when given (else its default, nftables).
         """
         directory = self.instance_dir(host, instance_uuid)
         directory.mkdir(parents=True)
@@ -173,13 +183,16 @@ class Fleet:
             instance={"uuid": instance_uuid, "name": name},
             network_info=guest_network_info if guest_network_info is not None else network_info)
         build_config_drive(directory / "disk.config", metadata)
-        self.ok(host, "vm_xml", {
+        xml_args = {
             "instance": {"uuid": instance_uuid, "name": name},
             "flavor": FLAVOR,
             "image": {"id": "virtops-test-guest", "properties": {
                 "kernel_id": "virtops-test-kernel", "ramdisk_id": "virtops-test-initrd",
                 "os_command_line": guest.cmdline}},
-            "network_info": network_info, "config_drive": True, "virt_type": "qemu"})
+            "network_info": network_info, "config_drive": True, "virt_type": "qemu"}
+        if firewall_driver is not None:
+            xml_args["firewall_driver"] = firewall_driver
+        self.ok(host, "vm_xml", xml_args)
         return directory
 
     def console(self, host: str, instance_uuid: str) -> str:
@@ -206,6 +219,17 @@ class Fleet:
         if network_info is not None:
             args["network_info"] = network_info
         self.ok(host, "vm_domain", args)
+
+
+def port_filters_of(sh, host: str) -> List[str]:
+    """The taps of ``host`` whose map element or port chain is in table bridge virtops; ``sh``
+    runs a command on a lab host (``sh(host, *argv, check=False)``)."""
+    proc = sh(host, "nft", "-j", "list", "table", "bridge", "virtops", check=False)
+    if proc.returncode != 0:
+        assert "No such file or directory" in proc.stderr, proc.stderr
+        return []
+    snapshot = FilterSnapshot.from_json(proc.stdout)
+    return sorted(set(snapshot.elements) | {c[len(CHAIN_PREFIX):] for c in snapshot.chains})
 
 
 def guest_lines(console: str, prefix: str) -> List[str]:

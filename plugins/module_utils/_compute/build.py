@@ -35,6 +35,8 @@ from ansible_collections.virtops.compute.plugins.module_utils._libvirt import co
 from ansible_collections.virtops.compute.plugins.module_utils._model.image import IMAGE_KEYS
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
     DEFAULT_INSTANCES_PATH, DEFAULT_STATE_DIR)
+from ansible_collections.virtops.compute.plugins.module_utils._model.network import (
+    DEFAULT_FIREWALL_DRIVER, DEFAULT_NWFILTER)
 from ansible_collections.virtops.compute.plugins.module_utils._model.network_info import (
     parse_network_info)
 from ansible_collections.virtops.compute.plugins.module_utils._network.vif import plug_vifs
@@ -80,7 +82,8 @@ class BuildParams:
     ram_allocation_ratio: float = 1.0
     disk_allocation_ratio: float = 1.0
     # The VIFs and the domain (vm_vif, vm_xml, vm_domain).
-    nwfilter: str = "clean-traffic"
+    firewall_driver: str = DEFAULT_FIREWALL_DRIVER
+    nwfilter: str = DEFAULT_NWFILTER
     vif_plugging_timeout: float = 300
     vif_plugging_is_fatal: bool = True
     wait_for_console: Optional[str] = None
@@ -226,7 +229,7 @@ class Builder:
             return
         began = self._begin("vif")
         plugged = plug_vifs(parse_network_info(self.p.network_info), conn=self.conn,
-                            nwfilter=self.p.nwfilter)
+                            nwfilter=self.p.nwfilter, firewall_driver=self.p.firewall_driver)
         self.result.warnings.extend(plugged.warnings)
         self.result.absorb("vif", plugged)
         self._end("vif", began)
@@ -240,7 +243,7 @@ class Builder:
             network_info=list(p.network_info), disk_info=image.disk_info,
             disk_formats=image.disk_formats, instances_path=p.instances_path,
             virt_type=image.virt_type or "auto", state_dir=p.state_dir,
-            libvirt_uri=p.libvirt_uri, nwfilter=p.nwfilter)
+            libvirt_uri=p.libvirt_uri, nwfilter=p.nwfilter, firewall_driver=p.firewall_driver)
         written = ensure_libvirt_xml(params)
         self.result.absorb("xml", written, path=written.path)
         self._end("xml", began)
@@ -251,6 +254,7 @@ class Builder:
         params = DomainParams(
             uuid=p.uuid, state="running", instances_path=p.instances_path,
             libvirt_uri=p.libvirt_uri, network_info=list(p.network_info), nwfilter=p.nwfilter,
+            firewall_driver=p.firewall_driver,
             vif_plugging_timeout=p.vif_plugging_timeout,
             vif_plugging_is_fatal=p.vif_plugging_is_fatal,
             wait_for_console=p.wait_for_console or None, console_timeout=p.console_timeout)

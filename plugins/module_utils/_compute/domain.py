@@ -26,7 +26,7 @@ import os
 import re
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Callable, List, Optional
 
@@ -45,8 +45,11 @@ from ansible_collections.virtops.compute.plugins.module_utils._model.instance_la
 from ansible_collections.virtops.compute.plugins.module_utils._model.names import validate_uuid
 from ansible_collections.virtops.compute.plugins.module_utils._model.network_info import (
     Vif, parse_network_info)
+from ansible_collections.virtops.compute.plugins.module_utils._model.network import (
+    DEFAULT_FIREWALL_DRIVER, DEFAULT_NWFILTER, valid_firewall_driver)
 from ansible_collections.virtops.compute.plugins.module_utils._network.vif import (
-    SYSFS_NET, ExpectedPort, check_plugged, plug_vifs, port_problem, unplug_vifs)
+    SYSFS_NET, ExpectedPort, HostNetwork, check_plugged, expected_filter, plug_vifs, port_problem,
+    unfilter_devices, unplug_vifs)
 
 
 FINGERPRINT_NS = "https://virtops.dev/xmlns/domain/1.0"
@@ -71,7 +74,8 @@ class DomainParams:
     instances_path: str = DEFAULT_INSTANCES_PATH
     libvirt_uri: str = _libvirt.DEFAULT_URI
     network_info: Optional[list] = None
-    nwfilter: str = "clean-traffic"
+    nwfilter: str = DEFAULT_NWFILTER
+    firewall_driver: str = DEFAULT_FIREWALL_DRIVER
     vif_plugging_timeout: float = 300
     vif_plugging_is_fatal: bool = True
     shutdown_timeout: float = 60
@@ -86,6 +90,7 @@ class DomainParams:
             raise VirtopsError("reboot_type must be soft or hard, not %r" % self.reboot_type)
         if self.reboot and self.state != "running":
             raise VirtopsError("reboot needs state=running (a reboot leaves the guest running)")
+        valid_firewall_driver(self.firewall_driver)
         for name in ("vif_plugging_timeout", "shutdown_timeout", "console_timeout"):
             if getattr(self, name) < 0:
                 raise VirtopsError("%s must be 0 or more seconds" % name)
@@ -166,11 +171,13 @@ def console_log_path(root, instance_dir: str) -> str:
     return os.path.join(instance_dir, CONSOLE_LOG)
 
 
-def expected_ports(live_root, vifs: List[Vif]) -> List[ExpectedPort]:
+def expected_ports(live_root, vifs: List[Vif],
+                   firewall_driver: str = DEFAULT_FIREWALL_DRIVER) -> List[ExpectedPort]:
     """The host devices a running domain's interfaces should have, from its live XML.
 
     For bridged interfaces the bridge the port's network_info names wins over the XML's, so a
-    definition that puts a port on the wrong bridge never counts as plugged.
+    definition that puts a port on the wrong bridge never counts as plugged. With the
+    ``nftables`` driver a filtered port also needs its anti-spoofing rules.
     """
     by_mac = {v.address: v for v in vifs}
     ports = []
@@ -192,7 +199,10 @@ def expected_ports(live_root, vifs: List[Vif]) -> List[ExpectedPort]:
         vif = by_mac.get(mac)
         if vif is not None and vif.vif_type in ("bridge", "vlan", "vxlan") and vif.bridge:
             bridge = vif.bridge
-        ports.append(ExpectedPort(devname=dev, bridge=bridge, mac=mac))
+        port_filter = expected_filter(vif, firewall_driver) if vif is not None else None
+        if port_filter is not None and port_filter.devname != dev:
+            port_filter = replace(port_filter, devname=dev)
+        ports.append(ExpectedPort(devname=dev, bridge=bridge, mac=mac, port_filter=port_filter))
     return ports
 
 
@@ -359,7 +369,8 @@ class DomainManager:
             return
         started = self.clock()
         plugged = plug_vifs(vifs, conn=self.conn, check_mode=self.check_mode,
-                            nwfilter=self.params.nwfilter, host=self.vif_host)
+                            nwfilter=self.params.nwfilter, host=self.vif_host,
+                            firewall_driver=self.params.firewall_driver)
         self.result.warnings.extend(plugged.warnings)
         for action in plugged.actions:
             self._act(action)
@@ -379,16 +390,17 @@ class DomainManager:
     def _wait_for_vifs(self, dom) -> None:
         """Poll until every port is plugged; on timeout destroy, clean up and fail (fatal)."""
         live = parse_domain_xml(dom.XMLDesc(0), "the live definition")
-        ports = expected_ports(live, self.vifs())
+        ports = expected_ports(live, self.vifs(), self.params.firewall_driver)
         started = self.clock()
         deadline = started + self.params.vif_plugging_timeout
-        problems = check_plugged(ports, self.sysfs)
+        problems = check_plugged(ports, self.sysfs, self._port_filters(ports))
         while problems and self.clock() < deadline:
             self.sleep(POLL_INTERVAL)
-            problems = check_plugged(ports, self.sysfs)
+            problems = check_plugged(ports, self.sysfs, self._port_filters(ports))
         self._time("vif_wait", started)
+        filters = self._port_filters(ports)
         self.result.vifs = [{"devname": p.devname, "bridge": p.bridge, "mac": p.mac,
-                             "problem": port_problem(p, self.sysfs)} for p in ports]
+                             "problem": port_problem(p, self.sysfs, filters)} for p in ports]
         if not problems:
             return
         message = ("VIFs of domain %s not plugged after %ss: %s"
@@ -398,6 +410,14 @@ class DomainManager:
                                                   "anyway)")
             return
         self._fail_start(dom, message, problems=problems)
+
+    def _port_filters(self, ports: List[ExpectedPort]):
+        """The anti-spoofing table, read only when a port should have rules in it."""
+        if not any(p.port_filter is not None for p in ports):
+            return None
+        if self.vif_host is None:
+            self.vif_host = HostNetwork()
+        return self.vif_host.port_filters()
 
     def _fail_start(self, dom, message: str, **details) -> None:
         """Undo this run's start: destroy; undefine and unplug what this run made; raise."""
@@ -689,8 +709,13 @@ class DomainManager:
         except VirtopsError as exc:
             self.result.warnings.append("VIFs not unplugged: %s" % exc.msg)
             self._vifs = []
+        devices: List[str] = []
         if dom is not None:
             self.result.name = dom.name()
+            if not self._vifs and self.plug:
+                # No ports known: the taps the definition names may still have rules of ours.
+                definition = parse_domain_xml(dom.XMLDesc(0), "the definition")
+                devices = [str(dev) for dev in definition.xpath("devices/interface/target/@dev")]
             current = _domains.power_state(dom)
             self._transition(VM_STATE_FOR[current], "deleting", current)
             if current != "shutdown":
@@ -706,6 +731,10 @@ class DomainManager:
                 _domains.undefine(dom)
                 self._time("undefine", started)
         self.unplug_vifs()
+        if devices:
+            unfiltered = unfilter_devices(devices, check_mode=self.check_mode, host=self.vif_host)
+            for action in unfiltered.actions:
+                self._act(action)
         base = os.path.normpath(self.params.instances_path)
         for suffix in ("", RESIZE_SUFFIX, "_del"):
             path = os.path.join(base, self.uuid + suffix)

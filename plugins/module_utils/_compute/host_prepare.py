@@ -22,8 +22,10 @@ from ansible_collections.virtops.compute.plugins.module_utils._model.instance_la
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._common.fileio import atomic_write_json
 from ansible_collections.virtops.compute.plugins.module_utils._model.network import (
-    BRIDGED_VIF_TYPES)
+    BRIDGED_VIF_TYPES, DEFAULT_FIREWALL_DRIVER, DEFAULT_NWFILTER, valid_firewall_driver)
 from ansible_collections.virtops.compute.plugins.module_utils._network.links import bridge_state
+from ansible_collections.virtops.compute.plugins.module_utils._network.port_filter import (
+    TABLE, Nft, skeleton_script)
 from ansible_collections.virtops.compute.plugins.module_utils._common.process import find_binary, run
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import DEFAULT_URI
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.virt_probe import (
@@ -215,6 +217,11 @@ class ReadinessConfig:
     min_free_disk_gb: int = 10
     python: str = ""
     python_libraries: Sequence[str] = tuple(PYTHON_LIBRARIES)
+    firewall_driver: str = DEFAULT_FIREWALL_DRIVER
+    nwfilter: str = DEFAULT_NWFILTER
+
+    def __post_init__(self):
+        valid_firewall_driver(self.firewall_driver)
 
 
 def bridges_of(networks: Dict[str, dict]) -> List[str]:
@@ -259,6 +266,37 @@ def free_ram_mb() -> int:
             if line.startswith("MemAvailable:"):
                 return int(line.split()[1]) // 1024
     raise VirtopsError("/proc/meminfo has no MemAvailable")
+
+
+def port_security_problem(firewall_driver: str, nwfilter: str, uri: str) -> str:
+    """'' when filtered ports can be filtered the ``firewall_driver`` way, else what to fix:
+    nftables needs ``nft`` and a kernel that takes the table (tried with ``nft --check``, which
+    the kernel validates and discards); nwfilter needs the filter defined in libvirt."""
+    if firewall_driver == "nftables":
+        try:
+            nft = Nft()
+        except VirtopsError:
+            return ("nft is missing, and filtered ports need it (virtops_firewall_driver=nftables): "
+                    "install the nftables package (bindep.txt) or re-run prepare_hosts.yml")
+        result = run([nft.binary, "--check", "-f", "-"], check=False, timeout=30,
+                     input_text=skeleton_script())
+        if result.rc != 0:
+            return ("the kernel refuses the anti-spoofing table %s (%s): it needs nf_tables with "
+                    "the bridge family (modules nf_tables, nft_chain_bridge or a kernel built "
+                    "with them), or set virtops_firewall_driver=nwfilter"
+                    % (TABLE, result.stderr.strip()[-500:]))
+        return ""
+    try:
+        result = run([find_binary("virsh"), "-c", uri, "nwfilter-dumpxml", nwfilter],
+                     check=False, timeout=30)
+    except VirtopsError as exc:
+        return exc.msg
+    if result.rc != 0:
+        return ("libvirt has no nwfilter %s, which filtered ports need "
+                "(virtops_firewall_driver=nwfilter): define it (virsh nwfilter-list; libvirt "
+                "ships clean-traffic) or set virtops_firewall_driver=nftables (%s)"
+                % (nwfilter, result.stderr.strip()[-300:]))
+    return ""
 
 
 def check_readiness(config: ReadinessConfig) -> dict:
@@ -323,6 +361,12 @@ def check_readiness(config: ReadinessConfig) -> dict:
                             "on both hosts, check sshd and the firewall between them"
                             % (peer.name, config.ssh_user, peer.address, error))
 
+    error = port_security_problem(config.firewall_driver, config.nwfilter, config.libvirt_uri)
+    summary["port_security"] = {"firewall_driver": config.firewall_driver, "ok": not error,
+                                "error": error}
+    if error:
+        problems.append(error)
+
     if config.python:
         libs = check_python_libraries(config.python, config.python_libraries)
         summary["python"] = {"interpreter": config.python,
@@ -356,6 +400,10 @@ def summary_lines(summary: dict, problems: Sequence[str]) -> List[str]:
         lines.append("migration ssh: " + ", ".join(
             "%s %s" % (name, "ok" if s["ok"] else "FAILS")
             for name, s in sorted(summary["migration_ssh"].items())))
+    security = summary.get("port_security")
+    if security:
+        state = "ok" if security["ok"] else "NOT USABLE"
+        lines.append("port security: %s %s" % (security["firewall_driver"], state))
     if "python" in summary:
         missing = summary["python"]["missing"]
         lines.append("python libraries: %s" % ("all importable" if not missing

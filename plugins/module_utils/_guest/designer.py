@@ -29,6 +29,8 @@ from ansible_collections.virtops.compute.plugins.module_utils._common.validate i
     boolish, strict_int)
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._model.image import ImageSpec
+from ansible_collections.virtops.compute.plugins.module_utils._model.network import (
+    DEFAULT_FIREWALL_DRIVER, DEFAULT_NWFILTER)
 from ansible_collections.virtops.compute.plugins.module_utils._guest.config import (
     Guest, GuestChannel, GuestClock, GuestConsole, GuestController, GuestCPU, GuestCPUTopology,
     GuestDisk, GuestFeatures, GuestGraphics, GuestHyperVFeature, GuestInput, GuestInterface,
@@ -49,7 +51,6 @@ DISK_FORMATS = ("raw", "qcow2")
 DISK_CACHE_MODES = ("none", "writeback", "writethrough", "directsync", "unsafe")
 MEM_STATS_PERIOD = 10                    # Nova's mem_stats_period_seconds
 GUEST_AGENT_CHANNEL = "org.qemu.guest_agent.0"
-DEFAULT_NWFILTER = "clean-traffic"
 # Nova's default for direct kernel boot when the image sets no os_command_line.
 KERNEL_CONSOLE_ARGS = "console=tty0 console=ttyS0"
 # Hyper-V enlightenments Nova gives Windows guests, in this order; each is used only when
@@ -122,6 +123,7 @@ class HostView:
     disk_cache: str = "none"
     vnc_listen: str = "127.0.0.1"
     nwfilter: str = DEFAULT_NWFILTER
+    firewall_driver: str = DEFAULT_FIREWALL_DRIVER      # nwfilter: the XML references nwfilter
 
 
 @dataclass(frozen=True)
@@ -350,9 +352,12 @@ def _interface(vif: Vif, model: str, host: HostView) -> GuestInterface:
         if conf.net_type == "direct":
             raise VirtopsError("port %s asks for an anti-spoofing filter, which needs a tap "
                                "device; VIF type direct (macvtap) has none" % vif.id)
-        conf.filtername = host.nwfilter
-        conf.filterparams = [("IP", ip) for ip in vif.fixed_ips
-                             if ipaddress.ip_address(ip).version == 4]
+        if host.firewall_driver == "nwfilter":
+            # Nova's designer.set_vif_host_backend_filter: libvirt instantiates the filter
+            # at every start. With nftables vm_vif writes the port's rules instead.
+            conf.filtername = host.nwfilter
+            conf.filterparams = [("IP", ip) for ip in vif.fixed_ips
+                                 if ipaddress.ip_address(ip).version == 4]
     return conf
 
 

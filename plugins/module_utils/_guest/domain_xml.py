@@ -27,6 +27,8 @@ from ansible_collections.virtops.compute.plugins.module_utils._common.fileio imp
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._guest.config import Guest
 from ansible_collections.virtops.compute.plugins.module_utils._model.image import ImageSpec
+from ansible_collections.virtops.compute.plugins.module_utils._model.network import (
+    DEFAULT_FIREWALL_DRIVER, DEFAULT_NWFILTER, valid_firewall_driver)
 from ansible_collections.virtops.compute.plugins.module_utils._guest.designer import (
     HostView, InstanceSpec, Recorded, choose_machine_type, design_guest,
     resolve_disk_formats)
@@ -59,7 +61,11 @@ class VmXmlParams:
     config_drive: bool = False
     config_drive_format: str = "iso9660"
     disk_cache: str = "auto"
-    nwfilter: str = "clean-traffic"
+    nwfilter: str = DEFAULT_NWFILTER
+    firewall_driver: str = DEFAULT_FIREWALL_DRIVER
+
+    def __post_init__(self):
+        valid_firewall_driver(self.firewall_driver)
 
 
 @dataclass
@@ -206,7 +212,8 @@ def build(params: VmXmlParams, now: Optional[datetime] = None) -> VmXmlResult:
         formats = read_disk_info_file(instance_dir)
     host = HostView(virt_type=virt_type, arch=arch, machine_type=machine, domcaps=domcaps,
                     instance_dir=instance_dir, disk_cache=disk_cache,
-                    vnc_listen=params.vnc_listen, nwfilter=params.nwfilter)
+                    vnc_listen=params.vnc_listen, nwfilter=params.nwfilter,
+                    firewall_driver=params.firewall_driver)
     guest = design_guest(instance, flavor, image, disk_info,
                          resolve_disk_formats(formats, instance_dir), vifs, host, recorded, now)
     xml = guest.to_xml()

@@ -22,6 +22,7 @@ from typing import Optional
 
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt import connection as _libvirt
 
+
 class EventSleep:
     """``sleep(seconds)`` that a lifecycle event of domain ``uuid`` on ``conn`` cuts short.
 

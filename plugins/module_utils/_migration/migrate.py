@@ -74,6 +74,8 @@ from ansible_collections.virtops.compute.plugins.module_utils._migration.transpo
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_IO_TIMEOUT, SshConfig, TransferReport, Transport,
     allocated_bytes, remote_spec, validate_address)
 from ansible_collections.virtops.compute.plugins.module_utils._model.names import validate_uuid
+from ansible_collections.virtops.compute.plugins.module_utils._model.network import (
+    DEFAULT_FIREWALL_DRIVER, DEFAULT_NWFILTER, valid_firewall_driver)
 from ansible_collections.virtops.compute.plugins.module_utils._storage.qemu_img import QemuImg
 from ansible_collections.virtops.compute.plugins.module_utils._compute.capacity import host_capacity
 from ansible_collections.virtops.compute.plugins.module_utils._common.result import Outcome, rounded
@@ -187,7 +189,8 @@ class MigrateParams:
     console_timeout: float = 300
     virt_type: str = "auto"
     state_dir: str = DEFAULT_STATE_DIR
-    nwfilter: str = "clean-traffic"
+    nwfilter: str = DEFAULT_NWFILTER
+    firewall_driver: str = DEFAULT_FIREWALL_DRIVER
     force_raw_images: bool = True
     image_roots: Tuple[str, ...] = ()
     download_max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES
@@ -203,6 +206,7 @@ class MigrateParams:
             raise VirtopsError("instances_path must be absolute, got %r" % self.instances_path)
         if not self.host:
             raise VirtopsError("host (this host's name in the fleet) is required")
+        valid_firewall_driver(self.firewall_driver)
 
     @property
     def ssh(self) -> SshConfig:
@@ -388,7 +392,8 @@ class Phase:
         p = self.p
         return DomainParams(uuid=uuid, state=state, instances_path=p.instances_path,
                             libvirt_uri=p.libvirt_uri, network_info=network_info or [],
-                            nwfilter=p.nwfilter, vif_plugging_timeout=p.vif_plugging_timeout,
+                            nwfilter=p.nwfilter, firewall_driver=p.firewall_driver,
+                            vif_plugging_timeout=p.vif_plugging_timeout,
                             shutdown_timeout=p.shutdown_timeout, retry_interval=p.retry_interval,
                             wait_for_console=p.wait_for_console if state == "running" else None,
                             console_timeout=p.console_timeout)
@@ -1074,7 +1079,7 @@ class FinishPhase(Phase):
             state_dir=self.p.state_dir, libvirt_uri=self.p.libvirt_uri,
             config_drive=has_config,
             config_drive_format=(detect_format(config) or "iso9660") if has_config else "iso9660",
-            nwfilter=self.p.nwfilter)
+            nwfilter=self.p.nwfilter, firewall_driver=self.p.firewall_driver)
         outcome = ensure_libvirt_xml(params, check_mode=self.check_mode)
         if outcome.changed:
             self.result.act("write %s with flavor %s" % (outcome.path, new.name))

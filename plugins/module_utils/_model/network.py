@@ -30,6 +30,18 @@ IFNAMSIZ = 15
 BRIDGED_VIF_TYPES = ("bridge", "vlan", "vxlan")
 VXLAN_DEFAULT_PORT = 4789
 DEFAULT_MTU = 1500
+# Who enforces a filtered port's anti-spoofing: our own nftables rules, written when the port is
+# plugged (as Neutron's firewall drivers own theirs), or libvirt's nwfilter, referenced by the
+# domain XML and instantiated by libvirt at every start (seconds per start and per destroy).
+FIREWALL_DRIVERS = ("nftables", "nwfilter")
+DEFAULT_FIREWALL_DRIVER = "nftables"
+DEFAULT_NWFILTER = "clean-traffic"
+# The two options of every module that plugs or describes filtered ports (doc fragment
+# virtops.compute.port_security).
+PORT_SECURITY_ARGS = dict(
+    firewall_driver=dict(type="str", choices=list(FIREWALL_DRIVERS), default=DEFAULT_FIREWALL_DRIVER),
+    nwfilter=dict(type="str", default=DEFAULT_NWFILTER),
+)
 # Namespace of the derived network ids; fixed forever, or ids would change between releases.
 NETWORK_NAMESPACE = uuid_mod.UUID("8a0d1c35-5d0e-4d2f-9a49-2a3c7cb0e1a1")
 NETWORK_KEYS = {
@@ -56,6 +68,14 @@ def valid_ifname(name, what: str) -> str:
         raise VirtopsError("%s %r is not a valid interface name (1 to %d characters of "
                            "A-Z a-z 0-9 _ . -)" % (what, name, IFNAMSIZ))
     return name
+
+
+def valid_firewall_driver(value) -> str:
+    """One of :data:`FIREWALL_DRIVERS`, or an error naming them."""
+    if value not in FIREWALL_DRIVERS:
+        raise VirtopsError("firewall_driver must be one of %s, not %r"
+                           % (", ".join(FIREWALL_DRIVERS), value))
+    return value
 
 
 def int_in(value, what: str, low: int, high: int) -> int:

@@ -1,15 +1,23 @@
 # Copyright: (c) 2026, virtops.compute contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Host side of a VIF: bridges, VLAN and VXLAN members, taps, libvirt networks, nwfilters.
+"""Host side of a VIF: bridges, VLAN and VXLAN members, taps, libvirt networks, port filters.
 
 Nova's ``plug_vifs`` for the libvirt driver, without Neutron. ``plan_plug`` compares a
 snapshot of the host (:class:`HostSnapshot`, read with ``ip -j`` and ``bridge -j``) with what
 network_info asks for and returns the steps that close the gap; ``apply`` runs them. Check
 mode is "plan, do not apply". ``check_plugged`` is our "network-vif-plugged" event: a tap
-exists, is up, and hangs off the bridge it should, which is up.
+exists, is up, and hangs off the bridge it should, which is up, and a filtered port's
+anti-spoofing rules are in force.
+
+Port security (``details.port_filter``) has two drivers (``firewall_driver``). ``nftables``
+(the default): plug writes each filtered port's rules into the table ``bridge virtops``
+(``port_filter.py``), as Neutron's firewall drivers own the rules of the ports they bind, and
+unplug removes them. ``nwfilter``: libvirt's ``clean-traffic``, referenced by the domain XML
+and instantiated by libvirt at every start; plug only checks that libvirt has the filter.
 
 Bridges and their VLAN/VXLAN members are shared by every instance on the network, so unplug
-never removes them; it removes only the taps plug created for ``ethernet`` VIFs.
+never removes them; it removes the taps plug created for ``ethernet`` VIFs and the ports'
+anti-spoofing rules (whatever the driver: rules left by an earlier ``nftables`` plug go too).
 """
 from __future__ import annotations
 
@@ -23,11 +31,14 @@ from ansible_collections.virtops.compute.plugins.module_utils._libvirt import co
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._common.result import Outcome
 from ansible_collections.virtops.compute.plugins.module_utils._model.network import (
-    BRIDGED_VIF_TYPES, IFNAMSIZ, VXLAN_DEFAULT_PORT, vlan_ifname, vxlan_ifname)
+    BRIDGED_VIF_TYPES, DEFAULT_FIREWALL_DRIVER, DEFAULT_NWFILTER, IFNAMSIZ, VXLAN_DEFAULT_PORT,
+    valid_firewall_driver, vlan_ifname, vxlan_ifname)
 from ansible_collections.virtops.compute.plugins.module_utils._model.network_info import Vif
 from ansible_collections.virtops.compute.plugins.module_utils._common.process import find_binary, run
 from ansible_collections.virtops.compute.plugins.module_utils._network import links
 from ansible_collections.virtops.compute.plugins.module_utils._network.links import Link
+from ansible_collections.virtops.compute.plugins.module_utils._network.port_filter import (
+    FilterSnapshot, Nft, PortFilter, RemovedPort, plan_port_filters)
 
 IFF_UP = 0x1
 VXLAN_OVERHEAD = 50          # outer Ethernet + IPv4 + UDP + VXLAN headers
@@ -44,14 +55,23 @@ class HostSnapshot:
     flood: Dict[str, List[str]] = field(default_factory=dict)     # vxlan dev -> remote VTEPs
     nwfilters: Optional[List[str]] = None                         # None: not checked
     libvirt_networks: Dict[str, bool] = field(default_factory=dict)   # name -> active
+    port_filters: Optional[FilterSnapshot] = None                 # None: no nft on the host
 
 
 @dataclass
 class Step:
-    """One change on the host; ``argv`` is run, else ``call`` is called."""
+    """One change on the host; ``argv`` is run (with ``stdin`` as its input), else ``call``
+    is called. ``also``: more sentences for what the one command does (one nft transaction
+    filters several ports)."""
     description: str
     argv: Tuple[str, ...] = ()
     call: Optional[Callable[[], None]] = None
+    stdin: Optional[str] = None
+    also: Tuple[str, ...] = ()
+
+    @property
+    def sentences(self) -> List[str]:
+        return [self.description] + list(self.also)
 
 
 @dataclass
@@ -66,13 +86,18 @@ class Plan:
     def changed(self) -> bool:
         return bool(self.steps)
 
+    @property
+    def actions(self) -> List[str]:
+        return [sentence for step in self.steps for sentence in step.sentences]
+
 
 class _Planner:
     """Walks the VIFs in order against a copy of the snapshot it updates as it plans, so a
     bridge shared by several VIFs is created once."""
 
     def __init__(self, snapshot: HostSnapshot, ip: str, bridge_cmd: str,
-                 start_network: Optional[Callable[[str], None]], nwfilter: str):
+                 start_network: Optional[Callable[[str], None]], nwfilter: str,
+                 firewall_driver: str = DEFAULT_FIREWALL_DRIVER, nft: str = "nft"):
         self.snap = snapshot
         self.links = dict(snapshot.links)
         self.flood = {k: list(v) for k, v in snapshot.flood.items()}
@@ -80,6 +105,10 @@ class _Planner:
         self.bridge_cmd = bridge_cmd
         self.start_network = start_network
         self.nwfilter = nwfilter
+        self.firewall_driver = valid_firewall_driver(firewall_driver)
+        self.nft = nft
+        self.filtered: List[PortFilter] = []
+        self.unfiltered: List[RemovedPort] = []
         self.plan = Plan()
         self._bridge_mtu: Dict[str, Tuple[int, str]] = {}
 
@@ -302,15 +331,47 @@ class _Planner:
             self.snap.libvirt_networks[name] = True
 
     def filter(self, vif: Vif) -> None:
-        if not vif.port_filter or self.snap.nwfilters is None:
+        if not vif.port_filter:
+            # port_security switched off: rules an earlier plug wrote go.
+            self._unfilter(vif)
             return
         if vif.vif_type == "direct":
             raise VirtopsError("port %s asks for an anti-spoofing filter, which needs a tap; "
                                "VIF type direct (macvtap) has none: set port_security: false"
                                % vif.id)
+        if self.firewall_driver == "nftables":
+            self.filtered.append(PortFilter.from_vif(vif))
+            if vif.vif_type == "ethernet":
+                self.plan.warnings.append(
+                    "port %s: the tap %s of an ethernet VIF is on no bridge, so the bridge "
+                    "family's anti-spoofing rules written for it never see its traffic; route "
+                    "or filter it on the host, or use a bridged network" % (vif.id, vif.devname))
+            return
+        self._unfilter(vif)
+        if self.snap.nwfilters is None:
+            return
         if self.nwfilter not in self.snap.nwfilters:
             raise VirtopsError("port %s needs the libvirt nwfilter %s, which is not defined on "
                                "this host (virsh nwfilter-list)" % (vif.id, self.nwfilter))
+
+    def _unfilter(self, vif: Vif) -> None:
+        if self.snap.port_filters is not None and vif.devname and \
+                self.snap.port_filters.has_port(vif.devname):
+            self.unfiltered.append(RemovedPort(vif.id, vif.devname))
+
+    def filters(self) -> None:
+        """One ``nft -f -`` step for every port's rules, after the plumbing."""
+        if self.snap.port_filters is None:
+            if self.filtered:
+                raise VirtopsError("ports %s need anti-spoofing rules, but the host's nftables "
+                                   "were not read" % ", ".join(f.port_id for f in self.filtered))
+            return
+        change = plan_port_filters(self.snap.port_filters, self.filtered, self.unfiltered)
+        if change.changed:
+            self.plan.steps.append(Step(change.actions[0], (self.nft, "-f", "-"),
+                                        stdin=change.script, also=tuple(change.actions[1:])))
+            self.plan.before.update(change.before)
+            self.plan.after.update(change.after)
 
     # -- the walk ------------------------------------------------------------------------
     def plug(self, vif: Vif) -> None:
@@ -339,11 +400,15 @@ class _Planner:
                 self._step("delete tap %s" % vif.devname, self.ip, "tuntap", "del", "dev",
                            vif.devname, "mode", "tap")
                 del self.links[vif.devname]
+        self._unfilter(vif)
         self.plan.vifs.append(vif_summary(vif))
 
     def finish(self) -> Plan:
+        self.filters()
         for name in self.plan.before:
             link = self.links.get(name)
+            if name.startswith("filter:"):
+                continue
             if name.startswith("network:"):
                 self.plan.after[name] = "active"
                 continue
@@ -373,16 +438,21 @@ def _check_unique(vifs: Sequence[Vif]) -> None:
 
 def plan_plug(vifs: Sequence[Vif], snapshot: HostSnapshot, ip: str = "ip",
               bridge_cmd: str = "bridge", start_network: Optional[Callable[[str], None]] = None,
-              nwfilter: str = "clean-traffic") -> Plan:
+              nwfilter: str = DEFAULT_NWFILTER, firewall_driver: str = DEFAULT_FIREWALL_DRIVER,
+              nft: str = "nft") -> Plan:
+    """The steps that plug ``vifs`` on the host ``snapshot`` describes. Filtered ports get
+    their anti-spoofing rules in one last step (``nftables``), or the nwfilter is checked."""
     _check_unique(vifs)
-    planner = _Planner(snapshot, ip, bridge_cmd, start_network, nwfilter)
+    planner = _Planner(snapshot, ip, bridge_cmd, start_network, nwfilter, firewall_driver, nft)
     for vif in vifs:
         planner.plug(vif)
     return planner.finish()
 
 
-def plan_unplug(vifs: Sequence[Vif], snapshot: HostSnapshot, ip: str = "ip") -> Plan:
-    planner = _Planner(snapshot, ip, "bridge", None, "")
+def plan_unplug(vifs: Sequence[Vif], snapshot: HostSnapshot, ip: str = "ip",
+                nft: str = "nft") -> Plan:
+    """The steps that remove what belongs to ``vifs`` alone: ethernet taps, port rules."""
+    planner = _Planner(snapshot, ip, "bridge", None, "", nft=nft)
     for vif in vifs:
         planner.unplug(vif)
     return planner.finish()
@@ -396,8 +466,27 @@ class HostNetwork:
     def __init__(self):
         self.ip = find_binary("ip")
         self.bridge = find_binary("bridge")
+        self._nft: Optional[Nft] = None
 
-    def snapshot(self, vifs: Sequence[Vif], conn=None, check_filters: bool = True) -> HostSnapshot:
+    def nft(self, required: bool) -> Optional[Nft]:
+        """The nft runner; without the binary an error when ``required``, else None (then no
+        rules of ours can be on the host either)."""
+        if self._nft is None:
+            try:
+                self._nft = Nft()
+            except VirtopsError:
+                if required:
+                    raise
+                return None
+        return self._nft
+
+    def port_filters(self, required: bool = True) -> Optional[FilterSnapshot]:
+        """The anti-spoofing table as it is (None: no nft, and not ``required``)."""
+        nft = self.nft(required)
+        return nft.read() if nft is not None else None
+
+    def snapshot(self, vifs: Sequence[Vif], conn=None, check_filters: bool = True,
+                 firewall_driver: str = DEFAULT_FIREWALL_DRIVER) -> HostSnapshot:
         host_links = links.read_links(self.ip)
         ipv4 = links.read_addresses(self.ip)
         flood = {}
@@ -409,23 +498,24 @@ class HostNetwork:
         nwfilters = None
         networks: Dict[str, bool] = {}
         if conn is not None:
-            if check_filters and any(v.port_filter for v in vifs):
+            if check_filters and firewall_driver == "nwfilter" and any(v.port_filter for v in vifs):
                 nwfilters = list(conn.listNWFilters())
             if any(v.vif_type == "network" for v in vifs):
                 for net in conn.listAllNetworks():
                     networks[net.name()] = bool(net.isActive())
+        needed = firewall_driver == "nftables" and any(v.port_filter for v in vifs)
         return HostSnapshot(links=host_links, ipv4=ipv4, flood=flood, nwfilters=nwfilters,
-                            libvirt_networks=networks)
+                            libvirt_networks=networks, port_filters=self.port_filters(needed))
 
     @staticmethod
     def apply(plan: Plan) -> List[str]:
         done = []
         for step in plan.steps:
             if step.argv:
-                run(step.argv)
+                run(step.argv, input_text=step.stdin)
             elif step.call is not None:
                 step.call()
-            done.append(step.description)
+            done.extend(step.sentences)
         return done
 
 
@@ -467,13 +557,20 @@ def host_lock() -> Iterator[None]:
 
 
 def plug_vifs(vifs: Sequence[Vif], conn=None, check_mode: bool = False,
-              nwfilter: str = "clean-traffic", host: Optional[HostNetwork] = None) -> PlugResult:
+              nwfilter: str = DEFAULT_NWFILTER, host: Optional[HostNetwork] = None,
+              firewall_driver: str = DEFAULT_FIREWALL_DRIVER) -> PlugResult:
+    """Plug ``vifs`` (check mode: plan only). ``conn`` is needed for libvirt networks and for
+    the nwfilter check (``firewall_driver=nwfilter``)."""
+    valid_firewall_driver(firewall_driver)
     host = host or HostNetwork()
     with host_lock():
-        plan = plan_plug(vifs, host.snapshot(vifs, conn), ip=host.ip, bridge_cmd=host.bridge,
+        snapshot = host.snapshot(vifs, conn, firewall_driver=firewall_driver)
+        nft = host.nft(False)
+        plan = plan_plug(vifs, snapshot, ip=host.ip, bridge_cmd=host.bridge,
                          start_network=start_libvirt_network(conn) if conn is not None else None,
-                         nwfilter=nwfilter)
-        actions = [s.description for s in plan.steps] if check_mode else host.apply(plan)
+                         nwfilter=nwfilter, firewall_driver=firewall_driver,
+                         nft=nft.binary if nft is not None else "nft")
+        actions = plan.actions if check_mode else host.apply(plan)
     return PlugResult(changed=plan.changed, actions=actions, warnings=plan.warnings,
                       vifs=plan.vifs, before=plan.before, after=plan.after)
 
@@ -482,20 +579,49 @@ def unplug_vifs(vifs: Sequence[Vif], check_mode: bool = False,
                 host: Optional[HostNetwork] = None) -> PlugResult:
     host = host or HostNetwork()
     with host_lock():
-        plan = plan_unplug(vifs, host.snapshot(vifs, None, check_filters=False), ip=host.ip)
-        actions = [s.description for s in plan.steps] if check_mode else host.apply(plan)
+        snapshot = host.snapshot(vifs, None, check_filters=False)
+        nft = host.nft(False)
+        plan = plan_unplug(vifs, snapshot, ip=host.ip, nft=nft.binary if nft is not None else "nft")
+        actions = plan.actions if check_mode else host.apply(plan)
     return PlugResult(changed=plan.changed, actions=actions, warnings=plan.warnings,
                       vifs=plan.vifs, before=plan.before, after=plan.after)
+
+
+def unfilter_devices(devnames: Sequence[str], check_mode: bool = False,
+                     host: Optional[HostNetwork] = None) -> PlugResult:
+    """Remove the anti-spoofing rules of the taps ``devnames`` when their ports are not known
+    (a domain deleted without network_info or record): the names in its definition are all
+    there is to go by. Nothing happens on a host without ``nft``."""
+    host = host or HostNetwork()
+    with host_lock():
+        filters = host.port_filters(required=False)
+        if filters is None:
+            return PlugResult()
+        change = plan_port_filters(filters, removed=[RemovedPort("", d) for d in sorted(set(devnames))])
+        if change.changed and not check_mode:
+            host.nft(True).apply(change.script)
+    return PlugResult(changed=change.changed, actions=change.actions, before=change.before,
+                      after=change.after)
 
 
 # --------------------------------------------------------------------------- plugged?
 
 @dataclass(frozen=True)
 class ExpectedPort:
-    """A device the running domain should have: ``bridge`` None for taps and macvtaps."""
+    """A device the running domain should have: ``bridge`` None for taps and macvtaps;
+    ``port_filter`` the anti-spoofing rules it should have (``nftables`` driver), or None."""
     devname: str
     bridge: Optional[str] = None
     mac: Optional[str] = None
+    port_filter: Optional[PortFilter] = None
+
+
+def expected_filter(vif: Vif, firewall_driver: str = DEFAULT_FIREWALL_DRIVER) -> Optional[PortFilter]:
+    """The rules a plugged ``vif`` has in force, or None when it has none of ours."""
+    if not vif.port_filter or valid_firewall_driver(firewall_driver) != "nftables" or \
+            vif.vif_type == "direct":
+        return None
+    return PortFilter.from_vif(vif)
 
 
 def _read(path: str) -> Optional[str]:
@@ -514,8 +640,11 @@ def _is_up(sysfs: str, dev: str) -> bool:
         return False
 
 
-def port_problem(port: ExpectedPort, sysfs: str = SYSFS_NET) -> Optional[str]:
-    """Why ``port`` is not plugged yet, or None when it is."""
+def port_problem(port: ExpectedPort, sysfs: str = SYSFS_NET,
+                 filters: Optional[FilterSnapshot] = None) -> Optional[str]:
+    """Why ``port`` is not plugged yet, or None when it is. ``filters`` is the anti-spoofing
+    table as read; a port that should be filtered is not plugged without its rules (Neutron
+    reports a port up only once its firewall rules are in place)."""
     base = os.path.join(sysfs, port.devname)
     if not os.path.isdir(base):
         return "%s does not exist" % port.devname
@@ -529,8 +658,13 @@ def port_problem(port: ExpectedPort, sysfs: str = SYSFS_NET) -> Optional[str]:
                 port.devname, actual or "no bridge", port.bridge)
         if not _is_up(sysfs, port.bridge):
             return "bridge %s of %s is down" % (port.bridge, port.devname)
+    if port.port_filter is not None:
+        return (filters or FilterSnapshot()).problem(port.port_filter)
     return None
 
 
-def check_plugged(ports: Sequence[ExpectedPort], sysfs: str = SYSFS_NET) -> List[str]:
-    return [p for p in (port_problem(port, sysfs) for port in ports) if p]
+def check_plugged(ports: Sequence[ExpectedPort], sysfs: str = SYSFS_NET,
+                  filters: Optional[FilterSnapshot] = None) -> List[str]:
+    """What keeps ``ports`` from being plugged (empty: all are). ``filters`` must be given
+    when a port has a ``port_filter`` (no table read counts as no rules)."""
+    return [p for p in (port_problem(port, sysfs, filters) for port in ports) if p]

@@ -13,6 +13,12 @@ from ansible_collections.virtops.compute.plugins.module_utils._compute.domain im
     console_log_path, expected_ports, parse_domain_xml)
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._model.network_info import Vif
+from ansible_collections.virtops.compute.plugins.module_utils._network.port_filter import (
+    FilterSnapshot, PortFilter)
+from ansible_collections.virtops.compute.tests.unit.plugins.module_utils._network.test_port_filter import (
+    in_force)
+from ansible_collections.virtops.compute.tests.unit.plugins.module_utils._network.test_vif import (
+    FakeNftHost)
 
 libvirt = pytest.importorskip("libvirt")
 
@@ -128,6 +134,18 @@ def test_expected_ports_take_the_bridge_from_network_info():
     ports = expected_ports(live, [vif])
     assert [(p.devname, p.bridge) for p in ports] == [
         ("tap1", "br-port"), ("vnet3", "virbr0"), ("macvtap0", None)]
+
+
+def test_a_filtered_port_is_expected_with_its_nftables_rules_and_with_nwfilter_without():
+    live = parse_domain_xml("""<domain><devices>
+      <interface type='bridge'><mac address='fa:16:3e:00:00:01'/><source bridge='br-port'/>
+        <target dev='tap1'/></interface></devices></domain>""", "live")
+    vif = Vif(id="p1", address="fa:16:3e:00:00:01", network_id="n", network_label="private",
+              bridge="br-port", devname="tap1", port_filter=True)
+    [port] = expected_ports(live, [vif])
+    assert (port.port_filter.devname, port.port_filter.mac) == ("tap1", "fa:16:3e:00:00:01")
+    [port] = expected_ports(live, [vif], "nwfilter")
+    assert port.port_filter is None
 
 
 # -- the lifecycle on libvirt's test driver -------------------------------------------------
@@ -345,6 +363,23 @@ def test_vifs_that_plug_late_are_waited_for(conn, tmp_path):
     assert 4.2 <= mgr.result.timings["vif_wait"] <= 5
     assert mgr.result.vifs == [{"devname": "tap1", "bridge": "br-a", "mac": "fa:16:3e:00:00:01",
                                 "problem": None}]
+
+
+def test_a_filtered_port_is_waited_for_until_its_nftables_rules_are_in_force(conn, tmp_path):
+    clock = FakeClock()
+    sysfs_device(tmp_path, "br-a")
+    sysfs_device(tmp_path, "tap1", master="br-a")
+    port = Vif(id="p1", address="fa:16:3e:00:00:01", network_id="n", network_label="private",
+               bridge="br-a", devname="tap1", port_filter=True)
+    dom = FakeDomain(state=VIR_SHUTOFF, live_xml=LIVE_WITH_TAP)
+    mgr = clocked_manager(conn, tmp_path, clock, vif_plugging_timeout=30,
+                          network_info=[port.to_dict()])
+    mgr.vif_host = FakeNftHost(FilterSnapshot())
+    clock.at(2.5, lambda: setattr(mgr.vif_host, "filters", in_force(PortFilter.from_vif(port))))
+    mgr.start(dom)
+    assert dom.state()[0] == VIR_RUNNING
+    assert 2.5 <= mgr.result.timings["vif_wait"] <= 3.5
+    assert mgr.result.vifs[0]["problem"] is None
 
 
 def test_not_fatal_vif_timeout_resumes_with_a_warning(conn, tmp_path):

@@ -12,7 +12,7 @@ import pytest
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._compute.host_prepare import (
     Daemon, ReadinessConfig, bridges_of, check_readiness, ensure_libvirt_running,
-    ensure_virt_record, pid_from_file, pid_runs)
+    ensure_virt_record, pid_from_file, pid_runs, port_security_problem)
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.virt_probe import (
     VirtProbe, detect_virt_type, recorded_virt_type)
 
@@ -139,6 +139,7 @@ def test_ready_host(tmp_path):
         "virt type: qemu (forced by virtops_virt_type, forced)",
         "free: %d MiB RAM, %s GiB disk" % (
             result["summary"]["free_ram_mb"], result["summary"]["free_disk_gb"]),
+        "port security: nftables ok",
         "python libraries: all importable",
         "ready"]
 
@@ -159,3 +160,13 @@ def test_each_problem_says_what_to_fix(tmp_path):
     assert "cannot import no_such_library_here" in problems
     assert "json" not in result["summary"]["python"]["missing"]
     assert result["lines"][-1] == "NOT READY: 6 problem(s)"
+
+
+def test_port_security_is_checked_the_way_the_firewall_driver_filters(tmp_path, monkeypatch):
+    assert port_security_problem("nftables", "clean-traffic", "test:///default") == ""
+    no_filter = port_security_problem("nwfilter", "no-such-filter", "test:///default")
+    assert no_filter.startswith("libvirt has no nwfilter no-such-filter, which filtered ports need")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr("shutil.which", lambda name, path=None: None)
+    assert port_security_problem("nftables", "clean-traffic", "test:///default").startswith(
+        "nft is missing, and filtered ports need it")

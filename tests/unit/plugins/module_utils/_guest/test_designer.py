@@ -184,7 +184,7 @@ def golden_guest() -> Guest:
                                              "hw_rng:rate_period": "1000"}),
         img=image(hw_qemu_guest_agent=True, os_type="linux"),
         vifs=[vif(1, "bridge", port_filter=True), vif(2, "ethernet")],
-        virt_type="kvm", config_drive="iso9660")
+        virt_type="kvm", config_drive="iso9660", firewall_driver="nwfilter")
 
 
 def test_golden_document_is_byte_identical(tmp_path):
@@ -248,10 +248,11 @@ def test_console_is_a_logged_pty():
                                   log_append=True, target_port=0)]
 
 
-def test_interfaces_per_vif_type():
+def test_interfaces_per_vif_type_with_libvirt_s_nwfilter():
     guest = design(vifs=[vif(1, "bridge", port_filter=True), vif(2, "network"),
                          vif(3, "direct", physical_interface="eth1"), vif(4, "ethernet"),
-                         vif(5, "vlan", vlan=12)], img=image(hw_vif_model="rtl8139"))
+                         vif(5, "vlan", vlan=12)], img=image(hw_vif_model="rtl8139"),
+                   firewall_driver="nwfilter")
     got = [(i.net_type, i.source_dev, i.source_mode, i.target_dev, i.model, i.mtu, i.filtername,
             i.filterparams) for i in guest.devices_of(GuestInterface)]
     assert got == [
@@ -261,6 +262,15 @@ def test_interfaces_per_vif_type():
         ("direct", "eth1", "bridge", "tap1c2d3e43-00", "rtl8139", 1450, None, []),
         ("ethernet", None, None, "tap1c2d3e44-00", "rtl8139", 1450, None, []),
         ("bridge", "br-private", None, "tap1c2d3e45-00", "rtl8139", 1450, None, [])]
+
+
+def test_a_filtered_port_references_no_nwfilter_when_nftables_filters_it():
+    guest = design(vifs=[vif(1, "bridge", port_filter=True)])
+    [iface] = guest.devices_of(GuestInterface)
+    assert (iface.filtername, iface.filterparams) == (None, [])
+    assert "filterref" not in guest.to_xml()
+    with pytest.raises(VirtopsError, match="direct .macvtap. has none"):
+        design(vifs=[vif(3, "direct", physical_interface="eth1", port_filter=True)])
 
 
 def test_direct_kernel_boot_uses_the_instance_files():

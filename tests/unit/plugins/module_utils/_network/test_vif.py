@@ -13,10 +13,14 @@ from ansible_collections.virtops.compute.plugins.module_utils._model.network imp
     vlan_ifname, vxlan_ifname)
 from ansible_collections.virtops.compute.plugins.module_utils._network.links import (
     Link, parse_flood_entries, parse_links)
+from ansible_collections.virtops.compute.plugins.module_utils._network.port_filter import (
+    FilterSnapshot, PortFilter)
 from ansible_collections.virtops.compute.plugins.module_utils._network.vif import (
-    ExpectedPort, HostSnapshot, check_plugged, plan_plug, plan_unplug)
+    ExpectedPort, HostSnapshot, check_plugged, expected_filter, plan_plug, plan_unplug, unfilter_devices)
 from ansible_collections.virtops.compute.tests.unit.plugins.module_utils._network.test_links import (
     FDB_JSON, IP_LINK_JSON)
+from ansible_collections.virtops.compute.tests.unit.plugins.module_utils._network.test_port_filter import (
+    in_force)
 
 
 def vif(vif_type="bridge", port="p1", **kwargs) -> Vif:
@@ -29,11 +33,12 @@ def vif(vif_type="bridge", port="p1", **kwargs) -> Vif:
     return Vif(**fields)
 
 
-def host(*links, ipv4=None, flood=None, nwfilters=None, networks=None) -> HostSnapshot:
+def host(*links, ipv4=None, flood=None, nwfilters=None, networks=None, filters=None) -> HostSnapshot:
     base = {"eth0": Link("eth0", kind="veth", up=True, mtu=1500)}
     base.update({link.name: link for link in links})
     return HostSnapshot(links=base, ipv4=ipv4 if ipv4 is not None else {"eth0": ["10.0.0.11"]},
-                        flood=flood or {}, nwfilters=nwfilters, libvirt_networks=networks or {})
+                        flood=flood or {}, nwfilters=nwfilters, libvirt_networks=networks or {},
+                        port_filters=filters)
 
 
 def steps(plan):
@@ -207,15 +212,97 @@ def test_unplug_never_removes_shared_bridges_or_members():
     assert plan.steps == [] and plan.vifs[0]["bridge"] == "br-vx"
 
 
-def test_filtered_port_needs_the_nwfilter_and_a_tap():
+READY = Link("br-test", kind="bridge", mtu=1500, up=True)
+
+
+def test_with_the_nwfilter_driver_a_filtered_port_needs_the_nwfilter_and_a_tap():
     port = vif(port_filter=True)
-    ready = Link("br-test", kind="bridge", mtu=1500, up=True)
-    assert plan_plug([port], host(ready, nwfilters=["clean-traffic"])).steps == []
+    nwfilter = dict(firewall_driver="nwfilter")
+    assert plan_plug([port], host(READY, nwfilters=["clean-traffic"]), **nwfilter).steps == []
     with pytest.raises(VirtopsError, match="needs the libvirt nwfilter clean-traffic"):
-        plan_plug([port], host(ready, nwfilters=["allow-arp"]))
-    with pytest.raises(VirtopsError, match="direct .macvtap. has none"):
-        plan_plug([vif("direct", port_filter=True, physical_interface="eth0")],
-                  host(nwfilters=["clean-traffic"]))
+        plan_plug([port], host(READY, nwfilters=["allow-arp"]), **nwfilter)
+    for driver in ("nwfilter", "nftables"):
+        with pytest.raises(VirtopsError, match="direct .macvtap. has none"):
+            plan_plug([vif("direct", port_filter=True, physical_interface="eth0")],
+                      host(nwfilters=["clean-traffic"], filters=FilterSnapshot()),
+                      firewall_driver=driver)
+
+
+def test_a_filtered_port_gets_its_rules_in_one_nft_step_after_the_plumbing():
+    port = vif(port_filter=True)
+    plan = plan_plug([port], host(filters=FilterSnapshot()), nft="/usr/sbin/nft")
+    assert [s.description for s in plan.steps] == [
+        "create bridge br-test (mtu 1500)", "set br-test up",
+        "filter port p1-0000-0000-0000-000000000000 on tapp1-0000-000: mac fa:16:3e:00:00:02, "
+        "ipv4 10.10.0.5"]
+    last = plan.steps[-1]
+    assert last.argv == ("/usr/sbin/nft", "-f", "-")
+    assert 'add element bridge virtops ports { "tapp1-0000-000" : jump port-tapp1-0000-000 }' \
+        in last.stdin.splitlines()
+    assert (plan.before["filter:tapp1-0000-000"], plan.after["filter:tapp1-0000-000"]) == (
+        "absent", "%s (10 rules)" % PortFilter.from_vif(port).comment)
+
+
+def test_re_plugging_a_filtered_port_whose_rules_are_in_force_changes_nothing():
+    port = vif(port_filter=True)
+    assert plan_plug([port], host(READY, filters=in_force(PortFilter.from_vif(port)))).steps == []
+
+
+def test_new_addresses_rewrite_the_port_chain_in_the_same_plan():
+    port = vif(port_filter=True)
+    moved = vif(port_filter=True, subnets=[Subnet(cidr="10.10.0.0/24", gateway=None,
+                                                  ips=["10.10.0.6", "10.10.0.7"])])
+    [step] = plan_plug([moved], host(READY, filters=in_force(PortFilter.from_vif(port)))).steps
+    assert step.description.startswith("rewrite the filter of port p1-")
+    assert step.description.endswith("ipv4 10.10.0.6, 10.10.0.7")
+    assert "flush chain bridge virtops port-tapp1-0000-000" in step.stdin.splitlines()
+    assert "add element" not in step.stdin
+
+
+def test_a_port_whose_security_was_switched_off_loses_its_rules():
+    port = vif(port_filter=True)
+    [step] = plan_plug([vif()], host(READY, filters=in_force(PortFilter.from_vif(port)))).steps
+    assert step.description == ("remove the anti-spoofing rules of port "
+                                "p1-0000-0000-0000-000000000000 from tapp1-0000-000")
+
+
+def test_the_nwfilter_driver_writes_no_rules_and_removes_those_of_an_earlier_nftables_plug():
+    port = vif(port_filter=True)
+    assert plan_plug([port], host(READY, nwfilters=["clean-traffic"], filters=FilterSnapshot()),
+                     firewall_driver="nwfilter").steps == []
+    [step] = plan_plug([port], host(READY, filters=in_force(PortFilter.from_vif(port))),
+                       firewall_driver="nwfilter").steps
+    assert step.description.startswith("remove the anti-spoofing rules of port p1-")
+    with pytest.raises(VirtopsError, match="firewall_driver must be one of nftables, nwfilter"):
+        plan_plug([port], host(READY), firewall_driver="iptables")
+
+
+def test_unplug_removes_the_rules_of_any_vif_type_and_nothing_when_they_are_gone():
+    ports = [vif(port_filter=True), vif("network", port="p22", port_filter=True, bridge=None)]
+    filters = in_force(*(PortFilter.from_vif(p) for p in ports))
+    plan = plan_unplug(ports, host(filters=filters), nft="/usr/sbin/nft")
+    [step] = plan.steps
+    assert plan.actions == ["remove the anti-spoofing rules of port %s from %s" % (p.id, p.devname)
+                            for p in ports]
+    assert step.argv == ("/usr/sbin/nft", "-f", "-")
+    assert step.stdin.splitlines() == [
+        'delete element bridge virtops ports { "tapp1-0000-000" }',
+        "delete chain bridge virtops port-tapp1-0000-000",
+        'delete element bridge virtops ports { "tapp22-0000-00" }',
+        "delete chain bridge virtops port-tapp22-0000-00"]
+    assert plan_unplug(ports, host(filters=FilterSnapshot())).steps == []
+    assert plan_unplug(ports, host()).steps == []       # no nft on the host: nothing of ours
+
+
+def test_an_ethernet_port_is_filtered_with_a_warning_that_no_bridge_sees_its_tap():
+    plan = plan_plug([vif("ethernet", port_filter=True)], host(filters=FilterSnapshot()))
+    assert plan.steps[-1].description.startswith("filter port p1-")
+    assert "on no bridge" in plan.warnings[0]
+
+
+def test_filtered_ports_cannot_be_planned_without_reading_the_table():
+    with pytest.raises(VirtopsError, match="nftables were not read"):
+        plan_plug([vif(port_filter=True)], host(READY))
 
 
 def test_libvirt_network_must_exist_and_is_started_when_inactive():
@@ -264,3 +351,43 @@ def test_plugged_means_tap_up_on_its_bridge_which_is_up(tmp_path):
         "tap-wrong is attached to br-down, not to bridge br-a",
         "tap-loose is attached to no bridge, not to bridge br-a",
         "bridge br-down of tap-wrong is down"]
+
+
+def test_a_filtered_port_is_plugged_only_once_its_rules_are_in_force(tmp_path):
+    fake_sysfs(tmp_path, "br-test", up=True)
+    fake_sysfs(tmp_path, "tapp1-0000-000", master="br-test")
+    port = vif(port_filter=True)
+    rules = expected_filter(port)
+    expected = [ExpectedPort("tapp1-0000-000", "br-test", port.address, rules)]
+    assert check_plugged(expected, str(tmp_path), in_force(rules)) == []
+    assert check_plugged(expected, str(tmp_path), in_force()) == [
+        "the anti-spoofing rules of port p1-0000-0000-0000-000000000000 on tapp1-0000-000 are missing"]
+    assert "dispatch chain" in check_plugged(expected, str(tmp_path), FilterSnapshot())[0]
+    assert expected_filter(port, "nwfilter") is None and expected_filter(vif()) is None
+
+
+class FakeNftHost:
+    """A host whose anti-spoofing table is ``filters``; records the scripts applied."""
+
+    def __init__(self, filters):
+        self.filters = filters
+        self.applied = []
+
+    def port_filters(self, required=True):
+        return self.filters
+
+    def nft(self, required):
+        return self
+
+    def apply(self, script):
+        self.applied.append(script)
+
+
+def test_a_domain_deleted_without_its_ports_loses_the_rules_of_the_taps_it_names():
+    fake = FakeNftHost(in_force(PortFilter.from_vif(vif(port_filter=True))))
+    planned = unfilter_devices(["tapp1-0000-000", "tap-other"], check_mode=True, host=fake)
+    assert planned.actions == ["remove the anti-spoofing rules of tapp1-0000-000"] and fake.applied == []
+    done = unfilter_devices(["tapp1-0000-000", "tap-other"], host=fake)
+    assert done.changed and fake.applied == ['delete element bridge virtops ports { "tapp1-0000-000" }\n'
+                                             "delete chain bridge virtops port-tapp1-0000-000\n"]
+    assert not unfilter_devices(["tapp1-0000-000"], host=FakeNftHost(None)).changed
