@@ -44,7 +44,9 @@ HISTORY_LIMIT = 50
 
 
 def utcnow() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+    """Now, UTC, to the millisecond (Nova keeps its timestamps to the microsecond): a whole
+    build can take less than a second, and its history must still say what came first."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
 
 
 @dataclass
