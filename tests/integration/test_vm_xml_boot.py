@@ -3,7 +3,9 @@
 """Domains designed by vm_xml's driver define and run under the real libvirtd.
 
 * a blank qcow2 disk with a filtered NIC reaches RUNNING; its pty console answers
-  ``virsh ttyconsole`` and ``console.log`` appears in the instance directory;
+  ``virsh ttyconsole`` and ``console.log`` appears in the instance directory; the NIC carries
+  libvirt's nwfilter with ``firewall_driver=nwfilter`` and no filter reference with the
+  default (nftables: VIF plugging owns the port's rules);
 * the test guest boots by direct kernel boot with an iso9660 config drive and one NIC,
   and from its disk with a vfat config drive; in both its console log shows that it read
   the config drive (uuid, hostname) and configured the NIC with the MAC from network_info.
@@ -165,7 +167,10 @@ def test_blank_disk_domain_runs_with_a_logged_pty_console(var_tmp, conn):
     params = VmXmlParams(instance=inst, flavor={"name": "m1.nano", "vcpus": 1, "ram_mb": 64},
                          image={"id": "blank"}, disk_formats={"disk": "qcow2"},
                          network_info=[vif], instances_path=str(var_tmp),
-                         virt_type="qemu", libvirt_uri=LIBVIRT_URI)
+                         virt_type="qemu", libvirt_uri=LIBVIRT_URI, firewall_driver="nwfilter")
+    nftables = ensure_libvirt_xml(dataclasses.replace(params, firewall_driver="nftables"),
+                                  check_mode=True)
+    assert "<filterref" not in nftables.xml and "tap" + vif["id"][:11] in nftables.xml
     result = ensure_libvirt_xml(params)
     assert result.changed and result.path == str(inst_dir / "libvirt.xml")
     assert (inst_dir / "libvirt.xml").read_text() == result.xml
