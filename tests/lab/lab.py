@@ -142,14 +142,23 @@ class Lab:
 # --------------------------------------------------------------------------- processes
 
 def pid_alive(pid: int, binary: Optional[str] = None) -> bool:
-    """True when pid runs and (if given) is that binary: guards against pid reuse."""
+    """True when pid runs and (if given) is that binary, a lab host's daemon: guards against
+    pid reuse. The binary alone is not enough (pid_max may be 32768 and the machine runs its
+    own libvirtd, sshd and virtlogd): a recorded pid that now belongs to a daemon of this
+    machine's network namespace is never a lab host's, or `down` would destroy the machine's
+    domains and stop its daemons. Lab daemons always run in their host's netns."""
     try:
         exe = os.readlink("/proc/%d/exe" % pid)
     except OSError:
         return False
     if binary is None:
         return True
-    return os.path.realpath(exe) == os.path.realpath(binary)
+    if os.path.realpath(exe) != os.path.realpath(binary):
+        return False
+    try:
+        return os.stat("/proc/%d/ns/net" % pid).st_ino != os.stat("/proc/self/ns/net").st_ino
+    except OSError:
+        return False
 
 
 def stop_pid(pid: int, binary: str, timeout: float = 15.0) -> None:

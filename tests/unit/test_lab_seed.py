@@ -1,11 +1,17 @@
 # Copyright: (c) 2026, virtops.compute contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The lab seeds each host's /etc/libvirt with the machine's configuration, not its objects."""
+"""The lab seeds each host's /etc/libvirt with the machine's configuration, not its objects,
+and never takes a daemon of the machine for one of its hosts'."""
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import uuid
 
-from tests.lab.lab import _machine_state
+import pytest
+
+from tests.lab.lab import _machine_state, pid_alive
 
 
 def _machine_etc(root):
@@ -37,3 +43,26 @@ def test_a_lab_host_inherits_none_of_the_machines_domains_networks_pools_or_secr
     shutil.copytree(etc, copy, symlinks=True, ignore=_machine_state)
     copied = sorted(str(p.relative_to(copy)) for p in copy.rglob("*.xml"))
     assert copied == ["nwfilter/clean-traffic.xml"]
+
+
+def test_a_recorded_pid_now_held_by_a_daemon_of_this_machine_is_not_a_lab_hosts():
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("network namespaces need root and ip")
+    sleep = os.path.realpath(shutil.which("sleep"))
+    here = subprocess.Popen([sleep, "30"])
+    netns = "vo-unit-%s" % uuid.uuid4().hex[:6]
+    subprocess.run(["ip", "netns", "add", netns], check=True)
+    there = subprocess.Popen(["ip", "netns", "exec", netns, sleep, "30"])
+    try:
+        for _ in range(50):         # ip netns exec execs sleep in the same process
+            if os.path.realpath(os.readlink("/proc/%d/exe" % there.pid)) == sleep:
+                break
+            subprocess.run([sleep, "0.05"], check=True)
+        assert pid_alive(there.pid, sleep) is True
+        assert pid_alive(here.pid, sleep) is False      # same binary, this machine's namespace
+        assert pid_alive(here.pid) is True
+    finally:
+        for proc in (here, there):
+            proc.kill()
+            proc.wait()
+        subprocess.run(["ip", "netns", "del", netns], check=False)
