@@ -54,7 +54,7 @@ def test_a_recorded_pid_now_held_by_a_daemon_of_this_machine_is_not_a_lab_hosts(
     subprocess.run(["ip", "netns", "add", netns], check=True)
     there = subprocess.Popen(["ip", "netns", "exec", netns, sleep, "30"])
     try:
-        for _ in range(50):         # ip netns exec execs sleep in the same process
+        for _attempt in range(50):  # ip netns exec execs sleep in the same process
             if os.path.realpath(os.readlink("/proc/%d/exe" % there.pid)) == sleep:
                 break
             subprocess.run([sleep, "0.05"], check=True)
