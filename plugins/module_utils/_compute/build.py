@@ -32,7 +32,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._compute.domain im
 from ansible_collections.virtops.compute.plugins.module_utils._guest.domain_xml import (
     VmXmlParams, ensure_libvirt_xml)
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt import connection as _libvirt
-from ansible_collections.virtops.compute.plugins.module_utils._model.image import IMAGE_KEYS
+from ansible_collections.virtops.compute.plugins.module_utils._model.image import IMAGE_KEYS, IMAGE_REF_KEYS
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
     DEFAULT_INSTANCES_PATH, DEFAULT_STATE_DIR)
 from ansible_collections.virtops.compute.plugins.module_utils._model.network import (
@@ -46,8 +46,6 @@ from ansible_collections.virtops.compute.plugins.module_utils._storage.instance_
     RecordStore)
 
 STEPS = ("claim", "image", "vif", "xml", "domain")
-# The image as the domain definition takes it (what it is built from and records).
-IMAGE_REF_KEYS = ("id", "name", "disk_format", "properties")
 # The instance's own fields as the claim, the image step and the definition take them.
 CLAIM_KEYS = ("uuid", "name", "host", "availability_zone", "server_group", "metadata",
               "key_name", "launch_index")

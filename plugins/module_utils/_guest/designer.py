@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Dict, Mapping, Optional, Sequence, Tuple
@@ -41,7 +40,8 @@ from ansible_collections.virtops.compute.plugins.module_utils._libvirt.host_caps
     DomainCapabilities, HostCapabilities)
 from ansible_collections.virtops.compute.plugins.module_utils._model.names import (
     validate_instance_name, validate_text, validate_uuid)
-from ansible_collections.virtops.compute.plugins.module_utils._model.network_info import Vif
+from ansible_collections.virtops.compute.plugins.module_utils._model.network_info import (
+    Vif, is_unicast_mac)
 
 SYSINFO_MANUFACTURER = "virtops"
 SYSINFO_PRODUCT = "virtops compute"
@@ -56,7 +56,6 @@ KERNEL_CONSOLE_ARGS = "console=tty0 console=ttyS0"
 # Hyper-V enlightenments Nova gives Windows guests, in this order; each is used only when
 # the host's domain capabilities list it (TCG offers fewer than KVM).
 WINDOWS_HYPERV = (("relaxed", None), ("vapic", None), ("spinlocks", 8191))
-_MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
 
 def _int_field(data: Mapping, key: str, what: str, default=None, minimum: int = 0) -> int:
@@ -211,7 +210,7 @@ def check_identity(instance: InstanceSpec, vifs: Sequence[Vif],
         if vif.id in seen_ports:
             raise VirtopsError("network_info lists port %s twice" % vif.id)
         seen_ports.add(vif.id)
-        if not _MAC_RE.match(vif.address) or int(vif.address[:2], 16) & 1:
+        if not is_unicast_mac(vif.address):
             raise VirtopsError("port %s: %r is not a unicast MAC address" % (vif.id, vif.address))
         if vif.address in seen_macs:
             raise VirtopsError("ports %s and %s have the same MAC %s"

@@ -33,6 +33,8 @@ from ansible_collections.virtops.compute.plugins.module_utils._model.names impor
 IMAGE_KEYS = ("url", "disk_format", "checksum", "allow_unverified", "id", "min_disk", "min_ram",
               "properties")
 IMAGE_IGNORED = ("name", "description", "container_format")
+# The image as the domain definition takes it (vm_xml, vm_build): what it is built from and records.
+IMAGE_REF_KEYS = ("id", "name", "disk_format", "properties")
 # Formats a bootable image may have in the catalog.
 DISK_FORMATS = ("raw", "qcow2", "vmdk", "iso")
 # Glance's formats for the kernel and ramdisk a machine image names in kernel_id/ramdisk_id:

@@ -23,12 +23,14 @@ changes it). ``docs/networking.md`` describes them.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from typing import List, Optional
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 
 MAC_PREFIX = "fa:16:3e"
+MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")     # six lower-case hex pairs
 NIC_NAME_LEN = 14
 VIF_TYPES = ("bridge", "vlan", "vxlan", "network", "direct", "ethernet")
 
@@ -174,3 +176,9 @@ class Vif:
 
 def parse_network_info(items: Optional[list]) -> List[Vif]:
     return [Vif.from_dict(item) for item in (items or [])]
+
+
+def is_unicast_mac(address: object) -> bool:
+    """Six lower-case hex pairs whose first octet has the multicast bit clear (the one MAC
+    check of the controller's IPAM, the guest designer and the port filter)."""
+    return isinstance(address, str) and bool(MAC_RE.match(address)) and not int(address[:2], 16) & 1

@@ -52,7 +52,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._common.process import find_binary, run
 from ansible_collections.virtops.compute.plugins.module_utils._model.network import valid_ifname
-from ansible_collections.virtops.compute.plugins.module_utils._model.network_info import Vif
+from ansible_collections.virtops.compute.plugins.module_utils._model.network_info import MAC_RE, Vif
 
 TABLE_FAMILY = "bridge"
 TABLE_NAME = "virtops"
@@ -65,7 +65,6 @@ COMMENT_PREFIX = "virtops port"
 DIGEST_LENGTH = 12
 DHCP_SERVER, DHCP_CLIENT = 67, 68
 ETHERTYPE_RARP = "0x8035"
-_MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 _PORT_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _ABSENT = "No such file or directory"
 
@@ -88,7 +87,7 @@ class PortFilter:
             raise VirtopsError("port id %r cannot name an nftables rule (1 to 64 of A-Z a-z 0-9 "
                                "_ . : -); fix the port's id in network_info" % (self.port_id,))
         valid_ifname(self.devname, "port %s: devname" % self.port_id)
-        if not isinstance(self.mac, str) or not _MAC_RE.match(self.mac):
+        if not isinstance(self.mac, str) or not MAC_RE.match(self.mac):
             raise VirtopsError("port %s: MAC %r is not six lower-case hex pairs"
                                % (self.port_id, self.mac))
         for address in self.ipv4:

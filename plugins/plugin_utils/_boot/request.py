@@ -15,7 +15,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._common.errors imp
 from ansible_collections.virtops.compute.plugins.module_utils._common.validate import strict_int
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._model.image import (
-    BOOT_FILE_FORMATS, IMAGE_KEYS, ImageSource)
+    BOOT_FILE_FORMATS, IMAGE_KEYS, IMAGE_REF_KEYS, ImageSource)
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance import (
     META_ITEM_MAX, METADATA_MAX_ITEMS, check_user_data)
 from ansible_collections.virtops.compute.plugins.module_utils._model.names import (
@@ -109,7 +109,7 @@ def image_source(image: Mapping) -> dict:
 
 def image_ref(image: Mapping) -> dict:
     """The image as vm_xml takes it (what the domain is built from and records)."""
-    return {k: image[k] for k in ("id", "name", "disk_format", "properties")}
+    return {k: image[k] for k in IMAGE_REF_KEYS}
 
 
 def _networks(value, catalog: Mapping, max_count: int) -> List[dict]:

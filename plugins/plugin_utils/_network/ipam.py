@@ -21,7 +21,6 @@ A port already recorded for the instance (its ``network_info``) is kept as it is
 from __future__ import annotations
 
 import hashlib
-import re
 import traceback
 import uuid as uuid_mod
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._model.network import NetworkSpec
 from ansible_collections.virtops.compute.plugins.module_utils._model.network_info import (
-    MAC_PREFIX, Route, Subnet, Vif, devname_for, parse_network_info)
+    MAC_PREFIX, Route, Subnet, Vif, devname_for, is_unicast_mac, parse_network_info)
 
 try:
     import netaddr
@@ -43,7 +42,6 @@ except ImportError:
 
 # Namespace of the derived port ids; fixed forever, or ids would change between releases.
 PORT_NAMESPACE = uuid_mod.UUID("3f0b8f3e-9c7d-4b1e-8d2a-6f1e0c4a9b52")
-_MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 MAX_MAC_ATTEMPTS = 64
 
 
@@ -121,7 +119,7 @@ class PortRequest:
         mac = data.get("mac")
         if mac is not None:
             mac = str(mac).lower()
-            if not _MAC_RE.match(mac) or int(mac[:2], 16) & 1:
+            if not is_unicast_mac(mac):
                 raise VirtopsError("%s: mac %r is not a unicast MAC address" % (what, mac))
         return cls(network=str(data["network"]), fixed_ip=data.get("fixed_ip") or None, mac=mac)
 
