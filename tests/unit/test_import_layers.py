@@ -20,7 +20,8 @@ PREFIX = "ansible_collections.virtops.compute.plugins."
 _BASE = ("module_utils._common", "module_utils._model")
 _HOST = _BASE + ("module_utils._libvirt",)
 _PARTS = _HOST + ("module_utils._storage", "module_utils._network", "module_utils._guest")
-_CONTROLLER = _BASE + ("plugin_utils._scheduler", "plugin_utils._network", "plugin_utils._boot")
+_CONTROLLER = _BASE + ("plugin_utils._scheduler", "plugin_utils._network", "plugin_utils._boot",
+                       "plugin_utils._store")
 
 # layer -> the other layers it may import (itself is always allowed).
 LAYERS: Dict[str, Tuple[str, ...]] = {
@@ -43,10 +44,13 @@ LAYERS: Dict[str, Tuple[str, ...]] = {
     "plugin_utils._scheduler": _BASE,
     "plugin_utils._network": _BASE,
     "plugin_utils._boot": _BASE + ("plugin_utils._scheduler", "plugin_utils._network"),
+    # The fleet store: placement's candidates, allocations, port reservations, leases.
+    "plugin_utils._store": _BASE + ("plugin_utils._scheduler", "plugin_utils._network"),
     # Plugins: modules run on hosts; filters and lookups run on the controller.
     "modules": _PARTS + ("module_utils._compute", "module_utils._migration"),
     "filter": _CONTROLLER,
     "lookup": _CONTROLLER,
+    "action": _CONTROLLER,
 }
 
 

@@ -227,11 +227,13 @@ class Allocator:
             if isinstance(entry, Mapping):
                 owners = _owner_keys(entry)
                 label = entry.get("name") or entry.get("uuid")
-                where = "instance %s (allocated in this run)" % label
+                where = entry.get("where") or "instance %s (allocated in this run)" % label
                 for vif in parse_network_info(entry.get("network_info")):
                     self._hold_vif(vif, owners, where)
                 for ip in entry.get("ips") or []:
                     self._hold_ip(ip, owners, where)
+                for mac in entry.get("macs") or []:
+                    self._macs.setdefault(str(mac), (set(owners), where))
             else:
                 self._hold_ip(entry, set(), "an earlier allocation of this run")
 
