@@ -1,0 +1,46 @@
+# Copyright: (c) 2026, virtops.compute contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Fixtures for unit and integration tests alike: a real PostgreSQL server (tests/fixtures/postgres.py)."""
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+from tests.fixtures.postgres import PostgresServer, PostgresUnavailable, under_ci
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the whole session, stopped at its end. Where PostgreSQL cannot
+    run (package, ``postgres`` user or psycopg missing) the tests that need it skip, except
+    under CI (``CI`` set), where they fail."""
+    try:
+        server = PostgresServer()
+        server.start()
+    except PostgresUnavailable as exc:
+        if under_ci():
+            pytest.fail("PostgreSQL is required under CI: %s" % exc, pytrace=False)
+        pytest.skip("PostgreSQL is not available here: %s" % exc)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn(postgres_server: PostgresServer) -> str:  # pylint: disable=redefined-outer-name
+    """The session server's database ``virtops``: ``postgresql://virtops@127.0.0.1:<port>/virtops``,
+    shared by every test of the session."""
+    return postgres_server.dsn
+
+
+@pytest.fixture
+def fresh_postgres_dsn(postgres_server: PostgresServer) -> Iterator[str]:  # pylint: disable=redefined-outer-name
+    """A new empty database of the session server for this test alone (dropped afterwards):
+    ``postgresql://virtops@127.0.0.1:<port>/t_<16 hex digits>``."""
+    name = postgres_server.create_database()
+    try:
+        yield postgres_server.dsn_for(name)
+    finally:
+        postgres_server.drop_database(name)
