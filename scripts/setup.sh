@@ -30,6 +30,12 @@ for pkg in "${wanted[@]}"; do
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
+  # The tests start PostgreSQL servers of their own (tests/fixtures/postgres.py); Debian's
+  # package would also create and start a system cluster on port 5432 that nothing uses.
+  if [[ " ${missing[*]} " == *" postgresql "* ]]; then
+    mkdir -p /etc/postgresql-common/createcluster.d
+    echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/virtops-tests.conf
+  fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq || die "apt-get update failed: check the network/proxy and /etc/apt/sources.list, then re-run."
   # policy-rc.d keeps package scripts from starting services on machines without systemd.

@@ -40,6 +40,7 @@ class FilterModule:
             "boot_ported": _boot_plan.boot_ported,
             "boot_host_work": _boot_plan.host_work,
             "boot_attempt_hosts": _boot_plan.attempt_hosts,
+            "boot_claims": _boot_plan.boot_claims,
             "boot_needs_work": _boot_plan.needs_work,
             "boot_collect": _boot_plan.boot_collect,
             "boot_summary": _boot_plan.boot_summary,
@@ -50,4 +51,5 @@ class FilterModule:
             "fleet_servers": _fleet.fleet_servers,
             "server_table": _fleet.server_table,
             "server_locations": _fleet.server_locations,
+            "server_names": _fleet.server_names,
         }.items()}

@@ -330,6 +330,25 @@ def boot_ported(plan: Mapping, allocations) -> dict:
     return plan
 
 
+# The vm_state a fleet store claim records for a plan status.
+CLAIM_STATES = {"pending": "building", "active": "active", "exists": None}
+
+
+def boot_claims(plan: Mapping, statuses=("pending",)) -> List[dict]:
+    """The instances in ``statuses`` as the fleet store's claims: where each is allocated and
+    what its host's facts will show of it (``fleet_store`` operation ``claim``; with
+    ``error`` and ``dropped``, the uuids it releases)."""
+    request = plan["request"]
+    group = request.get("server_group") or {}
+    return [{"uuid": i["uuid"], "name": i["name"], "host": i["host"], "flavor": request["flavor"],
+             "vm_state": CLAIM_STATES.get(i["status"]) or i.get("vm_state") or i["status"],
+             "task_state": None,
+             "server_group": group.get("name") if isinstance(group, Mapping) else None,
+             "availability_zone": i.get("availability_zone"),
+             "ips": i.get("ips") or [], "network_info": i.get("network_info") or []}
+            for i in plan["instances"] if i["status"] in statuses and i.get("uuid")]
+
+
 def attempt_hosts(plan: Mapping) -> List[str]:
     """The hosts that build something in the current attempt."""
     return sorted({i["host"] for i in plan["instances"]
