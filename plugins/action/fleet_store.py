@@ -9,6 +9,7 @@ where errors become a failed result.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import sqlite3
 
@@ -48,6 +49,25 @@ def default_holder(task_vars) -> str:
     if job:
         return "AWX job %s" % job
     return "ansible-playbook pid %d on %s" % (os.getppid(), socket.gethostname())
+
+
+_LOCAL_HOLDER = re.compile(r"^ansible-playbook pid (\d+) on (\S+)$")
+
+
+def holder_alive(holder: str) -> bool:
+    """False only for a holder known to be gone: an ansible-playbook of this controller whose
+    process no longer exists (killed). Anything else (an AWX job, another controller) is taken
+    to be alive until its lease expires."""
+    match = _LOCAL_HOLDER.match(holder or "")
+    if not match or match.group(2) != socket.gethostname():
+        return True
+    try:
+        os.kill(int(match.group(1)), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class ActionModule(ActionBase):
@@ -106,7 +126,8 @@ def _run(store: fleet_store.FleetStore, args: dict, holder: str, check: bool) ->
                 "store_hosts": store.host_count()}
     if operation == "lease":
         if write:
-            leases = store.take(args["servers"], holder, args["lease_operation"], args["ttl"])
+            leases = store.take(args["servers"], holder, args["lease_operation"], args["ttl"],
+                                alive=holder_alive)
         else:
             leases = store.check_free(args["servers"], holder)
         return {"changed": write and bool(leases), "holder": holder,

@@ -239,23 +239,24 @@ def check_max_attempts(value) -> int:
 
 
 def first_attempt(max_attempts, compute_hosts) -> dict:
-    """Attempt 1 of a boot, decided before any host is touched: every compute host gathers
-    facts and may build. The result is what the plays of ``playbooks/boot_attempt.yml`` take
-    their hosts from: ``compute`` (the compute hosts) and ``controller`` (localhost); an
-    attempt that does not run has neither."""
+    """Attempt 1 of a boot, decided before any host is touched. The result is what the plays
+    of ``playbooks/boot_attempt.yml`` take their hosts from: ``gather`` (the hosts whose facts
+    are gathered: every compute host; with a fleet store, those whose report is stale), ``build``
+    (the hosts that build or repair something, set once the instances are placed) and
+    ``controller`` (localhost); an attempt that does not run has none."""
     return {"number": 1, "max_attempts": check_max_attempts(max_attempts),
-            "compute": sorted(str(h) for h in compute_hosts or []),
+            "gather": sorted(str(h) for h in compute_hosts or []), "build": [],
             "controller": ["localhost"]}
 
 
 def next_attempt(plan: Mapping, current: Mapping) -> dict:
-    """After attempt ``plan['attempt']``: the next one runs, on the same hosts, when an
+    """After attempt ``plan['attempt']``: the next one runs, gathering the same hosts, when an
     instance still needs a host and ``max_attempts`` allows another build; else it does not,
     and neither does any later one (no hosts)."""
     number = plan["attempt"] + 1
     if needs_work(plan) and number <= plan["max_attempts"]:
-        return dict(current, number=number)
-    return dict(current, number=None, compute=[], controller=[])
+        return dict(current, number=number, build=[])
+    return dict(current, number=None, gather=[], build=[], controller=[])
 
 
 def boot_start_attempt(plan: Mapping, attempt: int) -> dict:

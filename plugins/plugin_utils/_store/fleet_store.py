@@ -325,9 +325,12 @@ class FleetStore:
                                "WHERE server = ?", (server,))
         return Lease(*rows[0]) if rows else None
 
-    def take(self, servers: Sequence[str], holder: str, operation: str, ttl: float) -> List[Lease]:
+    def take(self, servers: Sequence[str], holder: str, operation: str, ttl: float,
+             alive: Callable[[str], bool] = lambda holder: True) -> List[Lease]:
         """Lease every server of ``servers`` to ``holder``, all or none: a server leased to
-        somebody else whose lease has not expired refuses the whole call, naming them."""
+        somebody else whose lease has not expired refuses the whole call, naming them, unless
+        ``alive`` says that holder is gone (a job on this controller whose process has ended):
+        then its lease is taken over, still by compare-and-swap on the holder."""
         now = self.clock()
         taken = []
         with self.db.transaction():
@@ -339,8 +342,13 @@ class FleetStore:
                     "since = excluded.since, expires = excluded.expires "
                     "WHERE leases.expires < ? OR leases.holder = excluded.holder "
                     "RETURNING server", (server, holder, operation, now, now + ttl, now))
+                current = None if rows else self.lease(server)
+                if current is not None and not alive(current.holder):
+                    rows = self.db.execute(
+                        "UPDATE leases SET holder = ?, operation = ?, since = ?, expires = ? "
+                        "WHERE server = ? AND holder = ? RETURNING server",
+                        (holder, operation, now, now + ttl, server, current.holder))
                 if not rows:
-                    current = self.lease(server)
                     raise LeaseBusy("server %s is busy: %s. Wait for that job to end, or for its "
                                     "lease to expire if it was killed"
                                     % (server, current.describe(now) if current else "leased"),

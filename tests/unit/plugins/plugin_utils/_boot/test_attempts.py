@@ -35,7 +35,7 @@ def boot(max_attempts, outcome, hosts=None, server=None):
                         max_attempts=decision["max_attempts"])
     ran = []
     for number in range(1, bp.MAX_ATTEMPTS_CEILING + 1):
-        if not decision["compute"]:
+        if not decision["controller"]:
             break
         assert decision["number"] == number and decision["controller"] == ["localhost"]
         ran.append(number)
@@ -64,7 +64,7 @@ def test_boot_yml_imports_as_many_attempts_as_the_ceiling_in_order():
 def test_max_attempts_from_one_to_the_ceiling_is_taken(value, number):
     assert bp.check_max_attempts(value) == number
     assert bp.first_attempt(value, ["c2", "c1"]) == {
-        "number": 1, "max_attempts": number, "compute": ["c1", "c2"],
+        "number": 1, "max_attempts": number, "gather": ["c1", "c2"], "build": [],
         "controller": ["localhost"]}
 
 
@@ -127,7 +127,8 @@ def test_no_attempt_follows_one_that_left_nothing_to_do():
     plan, ran = boot(5, lambda name: {"ok": True})
     assert ran == [1] and plan["instances"][0]["status"] == "active"
     decision = bp.next_attempt(plan, bp.first_attempt(5, HOSTS))
-    assert decision == {"number": None, "max_attempts": 5, "compute": [], "controller": []}
+    assert decision == {"number": None, "max_attempts": 5, "gather": [], "build": [],
+                        "controller": []}
 
 
 def test_an_instance_still_unplaced_when_the_attempts_end_fails_the_boot():

@@ -247,3 +247,10 @@ def test_a_store_newer_than_the_collection_is_refused(store_url, store):  # pyli
         store.db.execute("UPDATE virtops_meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(VirtopsError, match="schema version 99, newer than"):
         store_db.connect(store_url)
+
+
+def test_a_lease_whose_holder_is_gone_is_taken_over_at_once(store, other):
+    store.take(["web"], "ansible-playbook pid 1 on gone", "boot", ttl=600)
+    (lease,) = other.take(["web"], "job 2", "delete", ttl=60,
+                          alive=lambda holder: holder != "ansible-playbook pid 1 on gone")
+    assert store.lease("web").holder == "job 2" == lease.holder
