@@ -20,7 +20,7 @@ from ansible_collections.virtops.compute.plugins.plugin_utils._store import db a
 from ansible_collections.virtops.compute.plugins.plugin_utils._store import fleet_store
 from ansible_collections.virtops.compute.plugins.plugin_utils._store import reconcile as store_reconcile
 
-OPERATIONS = ("report", "stale", "fleet", "lease", "release", "claim", "ports", "forget",
+OPERATIONS = ("report", "stale", "locate", "fleet", "lease", "release", "claim", "ports", "forget",
               "mark_stale", "reconcile")
 
 ARGUMENT_SPEC = {
@@ -109,20 +109,26 @@ def _run(store: fleet_store.FleetStore, args: dict, holder: str, check: bool) ->
     operation = args["operation"]
     write = not check
     if operation == "report":
-        reported = store.report(args["facts"]) if write else [f.get("hostname") for f in args["facts"]]
-        return {"changed": bool(reported), "reported": reported}
+        changed = store.report(args["facts"]) if write else []
+        return {"changed": bool(changed), "reported": [f.get("hostname") for f in args["facts"]],
+                "changed_hosts": changed}
     if operation == "stale":
         return {"changed": False, "hosts": store.stale(args["inventory"], args["max_age"])}
+    if operation == "locate":
+        # The hosts that may hold the servers: where the store has them, and every host whose
+        # report is stale (a server could be there without the store knowing).
+        where = set(store.hosts_of(args["servers"]).values()) & set(args["inventory"])
+        hosts = sorted(where | set(store.stale(args["inventory"], args["max_age"])))
+        return {"changed": False, "hosts": hosts}
     if operation == "fleet":
-        if write and args["facts"]:
-            store.report(args["facts"])
+        changed = store.report(args["facts"]) if write and args["facts"] else []
         fleet = store.fleet(args["inventory"], flavor=args["flavor"], servers=args["servers"],
                             limit=args["limit"], spread=args["spread"])
         if not write and args["facts"]:
             # Check mode reported nothing: what this run gathered wins over the store's copy.
             given = {f.get("hostname"): f for f in args["facts"]}
             fleet = [given.pop(f.get("hostname"), f) for f in fleet] + list(given.values())
-        return {"changed": write and bool(args["facts"]), "fleet": fleet,
+        return {"changed": bool(changed), "fleet": fleet,
                 "store_hosts": store.host_count()}
     if operation == "lease":
         if write:
@@ -130,11 +136,11 @@ def _run(store: fleet_store.FleetStore, args: dict, holder: str, check: bool) ->
                                 alive=holder_alive)
         else:
             leases = store.check_free(args["servers"], holder)
-        return {"changed": write and bool(leases), "holder": holder,
-                "leases": [lease.server for lease in leases]}
+        # A lease is the run's own bookkeeping: taking and giving it back change no server.
+        return {"changed": False, "holder": holder, "leases": [lease.server for lease in leases]}
     if operation == "release":
         released = store.give_back(args["servers"], holder) if write else []
-        return {"changed": bool(released), "released": released}
+        return {"changed": False, "released": released}
     if operation == "claim":
         if write:
             store.claim(args["instances"])

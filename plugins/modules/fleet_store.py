@@ -20,6 +20,8 @@ description:
   - "V(report): store O(facts) (host facts of M(virtops.compute.vm_host_facts)) as each host's
     report, and the servers and ports each holds."
   - "V(stale): which hosts of O(inventory) have no report or one older than O(max_age)."
+  - "V(locate): the hosts of O(inventory) that may hold O(servers) - where the store has them, and
+    every host whose report is stale."
   - "V(fleet): report O(facts), then return the host facts the scheduler needs: the candidates
     of O(inventory) whose reported free vCPUs, RAM and disk cover O(flavor), most free RAM first
     (fewest with O(spread=false)), at most O(limit) (Nova's C(max_placement_results)); plus the
@@ -52,9 +54,9 @@ options:
     description: What to do; see the description.
     type: str
     required: true
-    choices: [report, stale, fleet, lease, release, claim, ports, forget, mark_stale, reconcile]
+    choices: [report, stale, locate, fleet, lease, release, claim, ports, forget, mark_stale, reconcile]
   inventory:
-    description: Inventory host names (V(stale), V(fleet), V(mark_stale)).
+    description: Inventory host names (V(stale), V(locate), V(fleet), V(mark_stale)).
     type: list
     elements: str
     default: []
@@ -64,7 +66,7 @@ options:
     elements: dict
     default: []
   servers:
-    description: Server names (V(lease), V(release), V(fleet)).
+    description: Server names (V(lease), V(release), V(locate), V(fleet)).
     type: list
     elements: str
     default: []
@@ -86,7 +88,7 @@ options:
     description: The flavor the candidates must fit (V(fleet)); without it every reported host of O(inventory) is returned.
     type: dict
   max_age:
-    description: Seconds after which a host's report is stale (V(stale)).
+    description: Seconds after which a host's report is stale (V(stale), V(locate)).
     type: float
     default: 300
   ttl:
@@ -120,8 +122,8 @@ attributes:
   idempotent:
     support: full
     details:
-      - Taking a lease the same holder has, claiming a server where it is, and allocating ports
-        a server already holds change nothing but the lease's times.
+      - Leases are the run's own bookkeeping and never make a task changed. A report whose facts
+        are those already stored, and allocating ports a server already holds, change nothing.
 seealso:
   - module: virtops.compute.vm_host_facts
 notes:
@@ -153,13 +155,18 @@ EXAMPLES = r"""
 
 RETURN = r"""
 reported:
-  description: The hosts whose facts were stored (V(report)).
+  description: The hosts whose facts were given (V(report)).
+  returned: operation is report
+  type: list
+  elements: str
+changed_hosts:
+  description: The hosts whose facts differ from their last report (V(report)); the task is changed only when there are some.
   returned: operation is report
   type: list
   elements: str
 hosts:
-  description: The hosts to gather again (V(stale)).
-  returned: operation is stale
+  description: The hosts to gather (V(stale), V(locate)).
+  returned: operation is stale or locate
   type: list
   elements: str
 fleet:

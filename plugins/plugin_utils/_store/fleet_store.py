@@ -122,7 +122,8 @@ class FleetStore:
 
     # -- hosts: inventories and their reports -----------------------------------------------
     def report(self, hosts: Sequence[Mapping]) -> List[str]:
-        """Store each host's facts as its report now, and the servers and ports it holds.
+        """Store each host's facts as its report now, and the servers and ports it holds; the
+        hosts whose facts differ from their last report.
 
         A server the host holds is recorded (or moved) there; one whose name another server
         of the store holds is left for reconcile to report."""
@@ -131,6 +132,10 @@ class FleetStore:
         with self.db.transaction():
             for facts in hosts:
                 state = HostState.from_facts(facts)
+                text = json.dumps(dict(facts), sort_keys=True, default=str)
+                if self.db.execute("SELECT facts FROM hosts WHERE name = ?", (state.hostname,)) \
+                        != [(text,)]:
+                    names.append(state.hostname)
                 total_disk_mb = state.local_gb * 1024
                 free_vcpus = state.vcpus * state.cpu_allocation_ratio - state.vcpus_used
                 free_ram = state.memory_mb * state.ram_allocation_ratio - state.memory_mb_used
@@ -142,12 +147,10 @@ class FleetStore:
                     "enabled = excluded.enabled, vcpus = excluded.vcpus, "
                     "free_vcpus = excluded.free_vcpus, free_ram_mb = excluded.free_ram_mb, "
                     "free_disk_mb = excluded.free_disk_mb, reported_at = excluded.reported_at",
-                    (state.hostname, json.dumps(dict(facts), sort_keys=True, default=str),
-                     1 if state.enabled else 0, state.vcpus, free_vcpus, free_ram, free_disk, now))
+                    (state.hostname, text, 1 if state.enabled else 0, state.vcpus, free_vcpus, free_ram, free_disk, now))
                 for instance in facts.get("instances") or []:
                     if isinstance(instance, Mapping) and instance.get("uuid") and instance.get("name"):
                         self._record_server(instance, state.hostname, now, strict=False)
-                names.append(state.hostname)
         return names
 
     def stale(self, names: Sequence[str], max_age: float) -> List[str]:
