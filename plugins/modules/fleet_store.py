@@ -12,7 +12,7 @@ version_added: 0.2.0
 description:
   - The playbooks' one way to the fleet store, the controller-side database that plays the part
     of Nova's placement, Neutron's IP allocation table and Nova's task_state checks for a whole
-    fleet. It runs on the controller (an action plugin): no compute host is contacted.
+    fleet. It runs on the controller (an action plugin), and no compute host is contacted.
   - "Engines: an embedded SQLite database (O(store) is an absolute path or
     C(sqlite:////path/fleet.db); Python's own sqlite3) for one controller, or PostgreSQL
     (C(postgresql://user:password@host:port/dbname); psycopg 3 on the controller) for several

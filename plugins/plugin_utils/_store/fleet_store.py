@@ -78,7 +78,7 @@ def _chunks(values: Sequence, size: int = CHUNK) -> Iterable[list]:
 
 
 def _marks(values: Sequence) -> str:
-    return ", ".join("?" for _ in values)
+    return ", ".join(["?"] * len(values))
 
 
 def _flavor_resources(flavor: Optional[Mapping]) -> tuple:
@@ -448,8 +448,8 @@ def allocate_ports(store: FleetStore, networks: Mapping, instances: Sequence[Map
     last = None
     for _attempt in range(PORT_RETRIES):
         taken = store.reserved(wanted)
-        allocations = [a.to_dict() for a in ipam.allocate_ports(networks, instances, hosts=hosts,
-                                                                 allocated=taken)]
+        allocations = [a.to_dict() for a in
+                       ipam.allocate_ports(networks, instances, hosts=hosts, allocated=taken)]
         if not write:
             return allocations
         try:

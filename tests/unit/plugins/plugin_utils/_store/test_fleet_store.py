@@ -209,9 +209,9 @@ def test_forgetting_a_server_frees_its_name_and_addresses(store, other):
 
 
 def test_a_report_records_the_servers_and_addresses_a_host_already_has(store):
+    subnet = {"cidr": "10.20.0.0/29", "ips": [{"address": "10.20.0.2"}]}
     vif = {"id": "p-1", "address": "fa:16:3e:00:00:01",
-           "network": {"id": "n", "label": "lan", "subnets": [{"cidr": "10.20.0.0/29",
-                                                                "ips": [{"address": "10.20.0.2"}]}]}}
+           "network": {"id": "n", "label": "lan", "subnets": [subnet]}}
     store.report([facts("c1", instances=[instance("old", u("old"), "c1", network_info=[vif])])])
     assert store.servers(["old"])["old"]["host"] == "c1"
     new = allocate_ports(store, NETWORKS, [{"name": "n", "uuid": u("n"), "networks": [{"network": "lan"}]}])
