@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
+import pytest
+
 from tests.integration.ansible_venv import VENV_BIN
 from tests.integration.vif_lab import port_filters_of
 from tests.lab.handle import LabHandle
@@ -207,3 +209,13 @@ def ansible(fleet: Fleet, host: str, module: str, args: dict,
     return subprocess.run(
         argv, capture_output=True, text=True, cwd=REPO, timeout=180, check=False,
         env=dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg")))
+
+
+def guest_fleet(lab: LabHandle, workdir: Path) -> Fleet:
+    """A Fleet on ``lab`` for tests that boot the test guest; they skip where it cannot be built."""
+    from tests.fixtures.guest import GuestBuildError, ensure_guest
+    try:
+        ensure_guest()
+    except GuestBuildError as exc:
+        pytest.skip("the test guest cannot be built here: %s" % exc)
+    return Fleet(lab, workdir)

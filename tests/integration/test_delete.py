@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.boot_fleet import INSTANCES, Fleet, ansible
+from tests.integration.boot_fleet import INSTANCES, ansible, guest_fleet
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
@@ -20,12 +20,7 @@ pytestmark = [pytest.mark.slow,
 
 @pytest.fixture(scope="module")
 def fleet(lab, tmp_path_factory):
-    from tests.fixtures.guest import GuestBuildError, ensure_guest
-    try:
-        ensure_guest()
-    except GuestBuildError as exc:
-        pytest.skip("the test guest cannot be built here: %s" % exc)
-    return Fleet(lab, tmp_path_factory.mktemp("delete"))
+    return guest_fleet(lab, tmp_path_factory.mktemp("delete"))
 
 
 def usage(fleet, host):

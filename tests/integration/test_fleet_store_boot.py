@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.integration.boot_fleet import CALLBACKS, REPO, Fleet
+from tests.integration.boot_fleet import CALLBACKS, REPO, guest_fleet
 from tests.integration.ansible_venv import VENV_BIN
 from ansible_collections.virtops.compute.plugins.plugin_utils._store import db as store_db
 from ansible_collections.virtops.compute.plugins.plugin_utils._store.fleet_store import FleetStore
@@ -29,12 +29,7 @@ NANO = {"flavor": "m1.nano", "image": "guest", "networks": [{"network": "private
 
 @pytest.fixture(scope="module")
 def fleet(lab, tmp_path_factory):
-    from tests.fixtures.guest import GuestBuildError, ensure_guest
-    try:
-        ensure_guest()
-    except GuestBuildError as exc:
-        pytest.skip("the test guest cannot be built here: %s" % exc)
-    return Fleet(lab, tmp_path_factory.mktemp("fleet-store"))
+    return guest_fleet(lab, tmp_path_factory.mktemp("fleet-store"))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from tests.integration.boot_fleet import INSTANCES, Fleet, ansible
+from tests.integration.boot_fleet import INSTANCES, ansible, guest_fleet
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
@@ -25,12 +25,7 @@ STRAYS = {"filler": "the name is not an instance uuid (or <uuid>_resize)",
 
 @pytest.fixture
 def fleet(lab, tmp_path):
-    from tests.fixtures.guest import GuestBuildError, ensure_guest
-    try:
-        ensure_guest()
-    except GuestBuildError as exc:
-        pytest.skip("the test guest cannot be built here: %s" % exc)
-    fleet = Fleet(lab, tmp_path)
+    fleet = guest_fleet(lab, tmp_path)
     made = ["%s/%s" % (INSTANCES, name) for name in STRAYS]
     try:
         for host in fleet.hosts:
