@@ -307,8 +307,8 @@ def summarise(args, results: dict, image: Path, tag: str) -> None:
         summary[what] = {"ours": round(ours, 2), "baseline": round(base, 2),
                          "ratio": round(ours / base, 2), "ours_store": round(stored, 2),
                          "ratio_store": round(stored / base, 2)}
-        print("  %-10s %7.2fs %9.2fs %7.2fx %11.2fs %7.2fx" % (what, ours, base, ours / base,
-                                                            stored, stored / base))
+        print("  %-10s %7.2fs %9.2fs %7.2fx %11.2fs %7.2fx"
+              % (what, ours, base, ours / base, stored, stored / base))
     median_round = sorted(results["ours"], key=lambda r: r["running"])[len(results["ours"]) // 2]
     print("\nbench: ours, slowest tasks of the median round (seconds)")
     for seconds, name in median_round["breakdown"][:12]:
