@@ -9,6 +9,7 @@ machine (plan.py) takes the checked request from here.
 """
 from __future__ import annotations
 
+import json
 from typing import Dict, List, Mapping, Optional
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
@@ -27,6 +28,16 @@ SERVER_KEYS = ("name", "flavor", "image", "networks", "min_count", "max_count",
                "config_drive", "scheduler_hints")
 HINT_KEYS = ("group", "same_host", "different_host")
 GROUP_POLICIES = ("affinity", "anti-affinity")
+
+
+# The survey-friendly variables every playbook reads besides ``server`` (an AWX survey answers
+# with strings and numbers, never a mapping), and the server key each fills.
+FLAT_KEYS = {"server_name": "name", "flavor": "flavor", "image": "image", "network": "networks",
+             "key_name": "key_name", "count": "max_count", "min_count": "min_count",
+             "config_drive": "config_drive"}
+SECRET_KEYS = ("admin_pass", "user_data")
+WHICH_SERVER = ("say which server: -e server=NAME, a survey's server_name, or server as a mapping "
+                "with a name (-e @server.yml)")
 
 
 def _fail(msg: str) -> VirtopsError:
@@ -291,3 +302,77 @@ def boot_request(server, flavors=None, images=None, networks=None, keypairs=None
         "scheduler_hints": hints,
         "server_group": group,
     }
+
+
+def _server_mapping(server) -> dict:
+    """``server`` as a mapping: a mapping as it is, a JSON object given as text (an AWX extra
+    variable typed as a string), a plain name; nothing for no server."""
+    if server is None or (isinstance(server, str) and not server.strip()):
+        return {}
+    if isinstance(server, Mapping):
+        return dict(server)
+    if isinstance(server, str):
+        text = server.strip()
+        if not text.startswith("{"):
+            return {"name": text}
+        try:
+            parsed = json.loads(text)
+        except ValueError as exc:
+            raise _fail("server looks like JSON but is not: %s. Give a name, or a mapping" % exc)
+        if not isinstance(parsed, Mapping):
+            raise _fail("server must be a name or a mapping")
+        return dict(parsed)
+    raise _fail("server must be a name or a mapping, not %s" % type(server).__name__)
+
+
+def _flat_value(key: str, value):
+    if key == "network":
+        names = value.split(",") if isinstance(value, str) else list(value)
+        return [n if isinstance(n, Mapping) else {"network": str(n).strip()}
+                for n in names if isinstance(n, Mapping) or str(n).strip()]
+    if key in ("count", "min_count"):
+        return whole_number(value, key, 1)
+    if key == "config_drive":
+        if isinstance(value, bool):
+            return value
+        if str(value).strip().lower() in ("true", "yes", "on", "1"):
+            return True
+        if str(value).strip().lower() in ("false", "no", "off", "0"):
+            return False
+        raise _fail("config_drive must be true or false, not %r" % value)
+    return str(value).strip()
+
+
+def server_request(server, flat: Optional[Mapping] = None, required: bool = True) -> dict:
+    """The server a playbook is asked about, whatever form it came in: ``server`` as a mapping
+    (``-e @web.yml``), as a JSON object in text, or as a plain name (``-e server=web1``), with
+    the flat survey variables (:data:`FLAT_KEYS`: ``server_name``, ``flavor``, ``image``,
+    ``network`` (names, comma-separated), ``key_name``, ``count``, ``min_count``,
+    ``config_drive``) filling what it does not say. Empty answers count as not given; a flat
+    variable that contradicts the mapping is refused. The secrets are left out
+    (:func:`server_secrets`)."""
+    result = _server_mapping(server)
+    for key, value in (flat or {}).items():
+        if key not in FLAT_KEYS:
+            raise _fail("unknown survey variable %r (known: %s)" % (key, ", ".join(FLAT_KEYS)))
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        target, value = FLAT_KEYS[key], _flat_value(key, value)
+        if result.get(target) not in (None, "", []) and result[target] != value:
+            raise _fail("server.%s is %r but %s is %r: give it once"
+                        % (target, result[target], key, value))
+        result[target] = value
+    for key in SECRET_KEYS:
+        result.pop(key, None)
+    if required and not (result.get("name") or result.get("uuid")):
+        raise _fail(WHICH_SERVER)
+    return result
+
+
+def server_secrets(server, admin_pass=None, user_data=None) -> dict:
+    """``admin_pass`` and ``user_data``: the top-level variables (an AWX survey's password and
+    textarea fields, kept out of ``server``), else the keys of a ``server`` mapping."""
+    mapping = _server_mapping(server)
+    given = {"admin_pass": admin_pass, "user_data": user_data}
+    return {key: given[key] if given[key] not in (None, "") else mapping.get(key)
+            for key in SECRET_KEYS}
