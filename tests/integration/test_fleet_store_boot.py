@@ -163,7 +163,7 @@ def test_a_fresh_store_gathers_no_host_and_builds_only_on_the_chosen_one(fleet, 
 def test_a_checked_boot_with_a_store_places_and_allocates_but_writes_nothing(fleet, store_url, store):
     run = fleet.boot(dict(NANO, name="checked", max_count=2), "--check", virtops_fleet_store=store_url)
     assert run.rc == 0, run.failures()
-    assert [s["result"] for s in run.boot["servers"]] == ["checked", "checked"], run.boot["servers"]
+    assert [s["result"] for s in run.boot["servers"]] == ["placed (check mode)"] * 2, run.boot["servers"]
     assert len({ip for s in run.boot["servers"] for ip in s["ips"]}) == 2
     assert store.host_count() == 0 and store.all_servers() == [] and store.live_leases() == {}
     assert store.reserved(["private"]) == [] and held_on_hosts(fleet) == {}

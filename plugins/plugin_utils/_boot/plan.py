@@ -700,7 +700,10 @@ def boot_summary(plan: Mapping) -> dict:
     errors = "; ".join("%s: %s" % (s["name"], s["fault"] or _drift_text(s["drift"] or {}))
                        for s in failed)
     errors_msg = "%d of %d server(s) are in ERROR. %s" % (len(failed), len(servers), errors)
-    return {"servers": servers, "failed": [s["name"] for s in failed],
+    # What an AWX workflow's next node reads (set_stats): each server by name.
+    stats = {s["name"]: {key: s[key] for key in ("uuid", "host", "ips", "vm_state", "result")}
+             for s in servers}
+    return {"servers": servers, "failed": [s["name"] for s in failed], "stats": stats,
             "booted": [s["name"] for s in made], "lines": lines,
             "msg": "%s: %s" % (plan["request"]["name"], "; ".join(lines)),
             "errors_msg": errors_msg if failed else "",

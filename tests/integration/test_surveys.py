@@ -1,0 +1,67 @@
+# Copyright: (c) 2026, virtops.compute contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The AWX surveys the collection ships (docs/awx/surveys/*.json), answered as AWX sends them
+(every variable of the survey, empty strings for unanswered optional fields) and run under
+ansible-runner, AWX's executor, against the session's two-host lab: boot, cold migration and
+confirm, resize and revert, delete."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from tests.integration.boot_fleet import REPO, guest_fleet
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
+
+SURVEYS = REPO / "docs" / "awx" / "surveys"
+SECRET = "Survey-Secret-73"
+
+
+@pytest.fixture(scope="module")
+def fleet(lab, tmp_path_factory):
+    return guest_fleet(lab, tmp_path_factory.mktemp("surveys"))
+
+
+def answers(survey: str, **given) -> dict:
+    """The extra variables AWX sends for ``survey`` answered with ``given``: every question's
+    variable, its default where not answered."""
+    spec = json.loads((SURVEYS / ("%s.json" % survey)).read_text())["spec"]
+    extra = {}
+    for question in spec:
+        value = given.pop(question["variable"], question["default"])
+        assert value not in ("", None) or not question["required"], question["variable"]
+        extra[question["variable"]] = value
+    assert not given, "not in the %s survey: %s" % (survey, sorted(given))
+    return extra
+
+
+def run(fleet, survey: str, ident: str, **given):  # pylint: disable=redefined-outer-name
+    result = fleet.runner("playbooks/%s.yml" % survey, answers(survey, **given), ident)
+    assert result.rc == 0, result.failures()
+    return result
+
+
+def hosts_holding(fleet, name):  # pylint: disable=redefined-outer-name
+    return sorted(s["host"] for s in fleet.servers() if s["name"] == name)
+
+
+def test_every_survey_drives_its_playbook_under_ansible_runner(fleet):
+    booted = run(fleet, "boot", "survey-boot", server_name="sv1", flavor="m1.nano", image="guest",
+                 network="private", admin_pass=SECRET)
+    try:
+        assert SECRET not in booted.output + booted.stderr
+        (first,) = hosts_holding(fleet, "sv1")
+        (other,) = [h for h in fleet.hosts if h != first]
+        run(fleet, "cold_migrate", "survey-migrate", server_name="sv1", target_host=other)
+        run(fleet, "confirm_resize", "survey-confirm", server_name="sv1")
+        assert hosts_holding(fleet, "sv1") == [other]
+        run(fleet, "resize", "survey-resize", server_name="sv1", flavor="m1.tiny")
+        run(fleet, "revert_resize", "survey-revert", server_name="sv1")
+        (listed,) = [s for s in fleet.servers() if s["name"] == "sv1"]
+        assert (listed["host"], listed["flavor"], listed["vm_state"]) == (other, "m1.nano", "active")
+    finally:
+        run(fleet, "delete", "survey-delete", server_name="sv1")
+    assert hosts_holding(fleet, "sv1") == []
