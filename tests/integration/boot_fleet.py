@@ -38,6 +38,7 @@ class Run:
     stats: Dict[str, dict]
     output: str = ""
     stderr: str = ""
+    artifact: Dict[str, object] = field(default_factory=dict)     # set_stats, under ansible-runner
 
     def task(self, name: str) -> Dict[str, dict]:
         """Per-host results of the last task whose name ends with ``name``."""
@@ -155,6 +156,7 @@ class Fleet:
                                   key=lambda p: int(p.name.split("-", 1)[0]))]
         tasks: List[dict] = []
         stats: Dict[str, dict] = {}
+        artifact: Dict[str, object] = {}
         for event in events:
             data = event.get("event_data", {})
             if event["event"] in ("runner_on_ok", "runner_on_failed"):
@@ -162,13 +164,14 @@ class Fleet:
                               "hosts": {data["host"]: dict(data.get("res", {}),
                                                            failed=event["event"] == "runner_on_failed")}})
             elif event["event"] == "playbook_on_stats":
+                artifact = data.get("artifact_data") or {}
                 for key in ("ok", "changed", "failures", "unreachable", "rescued"):
                     for host, count in (data.get(key) or {}).items():
                         stats.setdefault(host, {"ok": 0, "changed": 0, "failures": 0,
                                                 "unreachable": 0, "rescued": 0})[key] = count
         rc = int((artifacts / "rc").read_text().strip())
         return Run(rc, [{"play": {"name": "ansible-runner"}, "tasks": tasks}], stats,
-                   proc.stdout, proc.stderr)
+                   proc.stdout, proc.stderr, artifact)
 
     # --- what the hosts hold --------------------------------------------------------------
 

@@ -54,6 +54,9 @@ def test_every_survey_drives_its_playbook_under_ansible_runner(fleet):
     try:
         assert SECRET not in booted.output + booted.stderr
         (first,) = hosts_holding(fleet, "sv1")
+        # What an AWX workflow hands to its next node.
+        handed = booted.artifact["virtops_servers"]["sv1"]
+        assert (handed["host"], handed["result"], len(handed["ips"])) == (first, "booted", 1)
         (other,) = [h for h in fleet.hosts if h != first]
         run(fleet, "cold_migrate", "survey-migrate", server_name="sv1", target_host=other)
         run(fleet, "confirm_resize", "survey-confirm", server_name="sv1")
@@ -65,3 +68,26 @@ def test_every_survey_drives_its_playbook_under_ansible_runner(fleet):
     finally:
         run(fleet, "delete", "survey-delete", server_name="sv1")
     assert hosts_holding(fleet, "sv1") == []
+
+
+def test_a_limit_that_leaves_out_the_controller_is_refused_before_anything_runs(fleet):
+    run = fleet.boot({"name": "limited", "flavor": "m1.nano", "image": "guest"}, "--limit", fleet.hosts[0])
+    assert run.rc != 0
+    assert "--limit %s leaves out localhost" % fleet.hosts[0] in run.failures()
+    assert [s for s in fleet.servers() if s["name"] == "limited"] == []
+
+
+def test_an_unreachable_host_is_left_out_and_the_boot_goes_on(fleet):
+    gone, alive = fleet.hosts
+    fleet.set_host_vars(**{gone: {"ansible_host": "192.0.2.1", "ansible_ssh_common_args": "-o ConnectTimeout=2"}})
+    try:
+        run = fleet.boot({"name": "reach1", "flavor": "m1.nano", "image": "guest",
+                          "networks": [{"network": "private"}]})
+        assert run.rc == 0, run.failures()
+        assert run.boot["servers"][0]["host"] == alive
+        warned = run.task("Warn about compute hosts that gave no facts")["localhost"]["msg"]
+        assert gone in warned
+    finally:
+        fleet.set_host_vars()
+        gone_run = fleet.delete({"name": "reach1"})
+        assert gone_run.rc == 0, gone_run.failures()
