@@ -26,4 +26,3 @@ def test_every_survey_asks_only_for_variables_its_playbook_reads():
         secrets = {q["variable"] for q in survey["spec"] if q["type"] == "password"}
         assert secrets <= {"admin_pass"} and ("admin_pass" not in {q["variable"] for q in survey["spec"]}
                                               or secrets == {"admin_pass"}), path.name
-
