@@ -5,7 +5,8 @@
 antsibull-docs writes the RST (plugins, roles, and the guides from docs/*.md); Sphinx builds
 HTML from it with -W, so a broken reference or malformed RST fails the build. The build is
 offline: no intersphinx inventory is fetched. The few labels antsibull-docs points at in the
-Ansible documentation become plain links to it; any other unknown label stays an error.
+Ansible documentation, and the ansible-core settings' environment variables that a doc fragment
+names (the inventory cache's), become plain links to it; any other unknown label stays an error.
 """
 from __future__ import annotations
 
@@ -31,6 +32,10 @@ ANSIBLE_LABELS = {
     "ansible_configuration_settings": "reference_appendices/config.html",
     "action_plugins": "plugins/action.html",
 }
+# ansible-core settings whose environment variables the doc fragment inventory_cache names
+# (the inventory plugin servers): anchors of the configuration reference.
+ANSIBLE_ENVVARS = ("ANSIBLE_CACHE_PLUGIN", "ANSIBLE_CACHE_PLUGIN_CONNECTION",
+                   "ANSIBLE_CACHE_PLUGIN_PREFIX", "ANSIBLE_CACHE_PLUGIN_TIMEOUT")
 
 
 def _ansible_docs_url(label: str):
@@ -43,9 +48,15 @@ def _ansible_docs_url(label: str):
 
 
 def _missing_reference(app, env, node, contnode):  # pylint: disable=unused-argument
-    if node.get("refdomain") != "std" or node.get("reftype") not in ("ref", "any"):
+    if node.get("refdomain") != "std":
         return None
-    url = _ansible_docs_url(node.get("reftarget", ""))
+    target = node.get("reftarget", "")
+    if node.get("reftype") == "envvar" and target in ANSIBLE_ENVVARS:
+        url = ANSIBLE_DOCS + ANSIBLE_LABELS["ansible_configuration_settings"] + "#envvar-" + target
+    elif node.get("reftype") in ("ref", "any"):
+        url = _ansible_docs_url(target)
+    else:
+        return None
     if url is None:
         return None
     reference = nodes.reference("", "", internal=False, refuri=url)

@@ -46,11 +46,17 @@ LAYERS: Dict[str, Tuple[str, ...]] = {
     "plugin_utils._boot": _BASE + ("plugin_utils._scheduler", "plugin_utils._network"),
     # The fleet store: placement's candidates, allocations, port reservations, leases.
     "plugin_utils._store": _BASE + ("plugin_utils._scheduler", "plugin_utils._network"),
+    # The inventory of servers: reads the compute hosts' libvirt remotely (read-only) and the
+    # domains' metadata with the guest definition's own parser, so it alone of the controller
+    # layers needs libvirt-python and lxml; playbooks never load it.
+    "plugin_utils._inventory": _HOST + ("module_utils._guest",),
     # Plugins: modules run on hosts; filters and lookups run on the controller.
     "modules": _PARTS + ("module_utils._compute", "module_utils._migration"),
     "filter": _CONTROLLER,
     "lookup": _CONTROLLER,
     "action": _CONTROLLER,
+    # The inventory plugin: thin, over plugin_utils._inventory.
+    "inventory": _BASE + ("plugin_utils._inventory",),
 }
 
 
@@ -126,6 +132,10 @@ def test_every_package_of_module_utils_and_plugin_utils_is_a_declared_layer():
     ("module_utils._storage.image_cache", "module_utils._network.vif", False),
     ("module_utils._migration.migrate", "module_utils._storage.image_cache", True),
     ("filter.boot", "plugin_utils._boot.plan", True),
+    ("inventory.servers", "plugin_utils._inventory.servers", True),
+    ("inventory.servers", "module_utils._libvirt.connection", False),
+    ("plugin_utils._inventory.servers", "module_utils._guest.config", True),
+    ("plugin_utils._inventory.servers", "module_utils._compute.host_facts", False),
 ])
 def test_the_rule_table_reads_as_documented(source, target, allowed):
     assert (layer_of(target) in LAYERS[layer_of(source)]) is allowed

@@ -88,10 +88,19 @@ def open_connection(uri: str = DEFAULT_URI, read_only: bool = False):
     try:
         return libvirt.openReadOnly(uri) if read_only else libvirt.open(uri)
     except libvirt.libvirtError as exc:
-        raise VirtopsError("cannot connect to libvirt at %s%s: %s. Is libvirtd running "
-                           "(systemctl start libvirtd, or libvirtd -d)?"
-                           % (uri, " (read-only)" if read_only else "", exc),
+        raise VirtopsError("cannot connect to libvirt at %s%s: %s. %s"
+                           % (uri, " (read-only)" if read_only else "", exc, _hint(uri)),
                            uri=uri, read_only=read_only)
+
+
+def _hint(uri: str) -> str:
+    """What to check when ``uri`` does not answer: the local daemon, or the way to a remote one
+    (``qemu+ssh://host/system``, as the inventory plugin servers reads compute hosts)."""
+    scheme, _sep, rest = uri.partition("://")
+    if "+" in scheme or not rest.startswith("/"):
+        return ("Can this machine reach the host (address, ssh key, the host's key in "
+                "known_hosts) and is libvirtd running there?")
+    return "Is libvirtd running (systemctl start libvirtd, or libvirtd -d)?"
 
 
 @contextmanager

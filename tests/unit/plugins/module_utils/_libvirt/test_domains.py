@@ -54,6 +54,17 @@ def test_an_unreachable_uri_is_a_virtops_error_that_names_it():
         with connect("test:///nonexistent"):
             pass
     assert err.value.details["uri"] == "test:///nonexistent"
+    assert err.value.msg.endswith("Is libvirtd running (systemctl start libvirtd, or libvirtd -d)?")
+
+
+def test_a_remote_uri_that_does_not_answer_is_a_virtops_error_that_says_what_to_check():
+    uri = "qemu+ssh://root@192.0.2.1:1/system?no_tty=1&command=/bin/false"
+    with pytest.raises(VirtopsError) as err:
+        with connect(uri, read_only=True):
+            pass
+    assert err.value.msg.startswith("cannot connect to libvirt at %s (read-only): " % uri)
+    assert err.value.msg.endswith("Can this machine reach the host (address, ssh key, the host's "
+                                  "key in known_hosts) and is libvirtd running there?")
 
 
 def test_a_read_only_connection_reads_but_is_refused_any_change(defined):
