@@ -30,6 +30,7 @@ import yaml
 
 from tests.integration.ansible_venv import VENV_BIN
 from tests.integration.boot_fleet import REPO, Fleet, guest_fleet
+from tests.unit.plugins.inventory.test_servers import plain
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
@@ -96,17 +97,6 @@ def ansible_inventory(workdir: Path, hosts: List[dict], name: str,
                           check=False)
     proc.stderr = " ".join(proc.stderr.split())
     return proc
-
-
-def plain(value):
-    """ansible-inventory's JSON without the unsafe markers of values read from hosts."""
-    if isinstance(value, dict):
-        if set(value) == {"__ansible_unsafe"}:
-            return value["__ansible_unsafe"]
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
 
 
 def test_ansible_inventory_lists_the_booted_servers_from_each_lab_hosts_libvirt(fleet):
