@@ -135,7 +135,7 @@ def _run(store: fleet_store.FleetStore, args: dict, holder: str, check: bool) ->
             leases = store.take(args["servers"], holder, args["lease_operation"], args["ttl"],
                                 alive=holder_alive)
         else:
-            leases = store.check_free(args["servers"], holder)
+            leases = store.check_free(args["servers"], holder, alive=holder_alive)
         # A lease is the run's own bookkeeping: taking and giving it back change no server.
         return {"changed": False, "holder": holder, "leases": [lease.server for lease in leases]}
     if operation == "release":

@@ -83,10 +83,6 @@ class Database:
                                % (exc.diag.message_detail or exc)) from exc
             raise
 
-    def executemany(self, sql: str, rows: Sequence[Sequence]) -> None:
-        for row in rows:
-            self.execute(sql, row)
-
     @contextlib.contextmanager
     def transaction(self) -> Iterator["Database"]:
         """One write transaction: committed at the end, rolled back on any exception.

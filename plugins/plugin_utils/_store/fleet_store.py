@@ -113,6 +113,13 @@ def _ports_of(instance: Mapping) -> List[tuple]:
     return ports
 
 
+def _busy(server: str, current: Optional[Lease], now: float) -> LeaseBusy:
+    """The one refusal of a leased server, naming who holds it."""
+    return LeaseBusy("server %s is busy: %s. Wait for that job to end, or for its lease to "
+                     "expire if it was killed" % (server, current.describe(now) if current else "leased"),
+                     server=server, holder=current.holder if current else None)
+
+
 class FleetStore:
     """The store's operations; one instance per connection."""
 
@@ -352,21 +359,18 @@ class FleetStore:
                         "WHERE server = ? AND holder = ? RETURNING server",
                         (holder, operation, now, now + ttl, server, current.holder))
                 if not rows:
-                    raise LeaseBusy("server %s is busy: %s. Wait for that job to end, or for its "
-                                    "lease to expire if it was killed"
-                                    % (server, current.describe(now) if current else "leased"),
-                                    server=server, holder=current.holder if current else None)
+                    raise _busy(server, current, now)
                 taken.append(Lease(server, holder, operation, now, now + ttl))
         return taken
 
-    def check_free(self, servers: Sequence[str], holder: str) -> List[Lease]:
+    def check_free(self, servers: Sequence[str], holder: str,
+                   alive: Callable[[str], bool] = lambda holder: True) -> List[Lease]:
         """What :meth:`take` would take, taking nothing (check mode): refused the same way."""
         now = self.clock()
         for server in servers:
             current = self.lease(server)
-            if current and current.expires >= now and current.holder != holder:
-                raise LeaseBusy("server %s is busy: %s" % (server, current.describe(now)),
-                                server=server, holder=current.holder)
+            if current and current.expires >= now and current.holder != holder and alive(current.holder):
+                raise _busy(server, current, now)
         return [Lease(server, holder, "check", now, now) for server in servers]
 
     def give_back(self, servers: Sequence[str], holder: str) -> List[str]:
@@ -386,10 +390,14 @@ class FleetStore:
                                    "operation, since, expires", (self.clock(),))
         return [Lease(*row) for row in rows]
 
+    def leases(self) -> List[Lease]:
+        """Every lease, expired or not."""
+        return [Lease(*row) for row in self.db.execute(
+            "SELECT server, holder, operation, since, expires FROM leases ORDER BY server")]
+
     def live_leases(self) -> Dict[str, Lease]:
-        rows = self.db.execute("SELECT server, holder, operation, since, expires FROM leases "
-                               "WHERE expires >= ?", (self.clock(),))
-        return {row[0]: Lease(*row) for row in rows}
+        now = self.clock()
+        return {lease.server: lease for lease in self.leases() if lease.expires >= now}
 
     # -- ports ------------------------------------------------------------------------------
     def reserved(self, networks: Sequence[str]) -> List[dict]:

@@ -59,7 +59,7 @@ def reconcile(store: FleetStore, facts: Sequence[Mapping], write: bool = True) -
         store.report(facts)
         result.expired = store.expire()
     else:
-        result.expired = [lease for lease in _all_leases(store) if lease.expires < now]
+        result.expired = [lease for lease in store.leases() if lease.expires < now]
     held = {str(i.get("uuid")) for f in facts for i in f.get("instances") or []
             if isinstance(i, Mapping) and i.get("uuid")}
     reporting = set(result.reported)
@@ -79,7 +79,3 @@ def reconcile(store: FleetStore, facts: Sequence[Mapping], write: bool = True) -
         result.ports = store.forget_orphan_ports()
     return result
 
-
-def _all_leases(store: FleetStore) -> List[Lease]:
-    return [Lease(*row) for row in store.db.execute(
-        "SELECT server, holder, operation, since, expires FROM leases")]

@@ -254,3 +254,14 @@ def test_a_lease_whose_holder_is_gone_is_taken_over_at_once(store, other):
     (lease,) = other.take(["web"], "job 2", "delete", ttl=60,
                           alive=lambda holder: holder != "ansible-playbook pid 1 on gone")
     assert store.lease("web").holder == "job 2" == lease.holder
+
+
+def test_check_mode_decides_a_gone_holder_as_a_real_run_would(store, other):
+    store.take(["web"], "ansible-playbook pid 1 on gone", "boot", ttl=600)
+
+    def gone(holder):
+        return holder != "ansible-playbook pid 1 on gone"
+    with pytest.raises(LeaseBusy, match="busy: boot by ansible-playbook pid 1 on gone"):
+        other.check_free(["web"], "job 2")
+    assert [lease.server for lease in other.check_free(["web"], "job 2", alive=gone)] == ["web"]
+    assert store.lease("web").holder == "ansible-playbook pid 1 on gone"     # nothing taken
