@@ -78,4 +78,3 @@ def reconcile(store: FleetStore, facts: Sequence[Mapping], write: bool = True) -
         store.forget([r["uuid"] for r in release])
         result.ports = store.forget_orphan_ports()
     return result
-
