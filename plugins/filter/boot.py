@@ -30,6 +30,8 @@ class FilterModule:
     def filters(self):
         return {name: _wrap(function) for name, function in {
             "boot_request": _boot_request.boot_request,
+            "boot_requests": _boot_request.boot_requests,
+            "boot_least_flavor": _boot_plan.least_flavor,
             "server_request": _boot_request.server_request,
             "server_secrets": _boot_request.server_secrets,
             "boot_plan": _boot_plan.boot_plan,

@@ -62,7 +62,10 @@ def server_table(rows) -> List[str]:
 
 
 def server_names(server) -> List[str]:
-    """The names a boot of ``server`` gives (``name``, or ``name-1`` ... with max_count)."""
+    """The names a boot of ``server`` gives (``name``, or ``name-1`` ... with max_count); of each
+    server in turn when ``server`` is a list (``virtops_request`` for several servers)."""
+    if isinstance(server, (list, tuple)):
+        return [name for one in server for name in server_names(one)]
     if not isinstance(server, Mapping) or not (server.get("name") or server.get("uuid")):
         raise VirtopsError("server needs a name (or a uuid) to say which server")
     if not server.get("name"):
@@ -77,14 +80,16 @@ def server_names(server) -> List[str]:
 def server_locations(hosts, server) -> List[dict]:
     """Where the records of ``server`` are: ``[{host, uuid, name, vm_state, task_state}]``.
 
-    ``server`` is the boot request (``name``, ``max_count``) or ``{uuid: ...}``. Every record
-    counts, so an instance in the middle of a resize is found on both of its hosts."""
+    ``server`` is the boot request (``name``, ``max_count``) or ``{uuid: ...}``, or a list of
+    those. Every record counts, so an instance in the middle of a resize is found on both of its
+    hosts."""
     names = set(server_names(server))
-    uuid = str(server["uuid"]).lower() if server.get("uuid") else None
+    servers = server if isinstance(server, (list, tuple)) else [server]
+    uuids = {str(one["uuid"]).lower() for one in servers if one.get("uuid")}
     found = []
     for facts in _facts_list(hosts):
         for instance in facts.get("instances") or []:
-            if instance.get("name") in names or (uuid and instance.get("uuid") == uuid):
+            if instance.get("name") in names or instance.get("uuid") in uuids:
                 found.append({"host": facts.get("hostname"), "uuid": instance.get("uuid"),
                               "name": instance.get("name"),
                               "vm_state": instance.get("vm_state"),

@@ -44,6 +44,8 @@ from typing import Callable, Dict, List, Mapping, Optional
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.plugin_utils._boot.request import (
     instance_names, whole_number)
+from ansible_collections.virtops.compute.plugins.plugin_utils._scheduler.host_state import (
+    InstanceInfo, parse_hosts)
 from ansible_collections.virtops.compute.plugins.plugin_utils._scheduler.scheduler import (
     schedule as _schedule)
 
@@ -81,9 +83,13 @@ def find_instances(hosts, name: str) -> List[dict]:
     return found
 
 
-def boot_plan(request: Mapping, hosts, uuid_factory: Callable[[], str] = None,
+def boot_plan(request, hosts, uuid_factory: Callable[[], str] = None,
               max_attempts: int = MAX_ATTEMPTS, drift: str = "sync") -> dict:
     """Name the instances, find the ones that exist, give the others a uuid.
+
+    ``request`` is one checked request (:func:`boot_request`) or a list of them (several
+    servers booted together, each with its own flavor, image and networks); every instance
+    remembers the index of its request in the plan's ``requests`` (:func:`request_of`).
 
     Records a failed cleanup left behind (:func:`split_leftovers`) do not count as the
     instance: they go in ``leftovers``, for their hosts to finish removing. An existing
@@ -91,52 +97,67 @@ def boot_plan(request: Mapping, hosts, uuid_factory: Callable[[], str] = None,
     make_uuid = uuid_factory or (lambda: str(uuid_mod.uuid4()))
     if drift not in DRIFT_MODES:
         raise _fail("server_boot_drift must be one of %s, not %r" % (", ".join(DRIFT_MODES), drift))
+    requests = [dict(r) for r in (request if isinstance(request, (list, tuple)) else [request])]
     instances = []
     leftovers = []
-    for index, name in enumerate(instance_names(request["name"], request["max_count"])):
-        entry = {"name": name, "launch_index": index, "uuid": None, "status": "unplaced",
-                 "host": None, "limits": {}, "alternates": [], "tried": [], "failures": [],
-                 "network_info": [], "attempt": 0, "resumed": False, "fault": None,
-                 "availability_zone": None, "drift": None}
-        found, left = split_leftovers(find_instances(hosts, name))
-        leftovers += [leftover_entry(record, "an earlier run") for record in left]
-        if len(found) > 1 and len({f.get("uuid") for f in found}) > 1:
-            raise _fail("%s exists more than once in the fleet (%s); delete the extra ones "
-                        "first" % (name, ", ".join("%s on %s" % (f.get("uuid"), f["host"])
-                                                   for f in found)))
-        if found:
-            record = found[0]
-            entry["uuid"] = record.get("uuid")
-            entry["host"] = record["host"]
-            entry["vm_state"] = record.get("vm_state")
-            entry["task_state"] = record.get("task_state")
-            entry["power_state"] = record.get("power_state")
-            entry["ips"] = record.get("ips") or []
-            entry["availability_zone"] = record.get("availability_zone")
-            if len(found) > 1 or record.get("migration") or record.get("vm_state") in SETTLED_STATES:
-                entry["status"] = "exists"     # also an instance in a move: leave it alone
-                if len(found) == 1:
-                    entry["drift"] = power_drift(record, drift)
-            elif record.get("vm_state") == "building":
-                # An interrupted boot: finish it where it was claimed (every step is idempotent).
-                entry.update(status="pending", resumed=True)
-            else:
-                fault = (record.get("fault") or {}).get("message") if isinstance(
-                    record.get("fault"), Mapping) else record.get("fault")
-                raise _fail("%s exists on %s in vm_state %s%s; delete it (playbooks/delete.yml) "
-                            "before booting it again" % (name, record["host"],
-                                                         record.get("vm_state"),
-                                                         " (%s)" % fault if fault else ""))
-        else:
-            entry["uuid"] = make_uuid()
-        instances.append(entry)
-    return {"request": dict(request), "instances": instances, "attempt": 0,
+    for number, one in enumerate(requests):
+        for index, name in enumerate(instance_names(one["name"], one["max_count"])):
+            entry, left = _plan_entry(hosts, name, index, number, make_uuid, drift)
+            instances.append(entry)
+            leftovers += left
+    return {"requests": requests, "instances": instances, "attempt": 0,
             "max_attempts": check_max_attempts(max_attempts), "leftovers": leftovers,
             "drift_mode": drift}
 
 
-def _request_base(plan: Mapping) -> dict:
-    request = plan["request"]
+def _plan_entry(hosts, name: str, index: int, number: int, make_uuid: Callable[[], str],
+                drift: str):
+    """The plan's entry for the instance ``name`` (launch index ``index`` of request
+    ``number``), and the leftovers of failed builds of that name."""
+    entry = {"name": name, "launch_index": index, "request": number, "uuid": None,
+             "status": "unplaced", "host": None, "limits": {}, "alternates": [], "tried": [],
+             "failures": [], "network_info": [], "attempt": 0, "resumed": False, "fault": None,
+             "availability_zone": None, "drift": None}
+    found, left = split_leftovers(find_instances(hosts, name))
+    leftovers = [leftover_entry(record, "an earlier run") for record in left]
+    if len(found) > 1 and len({f.get("uuid") for f in found}) > 1:
+        raise _fail("%s exists more than once in the fleet (%s); delete the extra ones "
+                    "first" % (name, ", ".join("%s on %s" % (f.get("uuid"), f["host"])
+                                               for f in found)))
+    if found:
+        record = found[0]
+        entry["uuid"] = record.get("uuid")
+        entry["host"] = record["host"]
+        entry["vm_state"] = record.get("vm_state")
+        entry["task_state"] = record.get("task_state")
+        entry["power_state"] = record.get("power_state")
+        entry["ips"] = record.get("ips") or []
+        entry["availability_zone"] = record.get("availability_zone")
+        if len(found) > 1 or record.get("migration") or record.get("vm_state") in SETTLED_STATES:
+            entry["status"] = "exists"     # also an instance in a move: leave it alone
+            if len(found) == 1:
+                entry["drift"] = power_drift(record, drift)
+        elif record.get("vm_state") == "building":
+            # An interrupted boot: finish it where it was claimed (every step is idempotent).
+            entry.update(status="pending", resumed=True)
+        else:
+            fault = (record.get("fault") or {}).get("message") if isinstance(
+                record.get("fault"), Mapping) else record.get("fault")
+            raise _fail("%s exists on %s in vm_state %s%s; delete it (playbooks/delete.yml) "
+                        "before booting it again" % (name, record["host"],
+                                                     record.get("vm_state"),
+                                                     " (%s)" % fault if fault else ""))
+    else:
+        entry["uuid"] = make_uuid()
+    return entry, leftovers
+
+
+def request_of(plan: Mapping, instance: Mapping) -> dict:
+    """The checked request ``instance`` was asked for in."""
+    return plan["requests"][instance.get("request") or 0]
+
+
+def _request_base(request: Mapping) -> dict:
     base = {"flavor": request["flavor"], "image": {"properties": request["image"]["properties"]}}
     if request.get("availability_zone"):
         base["availability_zone"] = request["availability_zone"]
@@ -155,43 +176,56 @@ def schedule_requests(plan: Mapping, count: Optional[int] = None) -> List[dict]:
     (Nova's RetryFilter). ``count`` keeps only the first ``count`` new instances (the
     min_count fallback of a multiple create).
     """
+    return [request for _number, request in _schedule_groups(plan, count)]
+
+
+def _schedule_groups(plan: Mapping, count: Optional[int] = None,
+                     number: Optional[int] = None) -> List[tuple]:
+    """(request number, scheduler request) per group of :func:`schedule_requests`; only those
+    of request ``number`` when it is given."""
     groups: Dict[tuple, List[Mapping]] = {}
     for instance in plan["instances"]:
-        if instance["status"] == "unplaced":
-            groups.setdefault(tuple(sorted(instance["tried"])), []).append(instance)
+        if instance["status"] == "unplaced" and number in (None, instance.get("request") or 0):
+            groups.setdefault((instance.get("request") or 0, tuple(sorted(instance["tried"]))),
+                              []).append(instance)
     requests = []
-    for tried, members in groups.items():
+    for (index, tried), members in groups.items():
         if count is not None:
             members = members[:count]
-        request = _request_base(plan)
+        request = _request_base(plan["requests"][index])
         request["instance_names"] = [m["name"] for m in members]
         request["instance_uuids"] = [m["uuid"] for m in members]
         if tried:
             request["ignore_hosts"] = list(tried)
-        requests.append(request)
+        requests.append((index, request))
     return requests
 
 
-def unplaced_count(plan: Mapping) -> int:
-    return sum(1 for i in plan["instances"] if i["status"] == "unplaced")
+def _of_request(plan: Mapping, number: Optional[int]) -> List[Mapping]:
+    return [i for i in plan["instances"] if number in (None, i.get("request") or 0)]
 
 
-def fallback_counts(plan: Mapping) -> List[int]:
-    """Smaller multiple creates to try, largest first, when all of max_count cannot be placed:
-    down to what min_count still needs (Nova creates between min_count and max_count)."""
-    new = unplaced_count(plan)
-    have = sum(1 for i in plan["instances"] if i["status"] in ("exists", "pending"))
-    floor = max(1, plan["request"]["min_count"] - have)
+def unplaced_count(plan: Mapping, number: Optional[int] = None) -> int:
+    return sum(1 for i in _of_request(plan, number) if i["status"] == "unplaced")
+
+
+def fallback_counts(plan: Mapping, number: int = 0) -> List[int]:
+    """Smaller multiple creates to try, largest first, when all of max_count of request
+    ``number`` cannot be placed: down to what its min_count still needs (Nova creates between
+    min_count and max_count)."""
+    new = unplaced_count(plan, number)
+    have = sum(1 for i in _of_request(plan, number) if i["status"] in ("exists", "pending"))
+    floor = max(1, plan["requests"][number]["min_count"] - have)
     return list(range(new - 1, floor - 1, -1))
 
 
-def _placed_fewer(plan: Mapping, hosts, config, scheduler) -> Optional[list]:
+def _placed_fewer(plan: Mapping, hosts, config, scheduler, number: int = 0) -> Optional[list]:
     """The largest multiple create that fits, down to what min_count still needs: the
     selections for it, or None when not even that many fit. Nova creates between min_count
     and max_count instances of one request; the rest are not created."""
-    for count in fallback_counts(plan):
+    for count in fallback_counts(plan, number):
         try:
-            return [s.to_dict() for s in scheduler(hosts, schedule_requests(plan, count)[0],
+            return [s.to_dict() for s in scheduler(hosts, _schedule_groups(plan, count, number)[0][1],
                                                    config)]
         except VirtopsError:
             continue
@@ -212,17 +246,44 @@ def boot_scheduled(plan: Mapping, hosts, config=None, attempt: int = 1,
     """
     scheduler = scheduler or _schedule
     attempt = whole_number(attempt, "attempt", 1)
-    for request in schedule_requests(plan):
+    groups = _schedule_groups(plan)
+    if len(groups) > 1:
+        hosts = parse_hosts(hosts)
+    for number, request in groups:
         try:
             selections = [s.to_dict() for s in scheduler(hosts, request, config or {})]
         except VirtopsError as exc:
-            fewer = _placed_fewer(plan, hosts, config or {}, scheduler) if attempt == 1 else None
+            fewer = _placed_fewer(plan, hosts, config or {}, scheduler,
+                                  number) if attempt == 1 else None
             if fewer:
                 plan = boot_placed(plan, fewer, attempt, drop_unplaced=True)
             plan = boot_unschedulable(plan, exc.msg, names=request["instance_names"])
             continue
         plan = boot_placed(plan, selections, attempt)
+        if len(groups) > 1:
+            hosts = _consumed(hosts, plan, request["instance_names"])
     return _copy(plan)
+
+
+def _consumed(states: list, plan: Mapping, names: List[str]) -> list:
+    """The HostStates after the instances ``names`` were placed on them, so that the next
+    group of the same attempt sees them, as the scheduler sees its own picks within one
+    request (HostState.consume, Nova's consume_from_request)."""
+    states = list(states)
+    index = {state.hostname: pos for pos, state in enumerate(states)}
+    for instance in plan["instances"]:
+        if instance["name"] in names and instance["status"] == "pending" \
+                and instance["host"] in index:
+            request = request_of(plan, instance)
+            flavor = request["flavor"]
+            pos = index[instance["host"]]
+            states[pos] = states[pos].consume(
+                float(flavor.get("vcpus") or 0), float(flavor.get("ram_mb") or 0),
+                float(flavor.get("root_gb") or 0) + float(flavor.get("ephemeral_gb") or 0),
+                InstanceInfo(uuid=instance["uuid"], name=instance["name"],
+                             server_group=_group_name(request), vm_state="building",
+                             task_state="scheduling"))
+    return states
 
 
 # --------------------------------------------------------------------------- the attempts
@@ -316,9 +377,10 @@ def plugin_failure(message: str) -> str:
 
 def ports_request(plan: Mapping) -> List[dict]:
     """Instances for the ports lookup: the ones to build that have no ports yet."""
-    return [{"name": i["name"], "uuid": i["uuid"], "networks": plan["request"]["networks"]}
+    return [{"name": i["name"], "uuid": i["uuid"], "networks": request_of(plan, i)["networks"]}
             for i in plan["instances"]
-            if i["status"] == "pending" and not i["network_info"] and plan["request"]["networks"]]
+            if i["status"] == "pending" and not i["network_info"]
+            and request_of(plan, i)["networks"]]
 
 
 def boot_ported(plan: Mapping, allocations) -> dict:
@@ -339,15 +401,29 @@ def boot_claims(plan: Mapping, statuses=("pending",)) -> List[dict]:
     """The instances in ``statuses`` as the fleet store's claims: where each is allocated and
     what its host's facts will show of it (``fleet_store`` operation ``claim``; with
     ``error`` and ``dropped``, the uuids it releases)."""
-    request = plan["request"]
-    group = request.get("server_group") or {}
-    return [{"uuid": i["uuid"], "name": i["name"], "host": i["host"], "flavor": request["flavor"],
+    return [{"uuid": i["uuid"], "name": i["name"], "host": i["host"],
+             "flavor": request_of(plan, i)["flavor"],
              "vm_state": CLAIM_STATES.get(i["status"]) or i.get("vm_state") or i["status"],
-             "task_state": None,
-             "server_group": group.get("name") if isinstance(group, Mapping) else None,
+             "task_state": None, "server_group": _group_name(request_of(plan, i)),
              "availability_zone": i.get("availability_zone"),
              "ips": i.get("ips") or [], "network_info": i.get("network_info") or []}
             for i in plan["instances"] if i["status"] in statuses and i.get("uuid")]
+
+
+def _group_name(request: Mapping) -> Optional[str]:
+    group = request.get("server_group") or {}
+    return group.get("name") if isinstance(group, Mapping) else None
+
+
+def least_flavor(requests) -> dict:
+    """The least of each resource the flavors of ``requests`` (one checked request or a list)
+    ask for: a host that cannot hold it holds none of them (the fleet store's candidates)."""
+    requests = requests if isinstance(requests, (list, tuple)) else [requests]
+    flavors = [r["flavor"] for r in requests]
+    if not flavors:
+        return {}
+    return {key: min(float(f.get(key) or 0) for f in flavors)
+            for key in ("vcpus", "ram_mb", "root_gb", "ephemeral_gb", "swap_mb")}
 
 
 def attempt_hosts(plan: Mapping) -> List[str]:
@@ -705,7 +781,8 @@ def boot_summary(plan: Mapping) -> dict:
              for s in servers}
     return {"servers": servers, "failed": [s["name"] for s in failed], "stats": stats,
             "booted": [s["name"] for s in made], "lines": lines,
-            "msg": "%s: %s" % (plan["request"]["name"], "; ".join(lines)),
+            "msg": "%s: %s" % (", ".join(r["name"] for r in plan["requests"]) or "nothing asked",
+                               "; ".join(lines) or "nothing to boot"),
             "errors_msg": errors_msg if failed else "",
             "leftovers": remaining,
             "leftovers_msg": "Failed builds left things behind on %s: %s" % (

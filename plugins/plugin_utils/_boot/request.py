@@ -304,6 +304,25 @@ def boot_request(server, flavors=None, images=None, networks=None, keypairs=None
     }
 
 
+def boot_requests(server, flavors=None, images=None, networks=None, keypairs=None,
+                  server_groups=None) -> List[dict]:
+    """:func:`boot_request` of each server of ``server``: one mapping, or a list of them (several
+    servers in one boot, as the desired state of ``playbooks/converge.yml`` asks). Instance names
+    must be unique across the list: Nova's API would refuse the second request of a name (when
+    ``osapi_compute_unique_server_name_scope`` is set; we always keep names unique)."""
+    servers = list(server) if isinstance(server, (list, tuple)) else [server]
+    requests = [boot_request(one, flavors, images, networks, keypairs, server_groups)
+                for one in servers]
+    seen: Dict[str, str] = {}
+    for request in requests:
+        for name in instance_names(request["name"], request["max_count"]):
+            if name in seen:
+                raise _fail("server %s is asked for twice (%s and %s): give each server once"
+                            % (name, seen[name], request["name"]))
+            seen[name] = request["name"]
+    return requests
+
+
 def _server_mapping(server) -> dict:
     """``server`` as a mapping: a mapping as it is, a JSON object given as text (an AWX extra
     variable typed as a string), a plain name; nothing for no server."""
@@ -343,20 +362,36 @@ def _flat_value(key: str, value):
     return str(value).strip()
 
 
-def server_request(server, flat: Optional[Mapping] = None, required: bool = True) -> dict:
+def _given(flat: Optional[Mapping]) -> Dict[str, object]:
+    given = {}
+    for key, value in (flat or {}).items():
+        if key not in FLAT_KEYS:
+            raise _fail("unknown survey variable %r (known: %s)" % (key, ", ".join(FLAT_KEYS)))
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        given[key] = value
+    return given
+
+
+def server_request(server, flat: Optional[Mapping] = None, required: bool = True):
     """The server a playbook is asked about, whatever form it came in: ``server`` as a mapping
     (``-e @web.yml``), as a JSON object in text, or as a plain name (``-e server=web1``), with
     the flat survey variables (:data:`FLAT_KEYS`: ``server_name``, ``flavor``, ``image``,
     ``network`` (names, comma-separated), ``key_name``, ``count``, ``min_count``,
     ``config_drive``) filling what it does not say. Empty answers count as not given; a flat
     variable that contradicts the mapping is refused. The secrets are left out
-    (:func:`server_secrets`)."""
+    (:func:`server_secrets`).
+
+    ``server`` may also be a list of those (several servers at once, as
+    ``playbooks/converge.yml`` passes them): the result is then a list of mappings, possibly
+    empty (nothing to do), and the flat variables, which say one server, are refused."""
+    if isinstance(server, (list, tuple)):
+        if _given(flat):
+            raise _fail("server is a list of servers; the survey variables %s say one server: "
+                        "give them inside each entry" % ", ".join(sorted(_given(flat))))
+        return [server_request(one, None, required=True) for one in server]
     result = _server_mapping(server)
-    for key, value in (flat or {}).items():
-        if key not in FLAT_KEYS:
-            raise _fail("unknown survey variable %r (known: %s)" % (key, ", ".join(FLAT_KEYS)))
-        if value is None or (isinstance(value, str) and not value.strip()):
-            continue
+    for key, value in _given(flat).items():
         target, value = FLAT_KEYS[key], _flat_value(key, value)
         if result.get(target) not in (None, "", []) and result[target] != value:
             raise _fail("server.%s is %r but %s is %r: give it once"
@@ -369,10 +404,23 @@ def server_request(server, flat: Optional[Mapping] = None, required: bool = True
     return result
 
 
-def server_secrets(server, admin_pass=None, user_data=None) -> dict:
+def server_secrets(server, admin_pass=None, user_data=None, each: bool = False):
     """``admin_pass`` and ``user_data``: the top-level variables (an AWX survey's password and
-    textarea fields, kept out of ``server``), else the keys of a ``server`` mapping."""
-    mapping = _server_mapping(server)
+    textarea fields, kept out of ``server``), else the keys of a ``server`` mapping. For a list
+    of servers, a list of those, in order (the top-level variables serve every server that does
+    not say its own); ``each`` makes it a list for a single server too (the boot's requests)."""
+    if isinstance(server, (list, tuple)):
+        return [_secrets_of(_server_mapping(one), admin_pass, user_data, prefer_own=True)
+                for one in server]
+    secrets = _secrets_of(_server_mapping(server), admin_pass, user_data)
+    return [secrets] if each else secrets
+
+
+def _secrets_of(mapping: Mapping, admin_pass, user_data, prefer_own: bool = False) -> dict:
     given = {"admin_pass": admin_pass, "user_data": user_data}
+    if prefer_own:
+        return {key: mapping.get(key) if mapping.get(key) not in (None, "") else given[key]
+                for key in SECRET_KEYS}
     return {key: given[key] if given[key] not in (None, "") else mapping.get(key)
             for key in SECRET_KEYS}
+
