@@ -10,6 +10,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.plugin_utils._boot import converge as _converge
 from ansible_collections.virtops.compute.plugins.plugin_utils._boot import fleet as _fleet
 from ansible_collections.virtops.compute.plugins.plugin_utils._boot import plan as _boot_plan
 from ansible_collections.virtops.compute.plugins.plugin_utils._boot import request as _boot_request
@@ -56,4 +57,5 @@ class FilterModule:
             "server_table": _fleet.server_table,
             "server_locations": _fleet.server_locations,
             "server_names": _fleet.server_names,
+            "converge_plan": _converge.converge_plan,
         }.items()}

@@ -39,10 +39,19 @@ def fleet_servers(hosts) -> List[dict]:
                 "flavor": _name_of(instance.get("flavor")),
                 "image": _name_of(instance.get("image")),
                 "ips": list(instance.get("ips") or []),
+                "networks": network_labels(instance.get("network_info")),
                 "server_group": instance.get("server_group"),
                 "fault": instance.get("fault"),
             })
     return sorted(rows, key=lambda r: (str(r["name"]), str(r["host"])))
+
+
+def network_labels(network_info) -> List[str]:
+    """The names of the networks of an instance's ports, in port order (Nova's network_info:
+    each VIF's ``network.label``)."""
+    return [str((vif.get("network") or {}).get("label") or (vif.get("network") or {}).get("id"))
+            for vif in network_info or [] if isinstance(vif, Mapping)
+            and isinstance(vif.get("network"), Mapping)]
 
 
 def _cell(row: Mapping, key: str) -> str:
