@@ -11,8 +11,8 @@ description:
   - Returns the tail of the guest's serial console log, as Nova's C(get_console_output) does
     (C(openstack console log show --lines N)).
   - The log is the C(<log file>) of the first serial port of C(<instances_path>/<uuid>/libvirt.xml)
-    (or the path of a C(file) type serial port), else C(<instances_path>/<uuid>/console.log):
-    where M(virtops.compute.vm_domain) looks when it waits for a console line.
+    (or the path of a C(file) type serial port), else C(<instances_path>/<uuid>/console.log), which
+    is where M(virtops.compute.vm_domain) looks when it waits for a console line.
   - Reads at most the last 100 KiB of the file (Nova's C(MAX_CONSOLE_BYTES)). Changes nothing.
 author:
   - virtops.compute contributors (@virtops)

@@ -217,8 +217,7 @@ def plan_target(request: PowerRequest, name: str, record: Mapping) -> PowerTarge
 
 def _choose_console(records: List[Mapping]) -> Mapping:
     """The record whose domain shows the console: the running one, else one with a domain."""
-    for wanted in (("running",), tuple(s for s in ("paused", "shutdown", "crashed",
-                                                     "suspended", "pending"))):
+    for wanted in (("running",), ("paused", "shutdown", "crashed", "suspended", "pending")):
         for record in records:
             if record.get("power_state") in wanted:
                 return record

@@ -33,9 +33,9 @@ def one(plan):
 def test_stop_of_an_active_server_powers_it_off_on_its_host_and_records_it_stopped():
     plan = power_plan(fleet(("c1", []), ("c2", [record()])), {"name": "web1"}, "stop")
     target = one(plan)
-    assert (target["host"], target["domain_state"], target["task_state_during"],
-            target["vm_state_after"], target["work"]) == ("c2", "stopped", "powering-off",
-                                                         "stopped", True)
+    found = (target["host"], target["domain_state"], target["task_state_during"],
+             target["vm_state_after"], target["work"])
+    assert found == ("c2", "stopped", "powering-off", "stopped", True)
     assert target["network_info"] == PORTS
     assert plan["hosts"] == ["c2"]
     assert plan["shutdown_timeout"] == 60       # Nova's shutdown_timeout
