@@ -3,7 +3,8 @@
 """playbooks/stop.yml, start.yml, reboot.yml and console_log.yml on the session's two-host lab:
 a server found by name is stopped cleanly (ACPI) and started, rebooted soft and hard (QEMU
 starts again: a new pid), its console log shows the guest's lines; re-runs change nothing, an
-unknown name fails before anything changes, and --check changes nothing."""
+unknown name fails before anything changes, and --check changes nothing. With a fleet store
+(SQLite) only the server's host is gathered, a busy server is refused and the lease goes back."""
 from __future__ import annotations
 
 import os
@@ -12,6 +13,8 @@ import time
 import pytest
 
 from tests.integration.boot_fleet import CONSOLE_META, guest_fleet
+from ansible_collections.virtops.compute.plugins.plugin_utils._store import db as store_db
+from ansible_collections.virtops.compute.plugins.plugin_utils._store.fleet_store import FleetStore
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
@@ -138,3 +141,34 @@ def test_an_unknown_name_fails_clearly_and_changes_nothing(fleet, server):
     assert "no server no-such-server in the fleet: nothing was done" in run.failures()
     assert run.changed == {}, run.changed_tasks()
     assert domain_state(fleet, server) == "running"
+
+
+def test_with_a_fleet_store_only_the_servers_host_is_gathered_and_the_lease_goes_back(
+        fleet, tmp_path):
+    url = "sqlite:///%s" % (tmp_path / "fleet.db")
+    store = FleetStore(store_db.connect(url))
+    reported = fleet.playbook("report.yml", {"virtops_fleet_store": url})
+    assert reported.rc == 0, reported.failures()
+    booted = fleet.boot(dict(SERVER, name="pws"), virtops_fleet_store=url)
+    assert booted.rc == 0, booted.failures()
+    (made,) = booted.boot["servers"]
+    try:
+        stopped = fleet.playbook("stop.yml", {"server": "pws", "virtops_fleet_store": url,
+                                              "shutdown_timeout": 30})
+        assert stopped.rc == 0, stopped.failures()
+        gathered = [host for play in stopped.plays for task in play["tasks"]
+                    if task["task"]["name"].endswith("Gather what this compute host offers and holds")
+                    for host in task["hosts"]]
+        assert gathered == [made["host"]]
+        assert store.lease("pws") is None
+        assert made["host"] in store.stale(fleet.hosts, max_age=300)   # it reports again
+
+        store.take(["pws"], "AWX job 7", "reboot", ttl=600)
+        busy = fleet.playbook("start.yml", {"server": "pws", "virtops_fleet_store": url})
+        assert busy.rc != 0 and "server pws is busy: reboot by AWX job 7" in busy.failures()
+        assert busy.changed == {}, busy.changed_tasks()
+        store.give_back(["pws"], "AWX job 7")
+    finally:
+        store.db.close()
+        gone = fleet.playbook("delete.yml", {"server": "pws", "virtops_fleet_store": url})
+        assert gone.rc == 0, gone.failures()
