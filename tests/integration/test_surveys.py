@@ -3,7 +3,7 @@
 """The AWX surveys the collection ships (docs/awx/surveys/*.json), answered as AWX sends them
 (every variable of the survey, empty strings for unanswered optional fields) and run under
 ansible-runner, AWX's executor, against the session's two-host lab: boot, cold migration and
-confirm, resize and revert, delete."""
+confirm, resize and revert, stop, start, reboot, console log, delete."""
 from __future__ import annotations
 
 import json
@@ -68,6 +68,26 @@ def test_every_survey_drives_its_playbook_under_ansible_runner(fleet):
     finally:
         run(fleet, "delete", "survey-delete", server_name="sv1")
     assert hosts_holding(fleet, "sv1") == []
+
+
+def test_the_power_surveys_stop_start_reboot_and_show_the_console_under_ansible_runner(fleet):
+    run(fleet, "boot", "survey-boot-power", server_name="sv2", flavor="m1.nano", image="guest",
+        network="private")
+    try:
+        stopped = run(fleet, "stop", "survey-stop", server_name="sv2", shutdown_timeout=30)
+        assert stopped.artifact["virtops_servers"]["sv2"]["result"] == "stopped"
+        (listed,) = [s for s in fleet.servers() if s["name"] == "sv2"]
+        assert (listed["vm_state"], listed["power_state"]) == ("stopped", "shutdown")
+        started = run(fleet, "start", "survey-start", server_name="sv2")
+        assert started.artifact["virtops_servers"]["sv2"]["result"] == "started"
+        rebooted = run(fleet, "reboot", "survey-reboot", server_name="sv2", reboot_type="hard")
+        assert rebooted.artifact["virtops_servers"]["sv2"]["result"] == "rebooted (hard)"
+        (listed,) = [s for s in fleet.servers() if s["name"] == "sv2"]
+        assert (listed["vm_state"], listed["power_state"]) == ("active", "running")
+        shown = run(fleet, "console_log", "survey-console", server_name="sv2")
+        assert shown.changed == {}
+    finally:
+        run(fleet, "delete", "survey-delete-power", server_name="sv2")
 
 
 def test_a_limit_that_leaves_out_the_controller_is_refused_before_anything_runs(fleet):

@@ -21,7 +21,7 @@ _BASE = ("module_utils._common", "module_utils._model")
 _HOST = _BASE + ("module_utils._libvirt",)
 _PARTS = _HOST + ("module_utils._storage", "module_utils._network", "module_utils._guest")
 _CONTROLLER = _BASE + ("plugin_utils._scheduler", "plugin_utils._network", "plugin_utils._boot",
-                       "plugin_utils._store")
+                       "plugin_utils._store", "plugin_utils._power")
 
 # layer -> the other layers it may import (itself is always allowed).
 LAYERS: Dict[str, Tuple[str, ...]] = {
@@ -46,6 +46,8 @@ LAYERS: Dict[str, Tuple[str, ...]] = {
     "plugin_utils._boot": _BASE + ("plugin_utils._scheduler", "plugin_utils._network"),
     # The fleet store: placement's candidates, allocations, port reservations, leases.
     "plugin_utils._store": _BASE + ("plugin_utils._scheduler", "plugin_utils._network"),
+    # Power actions by name: Nova's API checks over the fleet listing of _boot.
+    "plugin_utils._power": _BASE + ("plugin_utils._boot",),
     # The inventory of servers: reads the compute hosts' libvirt remotely (read-only) and the
     # domains' metadata with the guest definition's own parser, so it alone of the controller
     # layers needs libvirt-python and lxml; playbooks never load it.

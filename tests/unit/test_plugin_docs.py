@@ -1,6 +1,6 @@
 # Copyright: (c) 2026, virtops.compute contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Every filter of ``plugins/filter/boot.py`` is documented in the YAML file of its name beside
+"""Every filter of ``plugins/filter/boot.py`` and ``power.py`` is documented in the YAML file of its name beside
 it (``ansible-doc -t filter``, the docsite and galaxy-importer read it), and the documentation
 names only parameters the filter has: a new filter without its YAML fails here."""
 from __future__ import annotations
@@ -12,12 +12,14 @@ import pytest
 import yaml
 
 from ansible_collections.virtops.compute.plugins.filter.boot import FilterModule
+from ansible_collections.virtops.compute.plugins.filter.power import FilterModule as PowerFilters
 from ansible_collections.virtops.compute.plugins.plugin_utils._boot import fleet as _fleet
 from ansible_collections.virtops.compute.plugins.plugin_utils._boot import plan as _boot_plan
 from ansible_collections.virtops.compute.plugins.plugin_utils._boot import request as _boot_request
+from ansible_collections.virtops.compute.plugins.plugin_utils._power import actions as _power
 
 FILTER_DIR = pathlib.Path(__file__).resolve().parents[2] / "plugins" / "filter"
-FILTERS = FilterModule().filters()
+FILTERS = dict(FilterModule().filters(), **PowerFilters().filters())
 SECTIONS = ("DOCUMENTATION", "EXAMPLES", "RETURN")
 
 
@@ -59,12 +61,13 @@ def doc_problems(name: str, directory: pathlib.Path = FILTER_DIR) -> list:
 
 
 def implementation(name: str):
-    """The plugin_utils function behind filter ``name`` (boot.py keeps its __name__)."""
+    """The plugin_utils function behind filter ``name`` (the wrappers keep its __name__)."""
     function_name = FILTERS[name].__name__
-    for module in (_boot_plan, _boot_request, _fleet):
+    for module in (_boot_plan, _boot_request, _fleet, _power):
         if hasattr(module, function_name):
             return getattr(module, function_name)
-    raise AssertionError("filter %s: no function %s in _boot_plan, _boot_request or _fleet"
+    raise AssertionError("filter %s: no function %s in _boot_plan, _boot_request, _fleet or "
+                         "_power"
                          % (name, function_name))
 
 

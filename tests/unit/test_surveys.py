@@ -14,9 +14,11 @@ SURVEYS = REPO / "docs" / "awx" / "surveys"
 
 def test_every_survey_asks_only_for_variables_its_playbook_reads():
     known = {"server_name", "flavor", "image", "network", "key_name", "count", "admin_pass",
-             "user_data", "target_host"}
+             "user_data", "target_host", "reboot_type", "shutdown_timeout", "console_lines"}
     paths = sorted(SURVEYS.glob("*.json"))
-    assert [p.stem for p in paths] == ["boot", "cold_migrate", "confirm_resize", "delete", "resize", "revert_resize"]
+    assert [p.stem for p in paths] == ["boot", "cold_migrate", "confirm_resize", "console_log",
+                                       "delete", "reboot", "resize", "revert_resize", "start",
+                                       "stop"]
     for path in paths:
         survey = json.loads(path.read_text())
         assert (REPO / "playbooks" / (path.stem + ".yml")).is_file(), path.name
@@ -26,3 +28,12 @@ def test_every_survey_asks_only_for_variables_its_playbook_reads():
         secrets = {q["variable"] for q in survey["spec"] if q["type"] == "password"}
         assert secrets <= {"admin_pass"} and ("admin_pass" not in {q["variable"] for q in survey["spec"]}
                                               or secrets == {"admin_pass"}), path.name
+
+
+def test_a_multiple_choice_question_offers_its_default_among_its_choices():
+    for path in sorted(SURVEYS.glob("*.json")):
+        for question in json.loads(path.read_text())["spec"]:
+            if question["type"] == "multiplechoice":
+                choices = question["choices"]
+                choices = choices.split("\n") if isinstance(choices, str) else choices
+                assert question["default"] in choices, (path.name, question["variable"])

@@ -37,9 +37,9 @@ _INSTANCE_DIR_RE = re.compile(
     % RESIZE_SUFFIX)
 VM_STATES = ("building", "active", "stopped", "paused", "resized", "error", "deleted")
 TASK_STATES = (None, "scheduling", "networking", "block_device_mapping", "spawning",
-               "powering-off", "powering-on", "rebooting", "deleting", "resize_prep",
-               "resize_migrating", "resize_migrated", "resize_finish", "resize_reverting",
-               "resize_confirming")
+               "powering-off", "powering-on", "rebooting", "rebooting_hard", "deleting",
+               "resize_prep", "resize_migrating", "resize_migrated", "resize_finish",
+               "resize_reverting", "resize_confirming")
 HISTORY_LIMIT = 50
 
 

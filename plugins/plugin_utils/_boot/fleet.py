@@ -87,7 +87,8 @@ def server_names(server) -> List[str]:
 
 
 def server_locations(hosts, server) -> List[dict]:
-    """Where the records of ``server`` are: ``[{host, uuid, name, vm_state, task_state}]``.
+    """Where the records of ``server`` are: ``[{host, uuid, name, vm_state, task_state,
+    power_state, migration, network_info}]`` (``power_state``: the domain's, live).
 
     ``server`` is the boot request (``name``, ``max_count``) or ``{uuid: ...}``, or a list of
     those. Every record counts, so an instance in the middle of a resize is found on both of its
@@ -103,6 +104,8 @@ def server_locations(hosts, server) -> List[dict]:
                               "name": instance.get("name"),
                               "vm_state": instance.get("vm_state"),
                               "task_state": instance.get("task_state"),
+                              "power_state": instance.get("power_state"),
+                              "migration": instance.get("migration"),
                               "network_info": instance.get("network_info") or []})
     return sorted(found, key=lambda f: (str(f["name"]), str(f["host"])))
 
