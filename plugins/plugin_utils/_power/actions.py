@@ -232,13 +232,18 @@ def _without_facts(gathered, hosts) -> List[str]:
 def power_plan(hosts, server, action: str, reboot_type=None, shutdown_timeout=None,
                console_lines=None, gathered=None) -> dict:
     """The plan of a power action on ``server`` (the request: ``name``, ``max_count`` or
-    ``uuid``) from the fleet's host facts ``hosts``; ``gathered`` are the hosts asked for facts
+    ``uuid``, or a list of those; an empty list plans nothing) from the fleet's host facts ``hosts``; ``gathered`` are the hosts asked for facts
     (those that gave none are named when a server is not found).
 
     Raises VirtopsError, before any host is touched, when a server is not in the fleet or the
     action is not allowed in its state. Returns ``{action, reboot_type, shutdown_timeout,
     console_lines, targets, hosts, lines}``: ``hosts`` are the hosts with something to do."""
     request = PowerRequest.from_values(action, reboot_type, shutdown_timeout, console_lines)
+    if isinstance(server, (list, tuple)) and not server:
+        # An empty list (playbooks/converge.yml with nothing to stop): nothing to do.
+        return {"action": request.action, "reboot_type": request.reboot_type,
+                "shutdown_timeout": request.shutdown_timeout,
+                "console_lines": request.console_lines, "targets": [], "hosts": [], "lines": []}
     found = server_locations(hosts, server)
     wanted = server_names(server) or sorted({str(f["name"]) for f in found})
     missing = [n for n in wanted if n not in {f["name"] for f in found}]
@@ -246,7 +251,8 @@ def power_plan(hosts, server, action: str, reboot_type=None, shutdown_timeout=No
         silent = _without_facts(gathered, hosts)
         raise VirtopsError(
             "no server %s in the fleet: nothing was done. %s%s" % (
-                ", ".join(missing) or server.get("uuid") or "", SERVERS_YML,
+                ", ".join(missing) or (server.get("uuid") if isinstance(server, Mapping)
+                                       else "") or "", SERVERS_YML,
                 "; no facts from %s: it may be there, fix or remove them" % ", ".join(silent)
                 if silent else ""))
     targets: List[PowerTarget] = []

@@ -222,3 +222,8 @@ def test_the_report_of_a_no_op_and_of_a_console_read():
     assert report["console"] == {"web1": ["a", "b"]}
     assert report["lines"] == ["web1 on c1: 2 lines of /x/console.log"]
     assert not report["changed"]
+
+
+def test_an_empty_list_of_servers_plans_nothing_and_touches_no_host():
+    plan = power_plan([], [], "stop")
+    assert (plan["targets"], plan["hosts"], plan["lines"]) == ([], [], [])
