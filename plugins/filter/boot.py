@@ -54,4 +54,5 @@ class FilterModule:
             "server_table": _fleet.server_table,
             "server_locations": _fleet.server_locations,
             "server_names": _fleet.server_names,
+            "server_history": _fleet.server_history,
         }.items()}
