@@ -93,14 +93,6 @@ def vnc_on_lab_addresses(fleet) -> dict:
     return {name: {"virtops_vnc_listen": host.address} for name, host in fleet.lab.hosts.items()}
 
 
-def live_vnc(fleet, host: str, domain: str) -> tuple:
-    """``(listen, port)`` of the VNC console in the live domain XML on ``host``."""
-    from lxml import etree
-    root = etree.fromstring(fleet.lab.virsh(host, "dumpxml", domain).stdout.encode())
-    graphics = root.find("devices/graphics[@type='vnc']")
-    return graphics.get("listen"), int(graphics.get("port"))
-
-
 def test_boot_one_server_that_reads_its_config_drive(fleet):
     fleet.set_host_vars(**vnc_on_lab_addresses(fleet))
     try:
@@ -137,7 +129,7 @@ def _boot_one_server_that_reads_its_config_drive(fleet):
 
     # The console listens on the host's own lab address (its virtops_vnc_listen); libvirt
     # gave it a port, which servers.yml reports.
-    listen, port = live_vnc(fleet, host, "web1")
+    listen, port = fleet.vnc(host, "web1")
     assert listen == fleet.lab.hosts[host].address and port >= 5900
     listed = [s for s in fleet.servers() if s["name"] == "web1"]
     assert listed == [{"name": "web1", "uuid": inst_uuid, "host": host, "vm_state": "active",
@@ -147,13 +139,14 @@ def _boot_one_server_that_reads_its_config_drive(fleet):
     assert fleet.lab.run(host, ["ss", "-Htln", "sport = :%d" % port]).stdout.split()[3] == \
         "%s:%d" % (listen, port)
 
-    # The history, oldest first: building (spawning), then active.
+    # The history, oldest first: the claim, the spawn, active.
     history = fleet.playbook("servers.yml", {"history": "web1"})
     assert history.rc == 0, history.failures()
     lines = history.fact("Read the history of web1", "virtops_server_history")
     assert lines[0] == "web1 (%s) on %s" % (inst_uuid, host)
-    assert [line.split()[1:4] for line in lines[1:]] == [
-        [host, "building", "spawning"], [host, "active", "-"]]
+    assert [line.split()[1:] for line in lines[1:]] == [
+        [host, "building", "scheduling", "claimed", "on", host], [host, "building", "spawning"],
+        [host, "active", "-"]]
     assert [line.split()[0] for line in lines[1:]] == [e["at"] for e in record["history"]]
     unknown = fleet.playbook("servers.yml", {"history": "no-such-server"})
     assert unknown.rc != 0
@@ -178,7 +171,7 @@ def test_instances_on_different_hosts_build_at_the_same_time(fleet):
     # one play over the compute group: both hosts spawned at once, not one after the other
     assert max(start for start, _end in spans) < min(end for _start, end in spans), spans
     # No virtops_vnc_listen: the consoles stay on the loopback (Nova's server_listen default).
-    assert {live_vnc(fleet, item["host"], item["name"])[0] for item in built} == {"127.0.0.1"}
+    assert {fleet.vnc(item["host"], item["name"])[0] for item in built} == {"127.0.0.1"}
 
     gone = fleet.delete(server)
     assert gone.rc == 0, gone.failures()
@@ -466,7 +459,7 @@ def test_an_ami_style_image_boots_by_direct_kernel_boot_and_migrates_with_its_ke
         assert "<kernel>%s/kernel</kernel>" % inst_dir in domain
         assert "<initrd>%s/ramdisk</initrd>" % inst_dir in domain
         assert "<cmdline>console=ttyS0</cmdline>" in domain
-        assert live_vnc(fleet, host, "kb1")[0] == fleet.lab.hosts[host].address
+        assert fleet.vnc(host, "kb1")[0] == fleet.lab.hosts[host].address
         sums = fleet.lab.run(host, ["sha256sum", inst_dir + "/kernel", inst_dir + "/ramdisk"]).stdout
         guest = ensure_guest()
         assert sums.split()[0] == hashlib.sha256(Path(guest.kernel).read_bytes()).hexdigest()
@@ -487,7 +480,7 @@ def test_an_ami_style_image_boots_by_direct_kernel_boot_and_migrates_with_its_ke
             sums.split()[0]
         assert fleet.lab.virsh(dest, "domstate", "kb1").stdout.strip() == "running"
         # The destination wrote the domain with its own console address.
-        assert live_vnc(fleet, dest, "kb1")[0] == fleet.lab.hosts[dest].address
+        assert fleet.vnc(dest, "kb1")[0] == fleet.lab.hosts[dest].address
     finally:
         fleet.set_host_vars()
         fleet.delete({"name": "kb1"})
