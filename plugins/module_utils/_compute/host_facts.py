@@ -25,6 +25,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connectio
     DEFAULT_URI, connect)
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.xml import HAS_LXML, parse_xml
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.virt_probe import detect_virt_type
+from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._common.units import GIB
 from ansible_collections.virtops.compute.plugins.module_utils._model.console import Graphics
 
@@ -158,7 +159,14 @@ def live_domains(conn) -> Dict[str, LiveDomain]:
         # A domain that vanished between the listing and the look has no state.
         if state == _domains.ABSENT:
             continue
-        graphics = () if state == "shutdown" else tuple(_domains.live_graphics(dom))
+        graphics: Tuple[Graphics, ...] = ()
+        if state != "shutdown":
+            try:
+                graphics = tuple(_domains.live_graphics(dom))
+            except VirtopsError:
+                # A console that cannot be read is not reported; it never fails the host, whose
+                # facts the scheduler and the delete need.
+                graphics = ()
         found[dom.UUIDString()] = LiveDomain(state, graphics)
     return found
 
