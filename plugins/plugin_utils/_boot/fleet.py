@@ -128,9 +128,9 @@ class _InstanceHistory:
         rows = [[at or "-", ",".join(sorted(held)), vm_state or "-", task_state or "-", reason]
                 for (at, vm_state, task_state, reason), held in ordered]
         if not rows:
-            return lines + ["  (no history recorded)"]
+            return lines + ["(no history recorded)"]
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
-        return lines + [("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths))
+        return lines + [("  ".join(cell.ljust(width) for cell, width in zip(row, widths))
                          + "  " + row[4]).rstrip() for row in rows]
 
 

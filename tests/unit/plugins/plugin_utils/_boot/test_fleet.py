@@ -73,13 +73,13 @@ RESIZING = [
 def test_the_history_has_one_line_per_entry_oldest_first_from_every_host_holding_a_record():
     assert server_history(RESIZING, "web-1") == [
         "web-1 (%s) on c1, c3" % U1,
-        "  2026-12-07T20:00:00.100+00:00  c1,c3  building  scheduling",
-        "  2026-12-07T20:00:00.200+00:00  c1,c3  building  spawning",
-        "  2026-12-07T20:00:02.000+00:00  c1,c3  active    -",
-        "  2026-12-07T20:04:59.000+00:00  c3     active    resize_prep",
-        "  2026-12-07T20:05:00.000+00:00  c1     active    resize_migrating",
-        "  2026-12-07T20:05:01.000+00:00  c1     active    resize_migrated",
-        "  2026-12-07T20:05:09.000+00:00  c3     resized   -                 migration 7 finished",
+        "2026-12-07T20:00:00.100+00:00  c1,c3  building  scheduling",
+        "2026-12-07T20:00:00.200+00:00  c1,c3  building  spawning",
+        "2026-12-07T20:00:02.000+00:00  c1,c3  active    -",
+        "2026-12-07T20:04:59.000+00:00  c3     active    resize_prep",
+        "2026-12-07T20:05:00.000+00:00  c1     active    resize_migrating",
+        "2026-12-07T20:05:01.000+00:00  c1     active    resize_migrated",
+        "2026-12-07T20:05:09.000+00:00  c3     resized   -                 migration 7 finished",
     ]
 
 
@@ -93,7 +93,7 @@ def test_the_history_is_found_by_uuid_too_and_an_unknown_server_has_none():
 
 def test_a_record_whose_history_was_not_asked_for_says_so():
     facts = [{"hostname": "c1", "instances": [{"uuid": U1, "name": "web-1"}]}]
-    assert server_history(facts, "web-1") == ["web-1 (%s) on c1" % U1, "  (no history recorded)"]
+    assert server_history(facts, "web-1") == ["web-1 (%s) on c1" % U1, "(no history recorded)"]
 
 
 def test_a_server_is_found_on_every_host_that_holds_a_record_of_it():
