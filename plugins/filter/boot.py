@@ -58,4 +58,5 @@ class FilterModule:
             "server_locations": _fleet.server_locations,
             "server_names": _fleet.server_names,
             "converge_plan": _converge.converge_plan,
+            "server_history": _fleet.server_history,
         }.items()}

@@ -20,8 +20,10 @@ description:
     names: C(running), C(paused), C(shutdown), C(crashed), C(suspended), C(pending)),
     C(virtops_flavor) (C(name), C(vcpus), C(ram_mb), C(root_gb), C(ephemeral_gb), C(swap_mb)),
     C(virtops_image) (C(id), C(name)), C(virtops_ports) (C(id), C(mac), C(ips) per port),
-    C(virtops_ips), C(virtops_macs), C(virtops_created_at) and C(virtops_also_on), and
-    C(ansible_host) (its first fixed IP) unless O(address=false)."
+    C(virtops_ips), C(virtops_macs), C(virtops_created_at), C(virtops_also_on) and
+    C(virtops_console) (the URL of its running domain's console, C(vnc://<listen>:<port>), read
+    from the live domain XML as M(virtops.compute.vm_host_facts) reads it; V(null) when the
+    domain does not run), and C(ansible_host) (its first fixed IP) unless O(address=false)."
   - "Each server is in the groups C(virtops_servers), C(compute_host_<name>),
     C(power_<state>) and C(flavor_<name>), with any character other than letters, digits and
     C(_) replaced by C(_) (C(flavor_m1_nano)); O(keyed_groups), O(groups) and O(compose) add

@@ -38,6 +38,7 @@ extends_documentation_fragment:
   - virtops.compute.libvirt.INSTANCES_PATH
   - virtops.compute.libvirt.STATE_DIR
   - virtops.compute.port_security
+  - virtops.compute.console
   - virtops.compute.attributes
 options:
   instance:
@@ -334,6 +335,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connectio
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.xml import (
     HAS_LXML, LXML_IMPORT_ERROR)
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import flavor_spec
+from ansible_collections.virtops.compute.plugins.module_utils._model.console import VNC_LISTEN_ARGS
 from ansible_collections.virtops.compute.plugins.module_utils._model.network import PORT_SECURITY_ARGS
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
     INSTANCES_PATH_ARGS, STATE_DIR_ARGS)
@@ -386,6 +388,7 @@ def main():
             ram_allocation_ratio=dict(type="float", default=1.0),
             disk_allocation_ratio=dict(type="float", default=1.0),
             **PORT_SECURITY_ARGS,
+            **VNC_LISTEN_ARGS,
             vif_plugging_timeout=dict(type="float", default=300),
             vif_plugging_is_fatal=dict(type="bool", default=True),
             wait_for_console=dict(type="str"),
@@ -406,8 +409,12 @@ def main():
         (p["image"].get("properties") or {}).get("img_config_drive") or "").lower() == "mandatory"
     if drive_asked and p["config_drive_format"] == "iso9660" and not HAS_PYCDLIB:
         module.fail_json(msg=missing_required_lib("pycdlib"), exception=PYCDLIB_IMPORT_ERROR)
-    params = params_from_module(BuildParams, p, sparse=("instance", "image", "flavor"))
     uuid = p["instance"]["uuid"]
+    try:
+        params = params_from_module(BuildParams, p, sparse=("instance", "image", "flavor"))
+    except VirtopsError as exc:
+        # A setting of the host (vnc_listen) refused before the claim: nothing was made.
+        module.fail_json(msg=exc.msg, step="claim", uuid=uuid, **exc.details)
     try:
         result = build_instance(params, check_mode=module.check_mode)
     except BuildStepFailed as failed:

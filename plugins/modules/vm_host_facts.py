@@ -22,6 +22,13 @@ description:
     RV(host.ignored_entries) and warned about; they do not fail the host. C(_base), C(locks),
     C(lost+found) and other names starting with C(_) or C(.) are the collection's own and
     skipped silently.
+  - Each instance's entry has the live state of its domain (RV(host.instances[].power_state))
+    and the graphical consoles of its running domain (RV(host.instances[].graphics) - type,
+    listen address and the port libvirt gave it), read from the domain's live XML as Nova's
+    C(get_vnc_console) reads them.
+  - The history of state transitions an instance record keeps (up to 50 entries) is returned
+    only for the instances named in O(history), so that the facts of a host with many servers
+    stay small (C(playbooks/servers.yml -e history=NAME) asks for one).
   - The result is also set as the fact C(virtops_host) for the scheduler lookup.
 author:
   - virtops.compute contributors (@virtops)
@@ -83,6 +90,15 @@ options:
       - Force the virt type instead of probing (C(kvm) or C(qemu) for TCG emulation).
     type: str
     choices: [kvm, qemu]
+  history:
+    description:
+      - Names or uuids of instances whose history RV(host.instances[].history) is returned
+        (every record of them on this host, C(<uuid>_resize) included). Empty, the default,
+        returns no history.
+    type: list
+    elements: str
+    default: []
+    version_added: 0.2.0
 """
 
 EXAMPLES = r"""
@@ -213,6 +229,35 @@ host:
         launched_at:
           description: When it first became active (UTC), or null.
           type: str
+        graphics:
+          version_added: 0.2.0
+          description:
+            - The graphical consoles of the instance's domain while it runs, from its live XML
+              (empty when the domain is shut off or absent, or has none). The listen address is
+              the host's C(virtops_vnc_listen) when the domain was defined.
+          type: list
+          elements: dict
+          sample: [{type: vnc, listen: 127.0.0.1, port: 5900}]
+          contains:
+            type:
+              description: The console type (C(vnc), C(spice)).
+              type: str
+            listen:
+              description: The address of the host the console listens on, or null.
+              type: str
+            port:
+              description: The port libvirt gave the console, or null before it has one.
+              type: int
+        history:
+          version_added: 0.2.0
+          description:
+            - The record's state transitions, oldest first (at most 50), each with C(at) (UTC),
+              C(vm_state), C(task_state) and, when one was given, C(reason).
+            - Only for the instances named in O(history).
+          returned: when the instance is named in O(history)
+          type: list
+          elements: dict
+          sample: [{at: "2026-01-02T03:04:05.123+00:00", vm_state: building, task_state: spawning}]
     ignored_entries:
       version_added: 0.2.0
       description:
@@ -265,6 +310,7 @@ def main():
             reserved_host_disk_mb=dict(type="int", default=0),
             capabilities=dict(type="dict", default={}),
             virt_type=dict(type="str", choices=["kvm", "qemu"]),
+            history=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
     )

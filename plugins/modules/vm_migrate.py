@@ -56,6 +56,7 @@ extends_documentation_fragment:
   - virtops.compute.libvirt
   - virtops.compute.libvirt.INSTANCES_PATH
   - virtops.compute.port_security
+  - virtops.compute.console
 options:
   phase:
     description: The phase to run on this host.
@@ -425,6 +426,7 @@ rollback:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.params import params_from_module
+from ansible_collections.virtops.compute.plugins.module_utils._model.console import VNC_LISTEN_ARGS
 from ansible_collections.virtops.compute.plugins.module_utils._model.network import PORT_SECURITY_ARGS
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
     INSTANCES_PATH_ARGS, STATE_DIR_ARGS)
@@ -467,6 +469,7 @@ ARGUMENT_SPEC = dict(
     virt_type=dict(type="str", choices=["auto", "kvm", "qemu"], default="auto"),
     **STATE_DIR_ARGS,
     **PORT_SECURITY_ARGS,
+    **VNC_LISTEN_ARGS,
     force_raw_images=dict(type="bool", default=True),
     image_roots=dict(type="list", elements="path", default=[]),
     download_max_bytes=dict(type="int", default=DEFAULT_MAX_DOWNLOAD_BYTES),

@@ -38,6 +38,7 @@ extends_documentation_fragment:
   - virtops.compute.flavor
   - virtops.compute.libvirt.URI
   - virtops.compute.port_security
+  - virtops.compute.console
 options:
   instance:
     description: The instance.
@@ -147,10 +148,6 @@ options:
     type: str
     choices: [auto, kvm, qemu]
     default: auto
-  vnc_listen:
-    description: Address the VNC console listens on.
-    type: str
-    default: 127.0.0.1
   disk_cache:
     description:
       - Disk cache mode. C(auto) chooses C(none) when the instance directory's filesystem
@@ -266,6 +263,7 @@ timings:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.params import params_from_module
+from ansible_collections.virtops.compute.plugins.module_utils._model.console import VNC_LISTEN_ARGS
 from ansible_collections.virtops.compute.plugins.module_utils._model.network import PORT_SECURITY_ARGS
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
     INSTANCES_PATH_ARGS, STATE_DIR_ARGS)
@@ -306,7 +304,7 @@ def main():
             virt_type=dict(type="str", choices=["auto", "kvm", "qemu"], default="auto"),
             **STATE_DIR_ARGS,
             **LIBVIRT_ARGS,
-            vnc_listen=dict(type="str", default="127.0.0.1"),
+            **VNC_LISTEN_ARGS,
             disk_cache=dict(type="str", default="auto", choices=[
                 "auto", "none", "writeback", "writethrough", "directsync", "unsafe"]),
             **PORT_SECURITY_ARGS,

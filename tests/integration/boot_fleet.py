@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import pytest
 
@@ -199,6 +199,13 @@ class Fleet:
     def console(self, host: str, uuid: str) -> str:
         return self.lab.run(host, ["cat", "%s/%s/console.log" % (INSTANCES, uuid)],
                             check=False).stdout
+
+    def vnc(self, host: str, domain: str) -> Tuple[str, int]:
+        """``(listen, port)`` of the VNC console in the live XML of ``domain`` on ``host``."""
+        from lxml import etree
+        root = etree.fromstring(self.lab.virsh(host, "dumpxml", domain).stdout.encode())
+        graphics = root.find("devices/graphics[@type='vnc']")
+        return graphics.get("listen"), int(graphics.get("port"))
 
 
 def ansible(fleet: Fleet, host: str, module: str, args: dict,

@@ -5,8 +5,11 @@
 The tests run in file order on one lab, taken down at the end even on failure:
 
 * one server boots for real and its console shows the uuid it read from its config drive;
-  booting it again changes nothing; servers.yml lists it;
-* two servers placed on two hosts (anti-affinity) are built at the same time, then deleted;
+  booting it again changes nothing; servers.yml lists it, with its VNC console on the address
+  its host's virtops_vnc_listen names and the port libvirt gave it, and prints its history
+  (building -> active) with -e history=NAME, and refuses an unknown name;
+* two servers placed on two hosts (anti-affinity) are built at the same time, their consoles
+  on the default 127.0.0.1, then deleted;
 * placement proofs run in check mode (scheduler, ports and the claim check on the chosen
   hosts, nothing built): a multiple create of 4 spreads with the RAM weigher and stacks with
   a negative multiplier; an anti-affinity group puts 3 members on 3 hosts and refuses a 4th;
@@ -22,7 +25,8 @@ The tests run in file order on one lab, taken down at the end even on failure:
 * a cold migration whose first pick refuses the claim (the server's directory there is on a
   read-only filesystem) claims on the alternate and moves there;
 * an AMI-style image (kernel_id, ramdisk_id naming aki/ari images of the catalog) boots by
-  direct kernel boot and cold-migrates with its kernel and ramdisk;
+  direct kernel boot and cold-migrates with its kernel and ramdisk, its console moving to the
+  destination's own virtops_vnc_listen;
 * a host whose libvirtd is killed (by its pid) under a build: the server boots elsewhere, the
   run fails naming the host and what its failed cleanup left (marked error/deleting, shown so by
   servers.yml), and the next boot removes it;
@@ -84,7 +88,20 @@ def placements(run) -> dict:
     return {s["name"]: s["host"] for s in run.boot["servers"]}
 
 
+def vnc_on_lab_addresses(fleet) -> dict:
+    """Every lab host's virtops_vnc_listen set to its own lab address, as host_vars."""
+    return {name: {"virtops_vnc_listen": host.address} for name, host in fleet.lab.hosts.items()}
+
+
 def test_boot_one_server_that_reads_its_config_drive(fleet):
+    fleet.set_host_vars(**vnc_on_lab_addresses(fleet))
+    try:
+        _boot_one_server_that_reads_its_config_drive(fleet)
+    finally:
+        fleet.set_host_vars()
+
+
+def _boot_one_server_that_reads_its_config_drive(fleet):
     run = fleet.boot(WEB, server_boot_wait_for_console=CONSOLE_META)
     assert run.rc == 0, run.failures()
     (server,) = run.boot["servers"]
@@ -110,11 +127,30 @@ def test_boot_one_server_that_reads_its_config_drive(fleet):
     assert again.boot["servers"][0]["result"] == "unchanged"
     assert again.boot["servers"][0]["uuid"] == inst_uuid
 
+    # The console listens on the host's own lab address (its virtops_vnc_listen); libvirt
+    # gave it a port, which servers.yml reports.
+    listen, port = fleet.vnc(host, "web1")
+    assert listen == fleet.lab.hosts[host].address and port >= 5900
     listed = [s for s in fleet.servers() if s["name"] == "web1"]
     assert listed == [{"name": "web1", "uuid": inst_uuid, "host": host, "vm_state": "active",
                        "task_state": None, "power_state": "running", "flavor": "m1.nano",
                        "image": "guest", "ips": record["ips"], "server_group": None,
-                       "fault": None}]
+                       "fault": None, "console": "vnc://%s:%d" % (listen, port)}]
+    assert fleet.lab.run(host, ["ss", "-Htln", "sport = :%d" % port]).stdout.split()[3] == \
+        "%s:%d" % (listen, port)
+
+    # The history, oldest first: the claim, the spawn, active.
+    history = fleet.playbook("servers.yml", {"history": "web1"})
+    assert history.rc == 0, history.failures()
+    lines = history.fact("Read the history of web1", "virtops_server_history")
+    assert lines[0] == "web1 (%s) on %s" % (inst_uuid, host)
+    assert [line.split()[1:] for line in lines[1:]] == [
+        [host, "building", "scheduling", "claimed", "on", host], [host, "building", "spawning"],
+        [host, "active", "-"]]
+    assert [line.split()[0] for line in lines[1:]] == [e["at"] for e in record["history"]]
+    unknown = fleet.playbook("servers.yml", {"history": "no-such-server"})
+    assert unknown.rc != 0
+    assert "No server with a name or ID of 'no-such-server' exists" in unknown.failures()
 
 
 def test_instances_on_different_hosts_build_at_the_same_time(fleet):
@@ -134,6 +170,8 @@ def test_instances_on_different_hosts_build_at_the_same_time(fleet):
                       datetime.fromisoformat(marks[("active", None)])))
     # one play over the compute group: both hosts spawned at once, not one after the other
     assert max(start for start, _end in spans) < min(end for _start, end in spans), spans
+    # No virtops_vnc_listen: the consoles stay on the loopback (Nova's server_listen default).
+    assert {fleet.vnc(item["host"], item["name"])[0] for item in built} == {"127.0.0.1"}
 
     gone = fleet.delete(server)
     assert gone.rc == 0, gone.failures()
@@ -409,6 +447,7 @@ def test_cold_migration_claims_on_an_alternate_when_the_first_pick_refuses(fleet
 def test_an_ami_style_image_boots_by_direct_kernel_boot_and_migrates_with_its_kernel(fleet):
     server = {"name": "kb1", "flavor": "m1.nano", "image": "guest-kernel",
               "networks": [{"network": "private"}], "config_drive": True}
+    fleet.set_host_vars(**vnc_on_lab_addresses(fleet))
     try:
         run = fleet.boot(server, server_boot_wait_for_console=CONSOLE_META)
         assert run.rc == 0, run.failures()
@@ -420,6 +459,7 @@ def test_an_ami_style_image_boots_by_direct_kernel_boot_and_migrates_with_its_ke
         assert "<kernel>%s/kernel</kernel>" % inst_dir in domain
         assert "<initrd>%s/ramdisk</initrd>" % inst_dir in domain
         assert "<cmdline>console=ttyS0</cmdline>" in domain
+        assert fleet.vnc(host, "kb1")[0] == fleet.lab.hosts[host].address
         sums = fleet.lab.run(host, ["sha256sum", inst_dir + "/kernel", inst_dir + "/ramdisk"]).stdout
         guest = ensure_guest()
         assert sums.split()[0] == hashlib.sha256(Path(guest.kernel).read_bytes()).hexdigest()
@@ -439,7 +479,10 @@ def test_an_ami_style_image_boots_by_direct_kernel_boot_and_migrates_with_its_ke
         assert fleet.lab.run(dest, ["sha256sum", inst_dir + "/kernel"]).stdout.split()[0] == \
             sums.split()[0]
         assert fleet.lab.virsh(dest, "domstate", "kb1").stdout.strip() == "running"
+        # The destination wrote the domain with its own console address.
+        assert fleet.vnc(dest, "kb1")[0] == fleet.lab.hosts[dest].address
     finally:
+        fleet.set_host_vars()
         fleet.delete({"name": "kb1"})
     assert "kb1" not in [s["name"] for s in fleet.servers()]
 

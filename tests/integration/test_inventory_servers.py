@@ -125,6 +125,8 @@ def test_ansible_inventory_lists_the_booted_servers_from_each_lab_hosts_libvirt(
                                               "root_gb": 1, "ephemeral_gb": 0, "swap_mb": 0}
             assert seen["virtops_image"]["name"] == "guest"
             assert seen["virtops_created_at"]
+            # The console as libvirt runs it: the default listen address, the port it gave.
+            assert seen["virtops_console"] == "vnc://%s:%d" % fleet.vnc(server["host"], name)
             for group in ("virtops_servers", "compute_host_%s" % server["host"],
                           "power_running", "flavor_m1_nano", "image_guest"):
                 assert name in listing[group]["hosts"], group

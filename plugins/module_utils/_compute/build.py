@@ -32,6 +32,8 @@ from ansible_collections.virtops.compute.plugins.module_utils._compute.domain im
 from ansible_collections.virtops.compute.plugins.module_utils._guest.domain_xml import (
     VmXmlParams, ensure_libvirt_xml)
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt import connection as _libvirt
+from ansible_collections.virtops.compute.plugins.module_utils._model.console import (
+    DEFAULT_VNC_LISTEN, valid_vnc_listen)
 from ansible_collections.virtops.compute.plugins.module_utils._model.image import IMAGE_KEYS, IMAGE_REF_KEYS
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
     DEFAULT_INSTANCES_PATH, DEFAULT_STATE_DIR)
@@ -82,6 +84,7 @@ class BuildParams:
     # The VIFs and the domain (vm_vif, vm_xml, vm_domain).
     firewall_driver: str = DEFAULT_FIREWALL_DRIVER
     nwfilter: str = DEFAULT_NWFILTER
+    vnc_listen: str = DEFAULT_VNC_LISTEN      # Nova's [vnc] server_listen (virtops_vnc_listen)
     vif_plugging_timeout: float = 300
     vif_plugging_is_fatal: bool = True
     wait_for_console: Optional[str] = None
@@ -89,6 +92,10 @@ class BuildParams:
     instances_path: str = DEFAULT_INSTANCES_PATH
     state_dir: str = DEFAULT_STATE_DIR
     libvirt_uri: str = _libvirt.DEFAULT_URI
+
+    def __post_init__(self):
+        # Refused before the claim: a host whose console address is wrong builds nothing.
+        valid_vnc_listen(self.vnc_listen)
 
     @property
     def uuid(self) -> str:
@@ -241,7 +248,8 @@ class Builder:
             network_info=list(p.network_info), disk_info=image.disk_info,
             disk_formats=image.disk_formats, instances_path=p.instances_path,
             virt_type=image.virt_type or "auto", state_dir=p.state_dir,
-            libvirt_uri=p.libvirt_uri, nwfilter=p.nwfilter, firewall_driver=p.firewall_driver)
+            libvirt_uri=p.libvirt_uri, vnc_listen=p.vnc_listen, nwfilter=p.nwfilter,
+            firewall_driver=p.firewall_driver)
         written = ensure_libvirt_xml(params)
         self.result.absorb("xml", written, path=written.path)
         self._end("xml", began)

@@ -1,12 +1,19 @@
 # Copyright: (c) 2026, virtops.compute contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What a compute host reports to the scheduler (schema: docs/host_facts.md)."""
+"""What a compute host reports to the scheduler (schema: docs/host_facts.md).
+
+Each instance's entry carries the live state of its domain: Nova's power state name and the
+domain's graphical consoles (type, listen address, port, read from the live XML as Nova's
+``get_vnc_console`` reads them), and, only for the servers named in ``HostConfig.history``,
+the record's history of state transitions (``openstack server event list``), so the facts of
+a host with many servers stay small.
+"""
 from __future__ import annotations
 
 import os
 import socket
 from dataclasses import asdict, dataclass, field
-from typing import List, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
     DEFAULT_INSTANCES_PATH)
@@ -18,7 +25,9 @@ from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connectio
     DEFAULT_URI, connect)
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.xml import HAS_LXML, parse_xml
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.virt_probe import detect_virt_type
+from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._common.units import GIB
+from ansible_collections.virtops.compute.plugins.module_utils._model.console import Graphics
 
 
 @dataclass
@@ -36,6 +45,16 @@ class HostConfig:
     reserved_host_disk_mb: int = 0
     virt_type: Optional[str] = None
     capabilities: dict = field(default_factory=dict)
+    # Names or uuids of the instances whose history the facts carry (none by default).
+    history: List[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LiveDomain:
+    """What libvirt says of one domain: Nova's power state name and its graphical consoles
+    (read only while the domain runs: a stopped one has no port)."""
+    power_state: str
+    graphics: Tuple[Graphics, ...] = ()
 
 
 def read_instance_records(instances_path: str) -> Tuple[List[dict], List[dict]]:
@@ -85,7 +104,7 @@ def gather(config: HostConfig) -> dict:
         hypervisor_version = conn.getVersion()
         libvirt_version = conn.getLibVersion()
         host_cpu = cpu_info(conn.getCapabilities())
-        power_states = domain_power_states(conn)
+        live = live_domains(conn)
     fs_path = config.instances_path if os.path.isdir(config.instances_path) else "/"
     stat = os.statvfs(fs_path)
     local_gb = stat.f_blocks * stat.f_frsize // GIB
@@ -125,20 +144,31 @@ def gather(config: HostConfig) -> dict:
         # Operator-declared capabilities first: the measured ones cannot be overridden.
         "capabilities": dict(config.capabilities or {}, hypervisor_type=hypervisor_type,
                              arch=model, virt_type=probe.virt_type, cpu_info=host_cpu),
-        "instances": [summarise(r, config.hostname, power_states) for r in records],
+        "instances": [summarise(r, config.hostname, live, wants_history(r, config.history))
+                      for r in records],
         "ignored_entries": ignored_entries,
     }
 
 
-def domain_power_states(conn) -> dict:
-    """Nova's power state name of every domain libvirt knows, by domain uuid."""
-    states = {}
+def live_domains(conn) -> Dict[str, LiveDomain]:
+    """Every domain libvirt knows, by domain uuid: its power state and, when it is not shut
+    off, the graphical consoles of its live XML."""
+    found = {}
     for dom in conn.listAllDomains(0):
         state = _domains.power_state(dom)
         # A domain that vanished between the listing and the look has no state.
-        if state != _domains.ABSENT:
-            states[dom.UUIDString()] = state
-    return states
+        if state == _domains.ABSENT:
+            continue
+        graphics: Tuple[Graphics, ...] = ()
+        if state != "shutdown":
+            try:
+                graphics = tuple(_domains.live_graphics(dom))
+            except VirtopsError:
+                # A console that cannot be read is not reported; it never fails the host, whose
+                # facts the scheduler and the delete need.
+                graphics = ()
+        found[dom.UUIDString()] = LiveDomain(state, graphics)
+    return found
 
 
 SUMMARY_KEYS = ("uuid", "name", "vm_state", "task_state", "flavor", "image", "ips",
@@ -146,13 +176,27 @@ SUMMARY_KEYS = ("uuid", "name", "vm_state", "task_state", "flavor", "image", "ip
                 "created_at", "launched_at")
 
 
-def summarise(record: dict, host: Optional[str] = None, power_states: Optional[dict] = None) -> dict:
+def wants_history(record: Mapping, names) -> bool:
+    """Whether the record's history was asked for: its name or its uuid is in ``names``."""
+    wanted = {str(name) for name in names or ()}
+    return bool(wanted) and (record.get("name") in wanted or record.get("uuid") in wanted)
+
+
+def summarise(record: dict, host: Optional[str] = None,
+              live: Optional[Mapping[str, LiveDomain]] = None, history: bool = False) -> dict:
     """What the fleet needs to know of one record. ``power_state`` is the live state of its
-    domain (``absent`` when libvirt has none), else what the record says."""
+    domain (``absent`` when libvirt has none), else what the record says; ``graphics`` the
+    consoles of its running domain (``[]`` when it has none or does not run). ``history``
+    adds the record's history, oldest first."""
     summary = {key: record.get(key) for key in SUMMARY_KEYS}
     summary["host"] = host
-    if power_states is not None:
-        summary["power_state"] = power_states.get(record.get("uuid"), "absent")
+    if live is not None:
+        domain = live.get(record.get("uuid"))
+        summary["power_state"] = domain.power_state if domain is not None else _domains.ABSENT
+        summary["graphics"] = [g.to_dict() for g in domain.graphics] if domain is not None else []
     else:
         summary["power_state"] = record.get("power_state")
+        summary["graphics"] = []
+    if history:
+        summary["history"] = list(record.get("history") or [])
     return summary

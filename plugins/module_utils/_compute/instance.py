@@ -36,7 +36,10 @@ def claim(store: RecordStore, capacity: HostCapacity, params: dict, check_mode: 
         server_group=params.get("server_group"), metadata=params.get("metadata") or {},
         key_name=params.get("key_name"), launch_index=params.get("launch_index") or 0,
         network_info=params.get("network_info") or [])
-    record.set_state("building", "scheduling")
+    # The record's first history entry, as Nova's instance actions begin with "create": a new
+    # record is already building/scheduling, so the entry needs its reason to be written.
+    record.set_state("building", "scheduling",
+                     reason="claimed on %s" % record.host if record.host else "claimed")
     existing = store.load(record.uuid)
     manager = ClaimManager(store, capacity)
     changed = manager.instance_claim(record, Limits.from_dict(params.get("limits")), check_mode)

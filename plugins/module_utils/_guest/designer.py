@@ -26,6 +26,8 @@ from ansible_collections.virtops.compute.plugins.module_utils._model.instance_la
     CONFIG_DRIVE, CONSOLE_LOG, KERNEL, NVRAM, RAMDISK)
 from ansible_collections.virtops.compute.plugins.module_utils._common.validate import (
     boolish, strict_int)
+from ansible_collections.virtops.compute.plugins.module_utils._model.console import (
+    DEFAULT_VNC_LISTEN, valid_vnc_listen)
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._model.image import ImageSpec
 from ansible_collections.virtops.compute.plugins.module_utils._model.network import (
@@ -120,7 +122,7 @@ class HostView:
     domcaps: DomainCapabilities
     instance_dir: str
     disk_cache: str = "none"
-    vnc_listen: str = "127.0.0.1"
+    vnc_listen: str = DEFAULT_VNC_LISTEN
     nwfilter: str = DEFAULT_NWFILTER
     firewall_driver: str = DEFAULT_FIREWALL_DRIVER      # nwfilter: the XML references nwfilter
 
@@ -398,10 +400,8 @@ def design_guest(instance: InstanceSpec, flavor: Flavor, image: ImageSpec,
     if host.disk_cache not in DISK_CACHE_MODES:
         raise VirtopsError("unsupported disk cache mode %r (expected one of %s)"
                            % (host.disk_cache, ", ".join(DISK_CACHE_MODES)))
-    try:
-        ipaddress.ip_address(host.vnc_listen)
-    except ValueError:
-        raise VirtopsError("vnc_listen must be an IP address, got %r" % host.vnc_listen)
+    # Nova's [vnc] server_listen: QEMU's VNC server binds to this address of the host.
+    valid_vnc_listen(host.vnc_listen)
     if host.domcaps.max_vcpus and flavor.vcpus > host.domcaps.max_vcpus:
         raise VirtopsError("flavor %s has %d vCPUs; machine type %s allows at most %d"
                            % (flavor.name, flavor.vcpus, host.machine_type,

@@ -24,6 +24,8 @@ from ansible_collections.virtops.compute.plugins.module_utils._model.instance_la
     DEFAULT_INSTANCES_PATH, DEFAULT_STATE_DIR, DISK_INFO, DOMAIN_XML, InstanceLayout)
 from ansible_collections.virtops.compute.plugins.module_utils._common.fileio import (
     atomic_write, qemu_directory, qemu_file_options, read_text)
+from ansible_collections.virtops.compute.plugins.module_utils._model.console import (
+    DEFAULT_VNC_LISTEN, valid_vnc_listen)
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._guest.config import Guest
 from ansible_collections.virtops.compute.plugins.module_utils._model.image import ImageSpec
@@ -57,7 +59,7 @@ class VmXmlParams:
     virt_type: str = "auto"
     state_dir: str = DEFAULT_STATE_DIR
     libvirt_uri: str = DEFAULT_URI
-    vnc_listen: str = "127.0.0.1"
+    vnc_listen: str = DEFAULT_VNC_LISTEN      # Nova's [vnc] server_listen
     config_drive: bool = False
     config_drive_format: str = "iso9660"
     disk_cache: str = "auto"
@@ -66,6 +68,7 @@ class VmXmlParams:
 
     def __post_init__(self):
         valid_firewall_driver(self.firewall_driver)
+        valid_vnc_listen(self.vnc_listen)
 
 
 @dataclass

@@ -7,16 +7,21 @@
   for an absent domain.
 - :data:`POWER_STATE_NAMES` maps libvirt's ``virDomainState`` to Nova's power_state names
   (``nova/virt/libvirt/guest.py`` LIBVIRT_POWER_STATE); :func:`power_state` reads one domain.
+- :func:`live_graphics` reads the graphical consoles of a domain from its live XML (libvirt fills
+  in the port of an ``autoport`` console at start), as Nova's ``get_vnc_console`` does;
+  :func:`graphics_of` reads them from a domain XML already parsed.
 - :func:`undefine` is Nova's ``Guest.delete_configuration``: managed save image, snapshot and
   checkpoint metadata and the UEFI NVRAM go with the definition; drivers that know none of
   these flags (libvirt's test driver, old libvirt) get a plain undefine.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt import connection as _connection
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt.xml import parse_xml
+from ansible_collections.virtops.compute.plugins.module_utils._model.console import Graphics
 
 # libvirt's numbers (virDomainState), so the names work without the binding (unit tests, docs).
 VIR_NOSTATE, VIR_RUNNING, VIR_BLOCKED, VIR_PAUSED = 0, 1, 2, 3
@@ -66,6 +71,49 @@ def power_state(dom) -> str:
             return ABSENT
         raise VirtopsError("reading the state of domain %s failed: %s" % (_label(dom), exc),
                            libvirt_error_code=exc.get_error_code())
+
+
+def _port(value: Optional[str]) -> Optional[int]:
+    """libvirt's port attribute: a number once the domain runs, ``-1`` (or none) before."""
+    try:
+        port = int(value) if value is not None else None
+    except ValueError:
+        return None
+    return port if port is not None and port > 0 else None
+
+
+def graphics_of(root) -> List[Graphics]:
+    """The ``<graphics>`` devices of a parsed domain XML: type, listen address (the
+    ``listen`` attribute, else the first ``<listen address=...>``) and port."""
+    found = []
+    for el in root.findall("devices/graphics"):
+        listen = el.get("listen")
+        if not listen:
+            for child in el.findall("listen"):
+                if child.get("address"):
+                    listen = child.get("address")
+                    break
+        found.append(Graphics(type=el.get("type") or "", listen=listen or None,
+                              port=_port(el.get("port"))))
+    return found
+
+
+def live_graphics(dom) -> List[Graphics]:
+    """The graphical consoles of ``dom`` as libvirt runs it (its live XML, where the port of an
+    autoport console is filled in); ``[]`` for a domain that just vanished.
+
+    Nova's ``get_vnc_console`` reads the port the same way: ``./devices/graphics[@type='vnc']``
+    of ``guest.get_xml_desc()``.
+    """
+    lv = _connection.libvirt
+    try:
+        text = dom.XMLDesc(0)
+    except lv.libvirtError as exc:
+        if _no_domain(exc):
+            return []
+        raise VirtopsError("reading the definition of domain %s failed: %s" % (_label(dom), exc),
+                           libvirt_error_code=exc.get_error_code())
+    return graphics_of(parse_xml(text, "the live XML of domain %s" % _label(dom)))
 
 
 def undefine(dom) -> bool:

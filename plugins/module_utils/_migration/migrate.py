@@ -24,7 +24,9 @@ The phases, each run on the host it names, each idempotent:
     ``finish_resize`` / ``finish_migration``: base image present in this host's cache (fetched,
     or copied from the source when the image source is gone), overlays rebased when the base
     path differs, disks grown to the new flavor, swap re-created, XML regenerated (same UUID,
-    same MACs, machine type kept), VIFs plugged, domain defined and started unless the
+    same MACs, machine type kept; the VNC console on this host's own ``vnc_listen``, as Nova's
+    ``finish_migration`` writes the guest XML with the destination's ``[vnc] server_listen``),
+    VIFs plugged, domain defined and started unless the
     instance was stopped; vm_state ``resized``, migration ``finished``. A failure sets vm_state
     ``error`` with the reason; revert stays possible.
 ``confirm`` (source, then destination)
@@ -58,6 +60,8 @@ from ansible_collections.virtops.compute.plugins.module_utils._compute.domain im
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._common.fileio import (
     qemu_directory, read_json)
+from ansible_collections.virtops.compute.plugins.module_utils._model.console import (
+    DEFAULT_VNC_LISTEN, valid_vnc_listen)
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._guest.config import Guest
 from ansible_collections.virtops.compute.plugins.module_utils._storage.image_cache import (
@@ -191,6 +195,8 @@ class MigrateParams:
     state_dir: str = DEFAULT_STATE_DIR
     nwfilter: str = DEFAULT_NWFILTER
     firewall_driver: str = DEFAULT_FIREWALL_DRIVER
+    # The destination's own [vnc] server_listen: finish writes the domain XML with it.
+    vnc_listen: str = DEFAULT_VNC_LISTEN
     force_raw_images: bool = True
     image_roots: Tuple[str, ...] = ()
     download_max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES
@@ -207,6 +213,7 @@ class MigrateParams:
         if not self.host:
             raise VirtopsError("host (this host's name in the fleet) is required")
         valid_firewall_driver(self.firewall_driver)
+        valid_vnc_listen(self.vnc_listen)
 
     @property
     def ssh(self) -> SshConfig:
@@ -1079,7 +1086,8 @@ class FinishPhase(Phase):
             state_dir=self.p.state_dir, libvirt_uri=self.p.libvirt_uri,
             config_drive=has_config,
             config_drive_format=(detect_format(config) or "iso9660") if has_config else "iso9660",
-            nwfilter=self.p.nwfilter, firewall_driver=self.p.firewall_driver)
+            vnc_listen=self.p.vnc_listen, nwfilter=self.p.nwfilter,
+            firewall_driver=self.p.firewall_driver)
         outcome = ensure_libvirt_xml(params, check_mode=self.check_mode)
         if outcome.changed:
             self.result.act("write %s with flavor %s" % (outcome.path, new.name))

@@ -7,16 +7,19 @@ There is no database: every compute host reports the instances it holds
 """
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Optional
+from dataclasses import dataclass, field
+from typing import Dict, List, Mapping, Optional, Tuple
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
+from ansible_collections.virtops.compute.plugins.module_utils._model.console import console_url
 from ansible_collections.virtops.compute.plugins.plugin_utils._boot.plan import (
     _facts_list, _fault_message, power_drift, split_leftovers)
 from ansible_collections.virtops.compute.plugins.plugin_utils._boot.request import (
     MULTI_INSTANCE_NAME_TEMPLATE, whole_number)
 
 COLUMNS = (("name", "NAME"), ("host", "HOST"), ("vm_state", "STATE"), ("task_state", "TASK"),
-           ("power_state", "POWER"), ("flavor", "FLAVOR"), ("image", "IMAGE"), ("ips", "IPS"))
+           ("power_state", "POWER"), ("flavor", "FLAVOR"), ("image", "IMAGE"), ("ips", "IPS"),
+           ("console", "CONSOLE"))
 
 
 def _name_of(value) -> Optional[str]:
@@ -27,7 +30,10 @@ def _name_of(value) -> Optional[str]:
 
 def fleet_servers(hosts) -> List[dict]:
     """One row per instance record, sorted by name then host. An instance in the middle of a
-    resize has a record on both hosts and shows twice (``task_state`` tells which is which)."""
+    resize has a record on both hosts and shows twice (``task_state`` tells which is which).
+    ``console`` is the URL of its running domain's console (``vnc://<listen>:<port>``), None
+    when it has none: what Nova's ``openstack console url show --novnc`` leads to, without
+    the proxy."""
     rows = []
     for facts in _facts_list(hosts):
         for instance in facts.get("instances") or []:
@@ -42,6 +48,7 @@ def fleet_servers(hosts) -> List[dict]:
                 "networks": network_labels(instance.get("network_info")),
                 "server_group": instance.get("server_group"),
                 "fault": instance.get("fault"),
+                "console": console_url(instance.get("graphics") or []),
             })
     return sorted(rows, key=lambda r: (str(r["name"]), str(r["host"])))
 
@@ -108,6 +115,69 @@ def server_locations(hosts, server) -> List[dict]:
                               "migration": instance.get("migration"),
                               "network_info": instance.get("network_info") or []})
     return sorted(found, key=lambda f: (str(f["name"]), str(f["host"])))
+
+
+HISTORY_COLUMNS = ("at", "vm_state", "task_state", "reason")
+
+
+@dataclass
+class _InstanceHistory:
+    """The records of one instance: its name, the hosts that hold one, and each history entry
+    (by its values, in the order first seen) with the hosts whose records hold it."""
+    name: str
+    hosts: List[str] = field(default_factory=list)
+    entries: Dict[Tuple[str, ...], List[str]] = field(default_factory=dict)
+
+    def add(self, host: str, history) -> None:
+        if host not in self.hosts:
+            self.hosts.append(host)
+        for entry in history or []:
+            if isinstance(entry, Mapping):
+                key = tuple(str(entry.get(column) or "") for column in HISTORY_COLUMNS)
+                held = self.entries.setdefault(key, [])
+                if host not in held:
+                    held.append(host)
+
+    def lines(self, uuid: str) -> List[str]:
+        lines = ["%s (%s) on %s" % (self.name, uuid, ", ".join(sorted(self.hosts)))]
+        # Oldest first; entries of the same moment keep the order their record gives them.
+        ordered = sorted(self.entries.items(), key=lambda item: item[0][0])
+        rows = [[at or "-", ",".join(sorted(held)), vm_state or "-", task_state or "-", reason]
+                for (at, vm_state, task_state, reason), held in ordered]
+        if not rows:
+            return lines + ["(no history recorded)"]
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        return lines + [("  ".join(cell.ljust(width) for cell, width in zip(row, widths))
+                         + "  " + row[4]).rstrip() for row in rows]
+
+
+def server_history(hosts, server) -> List[str]:
+    """The history of the server named (or with the uuid) ``server`` from every record of it in
+    the host facts, as lines: per instance a header ``NAME (UUID) on HOSTS``, then one line per
+    state transition, oldest first: time (UTC), the hosts whose records hold it, ``vm_state``,
+    ``task_state`` and the reason, if any.
+
+    Nova's ``openstack server event list``. The records of an instance in the middle of a
+    resize (one on each host, or ``<uuid>`` and ``<uuid>_resize`` on one) share the entries
+    before the move, which are shown once. ``[]`` when no host holds a record of it
+    (``servers.yml`` then fails, as ``openstack server event list`` does for an unknown
+    server). The facts carry a record's history only when it was asked for (``vm_host_facts``
+    option ``history``).
+    """
+    wanted = str(server or "").strip()
+    if not wanted:
+        raise VirtopsError("history needs the name or uuid of a server")
+    found: Dict[str, _InstanceHistory] = {}
+    for facts in _facts_list(hosts):
+        for instance in facts.get("instances") or []:
+            if instance.get("name") == wanted or instance.get("uuid") == wanted.lower():
+                uuid = str(instance.get("uuid"))
+                found.setdefault(uuid, _InstanceHistory(str(instance.get("name")))).add(
+                    str(facts.get("hostname")), instance.get("history"))
+    lines: List[str] = []
+    for uuid in sorted(found, key=lambda u: (found[u].name, u)):
+        lines.extend(found[uuid].lines(uuid))
+    return lines
 
 
 def fleet_notes(hosts) -> List[str]:

@@ -31,6 +31,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._guest.config impo
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt import connection as _connection
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt import domains as _domains
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt import xml as _xml
+from ansible_collections.virtops.compute.plugins.module_utils._model.console import console_url
 from ansible_collections.virtops.compute.plugins.module_utils._model.names import (
     validate_instance_name)
 
@@ -177,6 +178,9 @@ def server_record(domain_xml: str, compute_host: str, power_state: str,
         "ips": [ip for port in ports for ip in port["ips"]],
         "macs": [port["mac"] for port in ports if port["mac"]],
         "created_at": meta.creation_time,
+        # The consoles as libvirt runs them (the port of an autoport console is set while the
+        # domain runs), as vm_host_facts reports them.
+        "graphics": [g.to_dict() for g in _domains.graphics_of(root)],
     }
 
 
@@ -328,6 +332,7 @@ def host_vars(server: Mapping, address: bool = True) -> dict:
         "virtops_macs": list(server.get("macs") or []),
         "virtops_created_at": server.get("created_at"),
         "virtops_also_on": list(server.get("also_on") or []),
+        "virtops_console": console_url(server.get("graphics") or []),
     }
     if address and server.get("ips"):
         hostvars["ansible_host"] = server["ips"][0]

@@ -47,7 +47,8 @@ class Fleet:
         self.kvm2 = path / "kvm2.xml"
         self.kvm1.write_text(node_xml(
             server_xml("web1", WEB1, ports=[("fa:16:3e:00:00:01", ["10.90.0.5"]),
-                                            ("fa:16:3e:00:00:02", ["10.91.0.5"])]),
+                                            ("fa:16:3e:00:00:02", ["10.91.0.5"])],
+                       vnc=("192.0.2.11", 5901)),
             server_xml("web2", WEB2, shutoff=True, ports=[("fa:16:3e:00:00:03", ["10.90.0.6"])]),
             foreign_xml("not-a-server", FOREIGN)))
         self.kvm2.write_text(node_xml(
@@ -130,7 +131,7 @@ def test_every_server_of_every_compute_host_is_listed_and_no_other_domain(listed
     assert hosts_of(listed, "virtops_servers") == ["db1", "web1", "web2"]
 
 
-def test_a_server_has_its_uuid_compute_host_power_state_flavor_image_addresses_and_creation(listed):
+def test_a_server_has_its_uuid_compute_host_power_state_flavor_image_addresses_creation_and_console(listed):
     web1 = listed["_meta"]["hostvars"]["web1"]
     assert {k: v for k, v in web1.items() if k.startswith("virtops_") or k == "ansible_host"} == {
         "virtops_uuid": WEB1, "virtops_name": "web1", "virtops_hostname": "web1",
@@ -143,8 +144,9 @@ def test_a_server_has_its_uuid_compute_host_power_state_flavor_image_addresses_a
         "virtops_ips": ["10.90.0.5", "10.91.0.5"],
         "virtops_macs": ["fa:16:3e:00:00:01", "fa:16:3e:00:00:02"],
         "virtops_created_at": CREATED_AT, "virtops_also_on": [],
-        "ansible_host": "10.90.0.5"}
+        "virtops_console": "vnc://192.0.2.11:5901", "ansible_host": "10.90.0.5"}
     assert listed["_meta"]["hostvars"]["web2"]["virtops_power_state"] == "shutdown"
+    assert listed["_meta"]["hostvars"]["web2"]["virtops_console"] is None
     assert listed["_meta"]["hostvars"]["db1"]["virtops_compute_host"] == "kvm2"
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._compute.build import (
     STEPS, BuildParams, BuildStepFailed, Builder, build_instance)
 
@@ -95,3 +96,10 @@ def test_the_steps_run_in_novas_order_and_a_definition_failure_names_the_xml_ste
     assert {"disk", "disk.info", "disk.config", "instance.json"} <= made
     assert builder.result.image_base and os.path.exists(builder.result.image_base)
     assert STEPS == ("claim", "image", "vif", "xml", "domain")
+
+
+def test_a_vnc_listen_that_is_not_an_ip_address_is_refused_before_the_claim(tmp_path, image):
+    with pytest.raises(VirtopsError, match="vnc_listen must be an IP address.*'compute1'"):
+        params(tmp_path, image, vnc_listen="compute1")
+    assert not (tmp_path / "instances").exists()
+    assert params(tmp_path, image, vnc_listen="192.0.2.11").vnc_listen == "192.0.2.11"

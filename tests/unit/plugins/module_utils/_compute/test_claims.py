@@ -121,6 +121,14 @@ def test_state_updates_keep_history_and_fault(tmp_path):
     assert run(dict(p, state="updated", vm_state="active", clear_task_state=True), False).changed is False
 
 
+def test_the_history_of_a_new_record_begins_with_its_claim_and_a_reclaim_adds_nothing(tmp_path):
+    p = dict(params(tmp_path), host="c1")
+    first = run(p, check_mode=False).record
+    assert [(h["vm_state"], h["task_state"], h.get("reason")) for h in first.history] == [
+        ("building", "scheduling", "claimed on c1")]
+    assert run(p, check_mode=False).record.history == first.history
+
+
 def test_release_removes_record_and_is_idempotent(tmp_path):
     p = params(tmp_path)
     run(p, check_mode=False)

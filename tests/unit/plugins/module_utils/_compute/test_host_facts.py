@@ -130,13 +130,47 @@ def test_total_memory_comes_from_meminfo():
     assert total_memory_mb(1) == expected
 
 
-def test_power_states_are_read_on_a_read_only_connection_by_domain_uuid():
+def test_power_states_and_consoles_are_read_on_a_read_only_connection_by_domain_uuid(tmp_path):
     libvirt = pytest.importorskip("libvirt")
     from ansible_collections.virtops.compute.plugins.module_utils._compute.host_facts import (
-        domain_power_states)
+        LiveDomain, live_domains)
     from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import connect
-    with connect("test:///default", read_only=True) as conn:
-        states = domain_power_states(conn)
+    from ansible_collections.virtops.compute.plugins.module_utils._model.console import Graphics
+    from ansible_collections.virtops.compute.tests.unit.plugins.plugin_utils._inventory.helpers import (
+        node_xml, server_xml)
+    node = tmp_path / "node.xml"
+    node.write_text(node_xml(server_xml("web1", U1, vnc=("192.0.2.11", 5901)),
+                             server_xml("web2", U2, shutoff=True, vnc=("192.0.2.11", 5902))))
+    with connect("test://%s" % node, read_only=True) as conn:
+        live = live_domains(conn)
         with pytest.raises(libvirt.libvirtError, match="read only"):
-            conn.lookupByName("test").suspend()
-    assert states["6695eb01-f6a4-8304-79aa-97f2502e193f"] == "running"
+            conn.lookupByName("web1").suspend()
+    assert live[U1] == LiveDomain("running", (Graphics("vnc", "192.0.2.11", 5901),))
+    # A shut-off domain's console has no port: it is not read.
+    assert live[U2] == LiveDomain("shutdown", ())
+
+
+def test_an_instance_has_the_consoles_of_its_running_domain_and_none_without_a_domain():
+    from ansible_collections.virtops.compute.plugins.module_utils._compute.host_facts import LiveDomain
+    from ansible_collections.virtops.compute.plugins.module_utils._model.console import Graphics
+    live = {U1: LiveDomain("running", (Graphics("vnc", "192.0.2.11", 5900),))}
+    summary = summarise({"uuid": U1, "name": "web1"}, "c1", live)
+    assert summary["graphics"] == [{"type": "vnc", "listen": "192.0.2.11", "port": 5900}]
+    assert (summary["power_state"], summarise({"uuid": U2, "name": "web2"}, "c1", live)["graphics"]) \
+        == ("running", [])
+
+
+def test_the_history_is_returned_only_for_the_servers_asked_for_by_name_or_uuid(tmp_path):
+    from ansible_collections.virtops.compute.plugins.module_utils._compute.host_facts import (
+        wants_history)
+    record = InstanceRecord(uuid=U1, name="web1", flavor=Flavor.from_dict(
+        {"name": "m1", "vcpus": 1, "ram_mb": 128, "root_gb": 1}))
+    record.set_state(task_state="spawning")
+    record.set_state("active", None)
+    document = record.to_dict()
+    assert "history" not in summarise(document, "c1", {})
+    assert wants_history(document, ["web1"]) and wants_history(document, [U1])
+    assert not wants_history(document, ["web2"]) and not wants_history(document, [])
+    history = summarise(document, "c1", {}, history=True)["history"]
+    assert [(e["vm_state"], e["task_state"]) for e in history] == [
+        ("building", "spawning"), ("active", None)]

@@ -416,3 +416,14 @@ def test_disk_formats_from_disk_info_paths():
         resolve_disk_formats({"/etc/disk": "raw"}, INSTANCE_DIR)
     with pytest.raises(VirtopsError, match="must be a file name"):
         resolve_disk_formats({"../x/disk": "raw"}, INSTANCE_DIR)
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1", "192.0.2.11", "0.0.0.0", "fd00::11"])
+def test_the_vnc_console_listens_on_the_hosts_vnc_listen_with_autoport(listen):
+    graphics = [d for d in design(vnc_listen=listen).devices if d.root_name == "graphics"]
+    assert [(g.type, g.listen, g.autoport) for g in graphics] == [("vnc", listen, True)]
+
+
+def test_the_vnc_console_listens_on_the_loopback_unless_told_otherwise():
+    (graphics,) = [d for d in design().devices if d.root_name == "graphics"]
+    assert graphics.listen == "127.0.0.1"

@@ -171,3 +171,43 @@ def test_undefine_asks_for_nvram_managed_save_and_metadata_and_falls_back_withou
                  libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA):
         assert flags & flag == flag
     assert dom.calls[1] == ("undefine",)
+
+
+GRAPHICS_XML = """<domain type='test'>
+  <name>{name}</name>
+  <uuid>{uuid}</uuid>
+  <memory unit='KiB'>65536</memory>
+  <vcpu>1</vcpu>
+  <os><type>hvm</type></os>
+  <devices>
+    <graphics type='vnc' port='5907' autoport='no' listen='192.0.2.11'>
+      <listen type='address' address='192.0.2.11'/>
+    </graphics>
+  </devices>
+</domain>
+"""
+
+
+def test_the_consoles_of_a_running_domain_are_read_from_its_live_xml(conn):
+    uuid = str(uuidlib.uuid4())
+    dom = conn.createXML(GRAPHICS_XML.format(name="g-" + uuid[:8], uuid=uuid), 0)
+    try:
+        assert [g.to_dict() for g in domains.live_graphics(dom)] == [
+            {"type": "vnc", "listen": "192.0.2.11", "port": 5907}]
+    finally:
+        dom.destroy()
+    # A transient domain is gone once destroyed: no consoles, no error.
+    assert domains.live_graphics(dom) == []
+
+
+def test_a_console_without_a_port_yet_or_with_only_a_listen_element_is_read_as_such():
+    from ansible_collections.virtops.compute.plugins.module_utils._libvirt.xml import parse_xml
+    root = parse_xml("<domain><devices>"
+                     "<graphics type='vnc' port='-1' autoport='yes'>"
+                     "<listen type='address' address='::1'/></graphics>"
+                     "<graphics type='spice' autoport='yes' listen='0.0.0.0'/>"
+                     "</devices></domain>", "test")
+    assert [g.to_dict() for g in domains.graphics_of(root)] == [
+        {"type": "vnc", "listen": "::1", "port": None},
+        {"type": "spice", "listen": "0.0.0.0", "port": None}]
+    assert domains.graphics_of(parse_xml("<domain><devices/></domain>", "test")) == []

@@ -476,3 +476,10 @@ def test_finish_refuses_a_hostile_base_from_the_source_and_leaves_nothing_in_the
     with pytest.raises(VirtopsError, match="backing"):
         phase._disks(record, mig, SMALL, str(inst_dir))
     assert [n for n in os.listdir(dst_base) if not n.startswith("swap_")] == []
+
+
+def test_the_finish_on_the_destination_takes_that_hosts_vnc_listen_and_refuses_a_bad_one(tmp_path):
+    assert params(tmp_path, "finish").vnc_listen == "127.0.0.1"
+    assert params(tmp_path, "finish", vnc_listen="10.0.0.2").vnc_listen == "10.0.0.2"
+    with pytest.raises(VirtopsError, match="vnc_listen must be an IP address"):
+        params(tmp_path, "finish", vnc_listen="dest.example")

@@ -16,7 +16,7 @@ DOMAIN = """<domain type='test'>
   {metadata}
   <memory unit='MiB'>{ram_mb}</memory>
   <vcpu>{vcpus}</vcpu>
-  <os><type>hvm</type></os>{runstate}
+  <os><type>hvm</type></os>{devices}{runstate}
 </domain>
 """
 # A node file of the test driver (test:///<path>): its domains, read afresh on every open.
@@ -27,6 +27,10 @@ NODE = """<node xmlns:test="http://libvirt.org/schemas/domain/test/1.0">
 {domains}</node>
 """
 SHUTOFF = "\n  <test:runstate>5</test:runstate>"
+# A VNC console as libvirt shows it in a running domain's live XML (the test driver keeps a
+# port only when autoport is off; libvirt fills in an autoport one when QEMU starts).
+VNC = ("\n  <devices><graphics type='vnc' port='{port}' autoport='no' listen='{listen}'>"
+       "<listen type='address' address='{listen}'/></graphics></devices>")
 
 
 def metadata(name: str, flavor: str = "m1.nano", ram_mb: int = 128, vcpus: int = 1,
@@ -44,18 +48,20 @@ def metadata(name: str, flavor: str = "m1.nano", ram_mb: int = 128, vcpus: int =
 
 
 def server_xml(name: str, uuid: str, shutoff: bool = False, meta_xml: Optional[str] = None,
-               **meta) -> str:
-    """A domain that is a server; ``meta_xml`` replaces the metadata element (broken ones)."""
+               vnc: Optional[tuple] = None, **meta) -> str:
+    """A domain that is a server; ``meta_xml`` replaces the metadata element (broken ones);
+    ``vnc`` is the ``(listen, port)`` of its VNC console."""
     text = meta_xml if meta_xml is not None else metadata(name, **meta).to_xml()
     flavor = meta.get("ram_mb", 128), meta.get("vcpus", 1)
     return DOMAIN.format(name=name, uuid=uuid, metadata="<metadata>%s</metadata>" % text,
                          ram_mb=flavor[0], vcpus=flavor[1],
+                         devices=VNC.format(listen=vnc[0], port=vnc[1]) if vnc else "",
                          runstate=SHUTOFF if shutoff else "")
 
 
 def foreign_xml(name: str, uuid: str) -> str:
     """A domain someone else defined: metadata, but not ours."""
-    return DOMAIN.format(name=name, uuid=uuid, ram_mb=64, vcpus=1, runstate="",
+    return DOMAIN.format(name=name, uuid=uuid, ram_mb=64, vcpus=1, runstate="", devices="",
                          metadata="<metadata><app:owner xmlns:app='urn:example:app'>"
                                   "ops</app:owner></metadata>")
 

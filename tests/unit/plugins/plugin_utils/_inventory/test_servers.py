@@ -59,10 +59,11 @@ def mine(records, *uuids):
     return [r for r in records if r["uuid"] in uuids]
 
 
-def test_a_running_server_is_read_with_its_flavor_image_ports_and_power_state(conn, define):
+def test_a_running_server_is_read_with_its_flavor_image_ports_power_state_and_console(conn, define):
     name, uuid = fresh()
     define(server_xml(name, uuid, ports=[("fa:16:3e:00:00:01", ["10.90.0.5", "fd00::5"]),
-                                         ("fa:16:3e:00:00:02", ["10.91.0.5"])]), start=True)
+                                         ("fa:16:3e:00:00:02", ["10.91.0.5"])],
+                      vnc=("fd00::1", 5902)), start=True)
     records, warnings = servers.read_host(conn, "kvm1")
     assert mine(records, uuid) == [{
         "uuid": uuid, "name": name, "domain": name, "hostname": name, "compute_host": "kvm1",
@@ -76,8 +77,11 @@ def test_a_running_server_is_read_with_its_flavor_image_ports_and_power_state(co
         "ips": ["10.90.0.5", "fd00::5", "10.91.0.5"],
         "macs": ["fa:16:3e:00:00:01", "fa:16:3e:00:00:02"],
         "created_at": CREATED_AT,
+        "graphics": [{"type": "vnc", "listen": "fd00::1", "port": 5902}],
     }]
     assert warnings == []
+    [record] = mine(records, uuid)
+    assert servers.host_vars(dict(record, also_on=[]))["virtops_console"] == "vnc://[fd00::1]:5902"
 
 
 def test_a_defined_server_that_is_not_running_is_shutdown_and_inactive(conn, define):
@@ -271,7 +275,8 @@ def test_host_vars_carry_the_record_and_ansible_host_is_the_first_fixed_ip():
         "virtops_image": {"id": "img-guest", "name": "guest"},
         "virtops_ports": [{"id": "p", "mac": "fa:16:3e:00:00:01", "ips": ["10.90.0.5", "10.91.0.5"]}],
         "virtops_ips": ["10.90.0.5", "10.91.0.5"], "virtops_macs": ["fa:16:3e:00:00:01"],
-        "virtops_created_at": CREATED_AT, "virtops_also_on": [], "ansible_host": "10.90.0.5"}
+        "virtops_created_at": CREATED_AT, "virtops_also_on": [], "virtops_console": None,
+        "ansible_host": "10.90.0.5"}
     assert "ansible_host" not in servers.host_vars(record("web1", U1), address=False)
     assert "ansible_host" not in servers.host_vars(record("web1", U1, ips=()))
 
