@@ -16,6 +16,7 @@ from ansible_collections.virtops.compute.plugins.filter.power import FilterModul
 from ansible_collections.virtops.compute.plugins.plugin_utils._boot import fleet as _fleet
 from ansible_collections.virtops.compute.plugins.plugin_utils._boot import plan as _boot_plan
 from ansible_collections.virtops.compute.plugins.plugin_utils._boot import request as _boot_request
+from ansible_collections.virtops.compute.plugins.plugin_utils._boot import converge as _converge
 from ansible_collections.virtops.compute.plugins.plugin_utils._power import actions as _power
 
 FILTER_DIR = pathlib.Path(__file__).resolve().parents[2] / "plugins" / "filter"
@@ -63,11 +64,11 @@ def doc_problems(name: str, directory: pathlib.Path = FILTER_DIR) -> list:
 def implementation(name: str):
     """The plugin_utils function behind filter ``name`` (the wrappers keep its __name__)."""
     function_name = FILTERS[name].__name__
-    for module in (_boot_plan, _boot_request, _fleet, _power):
+    for module in (_boot_plan, _boot_request, _fleet, _power, _converge):
         if hasattr(module, function_name):
             return getattr(module, function_name)
-    raise AssertionError("filter %s: no function %s in _boot_plan, _boot_request, _fleet or "
-                         "_power"
+    raise AssertionError("filter %s: no function %s in _boot_plan, _boot_request, _fleet, "
+                         "_power or _converge"
                          % (name, function_name))
 
 
