@@ -423,4 +423,3 @@ def _secrets_of(mapping: Mapping, admin_pass, user_data, prefer_own: bool = Fals
                 for key in SECRET_KEYS}
     return {key: given[key] if given[key] not in (None, "") else mapping.get(key)
             for key in SECRET_KEYS}
-

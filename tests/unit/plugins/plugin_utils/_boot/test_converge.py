@@ -49,7 +49,7 @@ def test_stopped_stops_a_running_server_and_running_starts_a_stopped_one():
     assert stop["stop"] == ["web1"] and stop["start"] == []
     start = converge_plan([dict(WEB, state="running")],
                           [row(vm_state="stopped", power_state="shutdown")])
-    assert start["start"] == [{k: v for k, v in WEB.items()}] and start["stop"] == []
+    assert start["start"] == [dict(WEB)] and start["stop"] == []
     assert converge_plan([dict(WEB, state="stopped")],
                          [row(vm_state="stopped", power_state="shutdown")])["changed"] is False
 

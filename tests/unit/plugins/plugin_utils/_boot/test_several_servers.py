@@ -30,9 +30,9 @@ def test_a_list_of_servers_gives_one_checked_request_each_in_order():
 
 
 def test_a_single_server_gives_a_list_of_one_request():
-    assert [r["name"] for r in br.boot_requests({"name": "web", "flavor": "m1.tiny",
-                                                  "image": "guest", "networks": "none"},
-                                                 *CATALOGS)] == ["web"]
+    checked = br.boot_requests({"name": "web", "flavor": "m1.tiny", "image": "guest",
+                                "networks": "none"}, *CATALOGS)
+    assert [r["name"] for r in checked] == ["web"]
 
 
 def test_a_name_asked_for_twice_is_refused_before_anything_is_placed():
