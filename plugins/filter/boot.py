@@ -1,8 +1,9 @@
 # Copyright: (c) 2026, virtops.compute contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters of the boot, delete and list flows (the roles' controller-side bookkeeping).
+"""Filters of the boot, delete, list, converge and power flows (the roles' controller-side
+bookkeeping).
 
-Thin wrappers over ``plugins/plugin_utils/_boot/plan.py`` and ``_fleet.py``; each filter is
+Thin wrappers over ``plugins/plugin_utils/_boot/`` and ``_power/``; each filter is
 documented in the YAML file of its name beside this one.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from ansible_collections.virtops.compute.plugins.plugin_utils._boot import conve
 from ansible_collections.virtops.compute.plugins.plugin_utils._boot import fleet as _fleet
 from ansible_collections.virtops.compute.plugins.plugin_utils._boot import plan as _boot_plan
 from ansible_collections.virtops.compute.plugins.plugin_utils._boot import request as _boot_request
+from ansible_collections.virtops.compute.plugins.plugin_utils._power import actions as _power
 
 
 def _wrap(function):
@@ -59,4 +61,6 @@ class FilterModule:
             "server_names": _fleet.server_names,
             "converge_plan": _converge.converge_plan,
             "server_history": _fleet.server_history,
+            "power_plan": _power.power_plan,
+            "power_report": _power.power_report,
         }.items()}

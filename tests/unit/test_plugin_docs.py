@@ -12,7 +12,6 @@ import pytest
 import yaml
 
 from ansible_collections.virtops.compute.plugins.filter.boot import FilterModule
-from ansible_collections.virtops.compute.plugins.filter.power import FilterModule as PowerFilters
 from ansible_collections.virtops.compute.plugins.plugin_utils._boot import fleet as _fleet
 from ansible_collections.virtops.compute.plugins.plugin_utils._boot import plan as _boot_plan
 from ansible_collections.virtops.compute.plugins.plugin_utils._boot import request as _boot_request
@@ -20,7 +19,7 @@ from ansible_collections.virtops.compute.plugins.plugin_utils._boot import conve
 from ansible_collections.virtops.compute.plugins.plugin_utils._power import actions as _power
 
 FILTER_DIR = pathlib.Path(__file__).resolve().parents[2] / "plugins" / "filter"
-FILTERS = dict(FilterModule().filters(), **PowerFilters().filters())
+FILTERS = FilterModule().filters()
 SECTIONS = ("DOCUMENTATION", "EXAMPLES", "RETURN")
 
 
