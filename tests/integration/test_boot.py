@@ -134,8 +134,9 @@ def _boot_one_server_that_reads_its_config_drive(fleet):
     listed = [s for s in fleet.servers() if s["name"] == "web1"]
     assert listed == [{"name": "web1", "uuid": inst_uuid, "host": host, "vm_state": "active",
                        "task_state": None, "power_state": "running", "flavor": "m1.nano",
-                       "image": "guest", "ips": record["ips"], "server_group": None,
-                       "fault": None, "console": "vnc://%s:%d" % (listen, port)}]
+                       "image": "guest", "ips": record["ips"], "networks": ["private"],
+                       "server_group": None, "fault": None,
+                       "console": "vnc://%s:%d" % (listen, port)}]
     assert fleet.lab.run(host, ["ss", "-Htln", "sport = :%d" % port]).stdout.split()[3] == \
         "%s:%d" % (listen, port)
 
