@@ -173,7 +173,8 @@ def converge_plan(servers, rows) -> dict:
     Returns ``boot`` (servers for boot.yml's ``server`` list: the missing ones), ``delete``
     (names for delete.yml), ``start`` (servers for boot.yml with ``server_boot_drift=start``:
     the stopped ones that should run), ``stop`` (names for stop.yml: the running ones that
-    should be stopped, and the missing ones that should exist stopped, after their boot),
+    should be stopped), ``stop_after_boot`` (the missing ones that should exist stopped: stopped
+    after their boot, so not in check mode, where nothing is booted),
     ``resize`` (``{name, flavor}``: drifted flavors with ``resize: true``), ``servers`` (per
     server: ``name``, ``actions``, ``drift``, ``before``, ``after``), ``lines`` (one per
     server) and ``changed``. A server in the middle of a move, or in error, is reported and
@@ -182,8 +183,8 @@ def converge_plan(servers, rows) -> dict:
     by_name: Dict[str, List[Mapping]] = {}
     for row in rows or []:
         by_name.setdefault(str(row.get("name")), []).append(row)
-    plan = {"boot": [], "delete": [], "start": [], "stop": [], "resize": [], "servers": [],
-            "lines": [], "problems": []}
+    plan = {"boot": [], "delete": [], "start": [], "stop": [], "stop_after_boot": [],
+            "resize": [], "servers": [], "lines": [], "problems": []}
     for entry in desired:
         found = by_name.get(entry.name, [])
         row = found[0] if len(found) == 1 else None
@@ -201,7 +202,7 @@ def converge_plan(servers, rows) -> dict:
             detail = "%s, %s" % (entry.server["flavor"], entry.server["image"])
             if entry.power == "stopped":
                 actions.append("stop")
-                plan["stop"].append(entry.name)
+                plan["stop_after_boot"].append(entry.name)
         elif row is None or row.get("task_state") or row.get("vm_state") not in (ACTIVE, STOPPED):
             state = "in a move (records on %s)" % ", ".join(str(r.get("host")) for r in found) \
                 if row is None else "in vm_state %s%s" % (

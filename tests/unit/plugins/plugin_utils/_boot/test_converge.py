@@ -56,7 +56,8 @@ def test_stopped_stops_a_running_server_and_running_starts_a_stopped_one():
 
 def test_a_missing_server_that_should_be_stopped_is_booted_then_stopped():
     plan = converge_plan([dict(WEB, state="stopped")], [])
-    assert [s["name"] for s in plan["boot"]] == ["web1"] and plan["stop"] == ["web1"]
+    assert [s["name"] for s in plan["boot"]] == ["web1"] and plan["stop"] == []
+    assert plan["stop_after_boot"] == ["web1"]          # not in check mode: nothing was booted
     assert plan["servers"][0]["actions"] == ["boot", "stop"]
 
 
