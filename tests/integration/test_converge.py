@@ -69,13 +69,15 @@ def test_a_vars_file_of_three_servers_converges_the_fleet_and_a_second_run_chang
 
     # --check --diff: the plan per server, and nothing changes.
     servers[1] = server("conv2", state="running")
-    checked = converge(fleet, servers, "--check", "--diff")
+    checked = converge(fleet, servers + [server("conv4", state="stopped")], "--check", "--diff")
     assert checked.rc == 0, checked.failures()
-    assert plan_lines(checked)[1] == "conv2: start"
+    assert plan_lines(checked)[1:] == ["conv2: start", "conv3: unchanged",
+                                       "conv4: boot, stop (m1.nano, guest)"]
     shown = checked.task("Show each server before and after")["localhost"]["msg"]
-    assert [(s["name"], s["before"]["vm_state"], s["after"]["vm_state"]) for s in shown] == [
-        ("conv2", "stopped", "active")]
-    assert [r["vm_state"] for r in by_name(fleet)["conv2"]] == ["stopped"]
+    assert [(s["name"], (s["before"] or {}).get("vm_state"), s["after"]["vm_state"])
+            for s in shown] == [("conv2", "stopped", "active"), ("conv4", None, "stopped")]
+    rows = by_name(fleet)
+    assert [r["vm_state"] for r in rows["conv2"]] == ["stopped"] and "conv4" not in rows
 
     # conv3 goes, conv2 starts, conv1's flavor drifts: reported, not changed.
     servers = [server("conv1", flavor="m1.tiny"), server("conv2"),
