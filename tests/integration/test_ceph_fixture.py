@@ -59,12 +59,12 @@ def test_the_client_key_creates_lists_and_removes_images_and_nothing_gets_in_wit
     try:
         with pytest.raises(CephError):
             ceph_cluster.run(["rbd", "--conf", str(ceph_cluster.client.conf), "--id", "virtops", "--keyring", str(wrong),
-                               "ls", "vms"], 60)
+                              "ls", "vms"], 60)
     finally:
         wrong.unlink()
     with pytest.raises(CephError, match="EACCES|denied"):
         ceph_cluster.run(["ceph", "--conf", str(ceph_cluster.client.conf), "--id", "virtops",
-                           "--keyring", str(ceph_cluster.client.keyring), "osd", "pool", "create", "stolen"], 60)
+                         "--keyring", str(ceph_cluster.client.keyring), "osd", "pool", "create", "stolen"], 60)
 
 
 def test_a_raw_image_imported_into_the_images_pool_reads_back_byte_for_byte(ceph_cluster, tmp_path):

@@ -43,8 +43,8 @@ def rbd_cli(ceph_cluster):
     return RbdCli(settings, keyring=str(client.keyring))
 
 
-def test_a_raw_glance_image_of_this_cluster_becomes_a_grown_clone_and_delete_leaves_only_other_instances(rbd_cli, ceph_cluster,
-                                                                                                      glance_image, tmp_path):
+def test_a_raw_glance_image_of_this_cluster_becomes_a_grown_clone_and_delete_leaves_only_other_instances(
+        rbd_cli, ceph_cluster, glance_image, tmp_path):
     image_id, url = glance_image
     instance, neighbour = str(uuid.uuid4()), str(uuid.uuid4())
     assert rbd_cli.fsid() == ceph_cluster.fsid
