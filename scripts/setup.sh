@@ -36,6 +36,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
     mkdir -p /etc/postgresql-common/createcluster.d
     echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/virtops-tests.conf
   fi
+  # Debian's ceph-mon/ceph-osd make no cluster and start no daemon of their own: the tests make
+  # theirs, by PID, under /var/tmp (tests/fixtures/ceph.py).
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq || die "apt-get update failed: check the network/proxy and /etc/apt/sources.list, then re-run."
   # policy-rc.d keeps package scripts from starting services on machines without systemd.

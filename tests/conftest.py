@@ -1,12 +1,14 @@
 # Copyright: (c) 2026, virtops.compute contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Fixtures for unit and integration tests alike: a real PostgreSQL server (tests/fixtures/postgres.py)."""
+"""Fixtures for unit and integration tests alike: a real PostgreSQL server (tests/fixtures/postgres.py)
+and a real Ceph cluster (tests/fixtures/ceph.py)."""
 from __future__ import annotations
 
 from typing import Iterator
 
 import pytest
 
+from tests.fixtures.ceph import CephCluster, CephUnavailable
 from tests.fixtures.postgres import PostgresServer, PostgresUnavailable, under_ci
 
 
@@ -44,3 +46,21 @@ def fresh_postgres_dsn(postgres_server: PostgresServer) -> Iterator[str]:  # pyl
         yield postgres_server.dsn_for(name)
     finally:
         postgres_server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def ceph_cluster() -> Iterator[CephCluster]:
+    """One Ceph cluster (a monitor, an OSD, pools ``images`` and ``vms``, ``client.virtops``)
+    for the whole session, stopped by PID at its end; about 11 s to start. Where Ceph cannot
+    run (packages missing, not root) the tests that need it skip, except under CI."""
+    try:
+        cluster = CephCluster()
+        cluster.start()
+    except CephUnavailable as exc:
+        if under_ci():
+            pytest.fail("Ceph is required under CI: %s" % exc, pytrace=False)
+        pytest.skip("Ceph is not available here: %s" % exc)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

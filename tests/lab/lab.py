@@ -5,7 +5,7 @@
 Each compute host is a network namespace with its own address on a lab bridge, plus a private
 mount namespace in which its own virtlogd, libvirtd and sshd run with private /run/libvirt,
 /var/lib/libvirt, /etc/libvirt, /var/log/libvirt, /var/cache/libvirt, /var/lib/virtops (the
-instances path, at the same path as on a real host) and /root/.ssh. Hosts reach each other and
+instances path, at the same path as on a real host), /etc/virtops, /etc/ceph and /root/.ssh. Hosts reach each other and
 the controller over ssh with host keys recorded and verified.
 
     lab up N        create hosts compute1..computeN (adds to an existing lab)
@@ -49,6 +49,7 @@ PRIVATE_MOUNTS = (
     ("var-lib-virtops", "/var/lib/virtops"),
     ("root-ssh", "/root/.ssh"),
     ("etc-virtops", "/etc/virtops"),  # host preparation's record (virt type)
+    ("etc-ceph", "/etc/ceph"),  # a Ceph client's ceph.conf and keyring (images_type rbd)
 )
 DAEMONS = ("virtlogd", "libvirtd", "sshd")
 DAEMON_BINARIES = {"virtlogd": "/usr/sbin/virtlogd", "libvirtd": "/usr/sbin/libvirtd",

@@ -489,24 +489,45 @@ class GuestCPU(ConfigObject):
 
 @dataclass
 class GuestDisk(ConfigObject):
+    """A ``<disk>``: a file (``source_path``) or, with ``source_type="network"``, a network
+    disk as Nova's ``LibvirtConfigGuestDisk`` writes one for ``images_type = rbd``:
+    ``<source protocol="rbd" name="pool/image">`` with one ``<host name= port=>`` per monitor,
+    and ``<auth username=><secret type="ceph" uuid=/></auth>`` naming the libvirt secret that
+    holds the cephx key."""
+
     root_name: ClassVar[str] = "disk"
     source_type: str = "file"
     device: str = "disk"              # disk | cdrom
     driver_name: Optional[str] = None
     driver_format: Optional[str] = None
     driver_cache: Optional[str] = None
+    driver_discard: Optional[str] = None
     source_path: Optional[str] = None
+    source_protocol: Optional[str] = None
+    source_name: Optional[str] = None
+    source_hosts: List[Tuple[str, Optional[str]]] = field(default_factory=list)
+    auth_username: Optional[str] = None
+    auth_secret_type: Optional[str] = None
+    auth_secret_uuid: Optional[str] = None
     target_dev: Optional[str] = None
     target_bus: Optional[str] = None
     readonly: bool = False
 
     def format_dom(self):
         el = _node("disk", type=self.source_type, device=self.device)
-        if any(v is not None for v in (self.driver_name, self.driver_format, self.driver_cache)):
+        if any(v is not None for v in (self.driver_name, self.driver_format, self.driver_cache,
+                                       self.driver_discard)):
             _sub(el, "driver", name=self.driver_name, type=self.driver_format,
-                 cache=self.driver_cache)
+                 cache=self.driver_cache, discard=self.driver_discard)
         if self.source_path is not None:
             _sub(el, "source", file=self.source_path)
+        elif self.source_protocol is not None:
+            source = _sub(el, "source", protocol=self.source_protocol, name=self.source_name)
+            for host, port in self.source_hosts:
+                _sub(source, "host", name=host, port=port)
+        if self.auth_username is not None:
+            auth = _sub(el, "auth", username=self.auth_username)
+            _sub(auth, "secret", type=self.auth_secret_type, uuid=self.auth_secret_uuid)
         _sub(el, "target", dev=self.target_dev, bus=self.target_bus)
         if self.readonly:
             _sub(el, "readonly")
@@ -517,12 +538,22 @@ class GuestDisk(ConfigObject):
         driver = el.find("driver")
         source = el.find("source")
         target = el.find("target")
+        auth = el.find("auth")
+        secret = auth.find("secret") if auth is not None else None
         return cls(
             source_type=el.get("type"), device=el.get("device", "disk"),
             driver_name=driver.get("name") if driver is not None else None,
             driver_format=driver.get("type") if driver is not None else None,
             driver_cache=driver.get("cache") if driver is not None else None,
+            driver_discard=driver.get("discard") if driver is not None else None,
             source_path=source.get("file") if source is not None else None,
+            source_protocol=source.get("protocol") if source is not None else None,
+            source_name=source.get("name") if source is not None else None,
+            source_hosts=[(host.get("name"), host.get("port"))
+                          for host in (source.findall("host") if source is not None else [])],
+            auth_username=auth.get("username") if auth is not None else None,
+            auth_secret_type=secret.get("type") if secret is not None else None,
+            auth_secret_uuid=secret.get("uuid") if secret is not None else None,
             target_dev=target.get("dev") if target is not None else None,
             target_bus=target.get("bus") if target is not None else None,
             readonly=el.find("readonly") is not None)

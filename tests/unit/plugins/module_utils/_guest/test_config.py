@@ -36,6 +36,15 @@ CASES = [
                source_path="/i/u/disk.config", target_dev="hda", target_bus="ide", readonly=True),
      '<disk type="file" device="cdrom"><driver name="qemu" type="raw"/>'
      '<source file="/i/u/disk.config"/><target dev="hda" bus="ide"/><readonly/></disk>'),
+    (GuestDisk(source_type="network", driver_name="qemu", driver_format="raw", driver_cache="none",
+               driver_discard="unmap", source_protocol="rbd", source_name="vms/u_disk",
+               source_hosts=[("192.0.2.2", "6789"), ("192.0.2.3", None)], auth_username="nova",
+               auth_secret_type="ceph", auth_secret_uuid="5b3e6f7e-1c1a-4f57-9e61-0c3b1f3e9a10",
+               target_dev="vda", target_bus="virtio"),
+     '<disk type="network" device="disk"><driver name="qemu" type="raw" cache="none" discard="unmap"/>'
+     '<source protocol="rbd" name="vms/u_disk"><host name="192.0.2.2" port="6789"/><host name="192.0.2.3"/>'
+     '</source><auth username="nova"><secret type="ceph" uuid="5b3e6f7e-1c1a-4f57-9e61-0c3b1f3e9a10"/></auth>'
+     '<target dev="vda" bus="virtio"/></disk>'),
     (GuestController(type="scsi", index=0, model="virtio-scsi"),
      '<controller type="scsi" index="0" model="virtio-scsi"/>'),
     (GuestInterface(net_type="bridge", mac="fa:16:3e:00:00:01", source_dev="br-private",

@@ -22,7 +22,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._guest.blockinfo i
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._guest.config import (
-    Guest, GuestChannel, GuestCPU, GuestDisk, GuestInterface, GuestRng, GuestSerial, GuestVideo)
+    Guest, GuestChannel, GuestCPU, GuestDisk, GuestInterface, GuestOS, GuestRng, GuestSerial, GuestVideo)
 from ansible_collections.virtops.compute.plugins.module_utils._model.image import ImageSpec
 from ansible_collections.virtops.compute.plugins.module_utils._guest.designer import (
     HostView, InstanceSpec, Recorded, choose_machine_type, design_guest,
@@ -427,3 +427,23 @@ def test_the_vnc_console_listens_on_the_hosts_vnc_listen_with_autoport(listen):
 def test_the_vnc_console_listens_on_the_loopback_unless_told_otherwise():
     (graphics,) = [d for d in design().devices if d.root_name == "graphics"]
     assert graphics.listen == "127.0.0.1"
+
+
+def test_a_guest_with_its_root_disk_and_config_drive_on_rbd_is_valid_for_libvirt(tmp_path):
+    """The network disks Nova writes for images_type = rbd pass libvirt's schema and its
+    test driver keeps them as written (pool/image, monitors, cephx auth)."""
+    guest = Guest(virt_type="qemu", name="rbd1", uuid="0f7e5a2c-5b7a-4f55-9d0f-7f3c9c7f1a12", memory_kib=131072,
+                  current_memory_kib=131072, vcpus=1)
+    guest.os = GuestOS(arch="x86_64", machine="pc")
+    secret = "5b3e6f7e-1c1a-4f57-9e61-0c3b1f3e9a10"
+    for name, dev, device, bus in (("vms/%s_disk" % guest.uuid, "vda", "disk", "virtio"),
+                                   ("vms/%s_disk.config" % guest.uuid, "hda", "cdrom", "ide")):
+        guest.devices.append(GuestDisk(
+            source_type="network", device=device, driver_name="qemu", driver_format="raw", driver_cache="none",
+            source_protocol="rbd", source_name=name, source_hosts=[("192.0.2.2", "6789")], auth_username="nova",
+            auth_secret_type="ceph", auth_secret_uuid=secret, target_dev=dev, target_bus=bus, readonly=device == "cdrom"))
+    live = Guest.from_xml(validate_with_libvirt(guest.to_xml(), tmp_path))
+    disks = live.devices_of(GuestDisk)
+    assert [(d.source_protocol, d.source_name, d.source_hosts, d.auth_username, d.auth_secret_uuid) for d in disks] == [
+        ("rbd", "vms/%s_disk" % guest.uuid, [("192.0.2.2", "6789")], "nova", secret),
+        ("rbd", "vms/%s_disk.config" % guest.uuid, [("192.0.2.2", "6789")], "nova", secret)]
