@@ -29,8 +29,9 @@ ROOT = COLLECTIONS / "ansible_collections" / "virtops" / "compute"
 PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 SETTINGS_IMPORT = {"name": "virtops.compute.virtops", "tasks_from": "settings"}
 # The playbooks that use a role depending on virtops.compute.virtops, and how they check.
-CHECKED_IN_FIRST_PLAY = ("boot", "delete", "start", "stop", "reboot", "console_log", "converge",
-                         "image_cache")
+# converge.yml's own plays load no role that depends on it; the boot.yml, delete.yml and stop.yml
+# it imports check the settings in their first plays.
+CHECKED_IN_FIRST_PLAY = ("boot", "delete", "start", "stop", "reboot", "console_log", "image_cache")
 CHECKED_BY_THEIR_ROLE = {"cold_migrate": "server_migrate", "resize": "server_migrate",
                          "confirm_resize": "server_migrate", "revert_resize": "server_migrate",
                          "prepare_hosts": "compute_host"}
