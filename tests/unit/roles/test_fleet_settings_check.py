@@ -15,9 +15,9 @@ localhost only: the run stops in its first play, at the check, before anything t
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
-import subprocess
 
 import pytest
 import yaml

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+import sys
 
 import pytest
 
@@ -263,7 +264,6 @@ def test_the_format_inspector_is_imported_without_oslo_strutils_and_the_package_
     """A fresh interpreter, as a module run is: the inspector loads without oslo_utils.strutils
     (its import compiles the password-masking regular expressions, 75-85 ms of every build);
     a later import of the whole package still works and gives the same inspector."""
-    import sys
     probe = (
         "import sys\n"
         "from ansible_collections.virtops.compute.plugins.module_utils._storage import image_inspect\n"
