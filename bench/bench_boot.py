@@ -36,6 +36,7 @@ PyPI's ``ansible`` package into .cache/bench/collections, for the baseline only.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -48,6 +49,8 @@ import threading
 import time
 import uuid
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 COLLECTIONS = ROOT / ".cache" / "collections"
@@ -162,8 +165,6 @@ def image_catalog(image: Path) -> dict:
     computes it with a ``pipe`` lookup of ``sha256sum``, which Ansible runs again every time the
     catalog is templated (twice per boot: the argument check and the request check, 0.1-0.3 s
     before the domain runs) and the baseline, which verifies nothing, never pays."""
-    import hashlib
-    import yaml
     images = yaml.safe_load((ROOT / "tests" / "fixtures" / "demo_server.yml").read_text())["images"]
     digest = hashlib.sha256(image.read_bytes()).hexdigest()
     images["guest"]["checksum"] = "sha256:%s" % digest
