@@ -31,7 +31,6 @@ from ansible_collections.virtops.compute.plugins.module_utils._storage.qemu_img 
 from ansible_collections.virtops.compute.plugins.module_utils._common.units import GIB as GiB, MIB as MiB
 
 
-
 def _import_format_inspector():
     """oslo.utils' ``format_inspector`` without running the ``oslo_utils.imageutils`` package's
     ``__init__``, which imports ``QemuImgInfo`` and with it ``oslo_utils.strutils``: that
