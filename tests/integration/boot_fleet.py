@@ -62,6 +62,11 @@ class Run:
     def changed(self) -> Dict[str, int]:
         return {host: stats["changed"] for host, stats in self.stats.items() if stats["changed"]}
 
+    def tasks_on(self, host: str) -> List[str]:
+        """The names of the tasks that gave ``host`` a result, in order."""
+        return [task["task"]["name"] for play in self.plays for task in play["tasks"]
+                if host in task["hosts"]]
+
     def changed_tasks(self) -> List[str]:
         return ["%s: %s" % (host, task["task"]["name"]) for play in self.plays
                 for task in play["tasks"] for host, result in task["hosts"].items()

@@ -166,7 +166,7 @@ def test_the_fleet_settings_are_defined_only_in_the_virtops_role():
 
 
 def test_the_virtops_role_documents_each_setting_with_its_default():
-    spec = load(ROOT / "roles" / "virtops" / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
+    spec = load(ROOT / "roles" / "virtops" / "meta" / "argument_specs.yml")["argument_specs"]["settings"]["options"]
     defaults = fleet_defaults()
     assert sorted(spec) == sorted(defaults)
     for name, value in defaults.items():
