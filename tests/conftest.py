@@ -9,7 +9,8 @@ from typing import Iterator
 import pytest
 
 from tests.fixtures.ceph import CephCluster, CephUnavailable
-from tests.fixtures.postgres import PostgresServer, PostgresUnavailable, under_ci
+from tests.fixtures.daemons import session_daemon
+from tests.fixtures.postgres import PostgresServer, PostgresUnavailable
 
 
 @pytest.fixture(scope="session")
@@ -17,17 +18,7 @@ def postgres_server() -> Iterator[PostgresServer]:
     """One PostgreSQL server for the whole session, stopped at its end. Where PostgreSQL cannot
     run (package, ``postgres`` user or psycopg missing) the tests that need it skip, except
     under CI (``CI`` set), where they fail."""
-    try:
-        server = PostgresServer()
-        server.start()
-    except PostgresUnavailable as exc:
-        if under_ci():
-            pytest.fail("PostgreSQL is required under CI: %s" % exc, pytrace=False)
-        pytest.skip("PostgreSQL is not available here: %s" % exc)
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from session_daemon(PostgresServer, PostgresUnavailable, "PostgreSQL")
 
 
 @pytest.fixture(scope="session")
@@ -53,14 +44,4 @@ def ceph_cluster() -> Iterator[CephCluster]:
     """One Ceph cluster (a monitor, an OSD, pools ``images`` and ``vms``, ``client.virtops``)
     for the whole session, stopped by PID at its end; about 11 s to start. Where Ceph cannot
     run (packages missing, not root) the tests that need it skip, except under CI."""
-    try:
-        cluster = CephCluster()
-        cluster.start()
-    except CephUnavailable as exc:
-        if under_ci():
-            pytest.fail("Ceph is required under CI: %s" % exc, pytrace=False)
-        pytest.skip("Ceph is not available here: %s" % exc)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+    yield from session_daemon(CephCluster, CephUnavailable, "Ceph")

@@ -7,23 +7,11 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from pathlib import Path
 
 import pytest
 
-from tests.fixtures.ceph import CephCluster, CephError, CephUnavailable, under_ci
-
-
-def _gone(pid: int) -> bool:
-    """True when no process has this PID any more (or only an unreaped zombie)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:
-        return Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True
+from tests.fixtures.ceph import CephCluster, CephError, CephUnavailable
+from tests.fixtures.daemons import gone, under_ci
 
 
 def _name(prefix: str) -> str:
@@ -122,10 +110,10 @@ def test_stopping_a_cluster_ends_its_daemons_and_removes_its_directory():
     with cluster:
         pids, directory = cluster.pids, cluster.directory
         assert set(pids) == {"mon.a", "osd.0"}
-        assert all(not _gone(pid) for pid in pids.values())
+        assert all(not gone(pid) for pid in pids.values())
         assert cluster.monitors[0].startswith("127.0.0.1:")
         assert cluster.rbd(["ls", "vms"]) == ""
-    assert all(_gone(pid) for pid in pids.values())
+    assert all(gone(pid) for pid in pids.values())
     assert directory is not None and not directory.exists()
     assert cluster.directory is None
     cluster.stop()  # idempotent

@@ -3,27 +3,13 @@
 """The PostgreSQL test server (tests/fixtures/postgres.py, tests/conftest.py) itself."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
-from tests.fixtures.postgres import PostgresServer, PostgresUnavailable, under_ci
+from tests.fixtures.postgres import PostgresServer, PostgresUnavailable
+from tests.fixtures.daemons import gone, under_ci
 
 # Under CI a missing driver fails the module; elsewhere it skips it.
 psycopg = __import__("psycopg") if under_ci() else pytest.importorskip("psycopg")
-
-
-def _gone(pid: int) -> bool:
-    """True when no process has this PID any more (or only an unreaped zombie)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:
-        return Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def test_the_session_server_serves_the_virtops_database_on_loopback(postgres_dsn):
@@ -80,8 +66,8 @@ def test_stopping_the_server_ends_its_process_and_removes_its_directory():
         assert directory is not None and directory.name.startswith("virtops-pg-") and str(directory.parent) == "/var/tmp"
         with psycopg.connect(server.dsn) as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
-        assert not _gone(pid)
-    assert _gone(pid)
+        assert not gone(pid)
+    assert gone(pid)
     assert not directory.exists()
     server.stop()  # idempotent
     assert server.directory is None
