@@ -52,8 +52,12 @@ def _import_format_inspector():
     sys.modules[package_name] = importlib.util.module_from_spec(spec)
     try:
         return importlib.import_module(package_name + ".format_inspector")
+    except ImportError:
+        # A release whose inspector needs its package's __init__: import it whole below.
+        sys.modules.pop(package_name + ".format_inspector", None)
     finally:
         del sys.modules[package_name]
+    return importlib.import_module(package_name + ".format_inspector")
 
 
 try:
