@@ -132,7 +132,8 @@ def test_console_log_shows_the_guests_own_lines_and_changes_nothing(fleet, serve
     assert run.rc == 0, run.failures()
     assert run.changed == {}, run.changed_tasks()
     lines = result_of(run)["console"]["pw1"]
-    assert any(line.startswith("VIRTOPS-META uuid=%s" % server["uuid"]) for line in lines), lines
+    # The guest's line may share a console line with a kernel message printed at the same time.
+    assert any(marker in line for line in lines), lines
     short = power(fleet, "console_log.yml", console_lines=3)
     assert len(result_of(short)["console"]["pw1"]) == 3
 
