@@ -47,6 +47,7 @@ class FilterModule:
             "boot_ported": _boot_plan.boot_ported,
             "boot_host_work": _boot_plan.host_work,
             "boot_attempt_hosts": _boot_plan.attempt_hosts,
+            "boot_build_hosts": _boot_plan.build_hosts,
             "boot_claims": _boot_plan.boot_claims,
             "boot_needs_work": _boot_plan.needs_work,
             "boot_collect": _boot_plan.boot_collect,

@@ -299,15 +299,24 @@ def check_max_attempts(value) -> int:
     return number
 
 
-def first_attempt(max_attempts, compute_hosts) -> dict:
+def first_attempt(max_attempts, compute_hosts, server=None) -> dict:
     """Attempt 1 of a boot, decided before any host is touched. The result is what the plays
     of ``playbooks/boot_attempt.yml`` take their hosts from: ``gather`` (the hosts whose facts
-    are gathered: every compute host; with a fleet store, those whose report is stale), ``build``
-    (the hosts that build or repair something, set once the instances are placed) and
-    ``controller`` (localhost); an attempt that does not run has none."""
-    return {"number": 1, "max_attempts": check_max_attempts(max_attempts),
-            "gather": sorted(str(h) for h in compute_hosts or []), "build": [],
-            "controller": ["localhost"]}
+    are gathered: every compute host; with a fleet store, those whose report is stale) and
+    ``controller`` (localhost); the build play's hosts come from the plan (:func:`build_hosts`).
+    An attempt that does not run has none: nor does attempt 1 when ``server`` (the request as
+    read by ``server_request``) is an empty list, as ``playbooks/converge.yml`` hands over when
+    no server is missing."""
+    decided = {"number": 1, "max_attempts": check_max_attempts(max_attempts),
+               "gather": sorted(str(h) for h in compute_hosts or []),
+               "controller": ["localhost"]}
+    if isinstance(server, (list, tuple)) and not server:
+        return _no_attempt(decided)
+    return decided
+
+
+def _no_attempt(decided: Mapping) -> dict:
+    return dict(decided, number=None, gather=[], controller=[])
 
 
 def next_attempt(plan: Mapping, current: Mapping) -> dict:
@@ -316,8 +325,16 @@ def next_attempt(plan: Mapping, current: Mapping) -> dict:
     and neither does any later one (no hosts)."""
     number = plan["attempt"] + 1
     if needs_work(plan) and number <= plan["max_attempts"]:
-        return dict(current, number=number, build=[])
-    return dict(current, number=None, gather=[], build=[], controller=[])
+        return dict(current, number=number)
+    return _no_attempt(current)
+
+
+def build_hosts(plan: Optional[Mapping], attempt: Mapping) -> List[str]:
+    """The hosts of an attempt's build play: those that build an instance placed in it or
+    repair something before; none when the attempt does not run (or nothing was planned)."""
+    if not plan or attempt.get("number") is None:
+        return []
+    return sorted(set(attempt_hosts(plan)) | set(fix_hosts(plan)))
 
 
 def boot_start_attempt(plan: Mapping, attempt: int) -> dict:

@@ -64,8 +64,7 @@ def test_boot_yml_imports_as_many_attempts_as_the_ceiling_in_order():
 def test_max_attempts_from_one_to_the_ceiling_is_taken(value, number):
     assert bp.check_max_attempts(value) == number
     assert bp.first_attempt(value, ["c2", "c1"]) == {
-        "number": 1, "max_attempts": number, "gather": ["c1", "c2"], "build": [],
-        "controller": ["localhost"]}
+        "number": 1, "max_attempts": number, "gather": ["c1", "c2"], "controller": ["localhost"]}
 
 
 def test_max_attempts_above_the_ceiling_is_refused_up_front_saying_what_to_set():
@@ -127,8 +126,26 @@ def test_no_attempt_follows_one_that_left_nothing_to_do():
     plan, ran = boot(5, lambda name: {"ok": True})
     assert ran == [1] and plan["instances"][0]["status"] == "active"
     decision = bp.next_attempt(plan, bp.first_attempt(5, HOSTS))
-    assert decision == {"number": None, "max_attempts": 5, "gather": [], "build": [],
-                        "controller": []}
+    assert decision == {"number": None, "max_attempts": 5, "gather": [], "controller": []}
+    assert bp.build_hosts(plan, decision) == []
+
+
+def test_an_empty_list_of_servers_runs_no_attempt_and_one_server_or_a_list_runs_one():
+    assert bp.first_attempt(3, HOSTS, [])["controller"] == []
+    assert bp.first_attempt(3, HOSTS, [])["gather"] == []
+    assert bp.first_attempt(3, HOSTS, {"name": "web"})["number"] == 1
+    assert bp.first_attempt(3, HOSTS, [{"name": "web"}])["number"] == 1
+
+
+def test_the_build_play_has_the_hosts_that_build_in_the_attempt_and_none_before_a_plan():
+    decision = bp.first_attempt(3, HOSTS)
+    assert bp.build_hosts(None, decision) == []
+    plan = bp.boot_plan(request(max_count=2, min_count=2), fleet(), uuid_factory=uuids(),
+                        max_attempts=3)
+    plan = bp.boot_scheduled(bp.boot_start_attempt(plan, 1), fleet(), {}, 1)
+    placed = sorted({i["host"] for i in plan["instances"]})
+    assert placed and bp.build_hosts(plan, decision) == placed
+    assert bp.build_hosts(plan, {"number": None}) == []
 
 
 def test_an_instance_still_unplaced_when_the_attempts_end_fails_the_boot():
