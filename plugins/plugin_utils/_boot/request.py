@@ -385,13 +385,16 @@ def server_request(server, flat: Optional[Mapping] = None, required: bool = True
     ``server`` may also be a list of those (several servers at once, as
     ``playbooks/converge.yml`` passes them): the result is then a list of mappings, possibly
     empty (nothing to do), and the flat variables, which say one server, are refused."""
-    if isinstance(server, (list, tuple)):
-        if _given(flat):
+    several = isinstance(server, (list, tuple))
+    # The server before the survey variables: when both are wrong, the server is reported.
+    result = {} if several else _server_mapping(server)
+    given = _given(flat)
+    if several:
+        if given:
             raise _fail("server is a list of servers; the survey variables %s say one server: "
-                        "give them inside each entry" % ", ".join(sorted(_given(flat))))
+                        "give them inside each entry" % ", ".join(sorted(given)))
         return [server_request(one, None, required=True) for one in server]
-    result = _server_mapping(server)
-    for key, value in _given(flat).items():
+    for key, value in given.items():
         target, value = FLAT_KEYS[key], _flat_value(key, value)
         if result.get(target) not in (None, "", []) and result[target] != value:
             raise _fail("server.%s is %r but %s is %r: give it once"

@@ -30,8 +30,10 @@ PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 SETTINGS_IMPORT = {"name": "virtops.compute.virtops", "tasks_from": "settings"}
 # The playbooks that use a role depending on virtops.compute.virtops, and how they check.
 # converge.yml's own plays load no role that depends on it; the boot.yml, delete.yml and stop.yml
-# it imports check the settings in their first plays.
-CHECKED_IN_FIRST_PLAY = ("boot", "delete", "start", "stop", "reboot", "console_log", "image_cache")
+# it imports check the settings in their first plays. start, stop, reboot and console_log are
+# power.yml with their action (POWER_ACTIONS), so they check in its first play.
+CHECKED_IN_FIRST_PLAY = ("boot", "delete", "power", "image_cache")
+POWER_ACTIONS = ("start", "stop", "reboot", "console_log")
 CHECKED_BY_THEIR_ROLE = {"cold_migrate": "server_migrate", "resize": "server_migrate",
                          "confirm_resize": "server_migrate", "revert_resize": "server_migrate",
                          "prepare_hosts": "compute_host"}
@@ -63,6 +65,23 @@ def test_each_playbook_checks_the_settings_in_its_first_play_on_every_host(name)
         assert first["hosts"] == "localhost:all", name
 
 
+def test_each_power_action_is_the_power_flow_with_its_action():
+    for action in POWER_ACTIONS:
+        (entry,) = load(ROOT / "playbooks" / ("%s.yml" % action))
+        assert sorted(entry) == ["ansible.builtin.import_playbook", "name", "vars"], action
+        assert entry["ansible.builtin.import_playbook"] == "power.yml", action
+        assert entry["vars"] == {"server_power_action": action}, action
+
+
+def test_the_power_flow_refuses_no_action_but_the_four_as_its_first_task():
+    first = load(ROOT / "playbooks" / "power.yml")[0]
+    refusal = first["tasks"][0]
+    assert refusal["run_once"] is True
+    assert "['start', 'stop', 'reboot', 'console_log']" in refusal["ansible.builtin.assert"]["that"]
+    specs = load(ROOT / "roles" / "server_power" / "meta" / "argument_specs.yml")["argument_specs"]
+    assert tuple(specs["main"]["options"]["server_power_action"]["choices"]) == POWER_ACTIONS
+
+
 @pytest.mark.parametrize("name,role", sorted(CHECKED_BY_THEIR_ROLE.items()))
 def test_a_one_play_workflow_checks_the_settings_as_its_role_s_first_task(name, role):
     play = load(ROOT / "playbooks" / ("%s.yml" % name))[0]
@@ -89,6 +108,17 @@ def test_a_bad_setting_is_refused_with_its_name_before_anything_runs(tmp_path, p
     assert "value of virtops_firewall_driver must be one of: nftables, nwfilter, got: iptables" in proc.stdout, proc.stdout
     # Nothing after the check ran: no request was read, no host was asked for facts.
     assert "Read the server asked for" not in proc.stdout and "Gather" not in proc.stdout, proc.stdout
+
+
+@needs_playbook
+@pytest.mark.parametrize("given", [(), ("-e", "server_power_action=suspend")])
+def test_the_power_flow_without_a_known_action_is_refused_before_anything_runs(tmp_path, given):
+    proc = run(tmp_path, "power.yml", "-e", "server=web1", *given)
+    assert proc.returncode != 0, proc.stdout
+    assert "server_power_action must be start, stop, reboot or console_log" in proc.stdout, proc.stdout
+    # Not even the settings were checked: the action is the first thing asked.
+    assert "Validating arguments against arg spec" not in proc.stdout, proc.stdout
+    assert "Read which server" not in proc.stdout and "Gather" not in proc.stdout, proc.stdout
 
 
 @needs_playbook

@@ -56,6 +56,15 @@ def test_a_server_of_another_shape_is_refused(server, message):
         server_request(server)
 
 
+def test_a_server_of_another_shape_is_reported_before_an_unknown_survey_variable():
+    with pytest.raises(VirtopsError, match="server looks like JSON but is not"):
+        server_request("{not json", {"colour": "blue"})
+    with pytest.raises(VirtopsError, match="unknown survey variable 'colour'"):
+        server_request("web1", {"colour": "blue"})
+    with pytest.raises(VirtopsError, match="unknown survey variable 'colour'"):
+        server_request(["web1"], {"colour": "blue"})
+
+
 def test_a_config_drive_answer_must_be_a_boolean():
     with pytest.raises(VirtopsError, match="config_drive must be true or false"):
         server_request("web1", {"config_drive": "maybe"})
