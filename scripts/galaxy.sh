@@ -48,7 +48,7 @@ import sys, yaml
 found = yaml.safe_load(open(sys.argv[1]))
 def names(entries):
     return sorted(entry.split("#")[0].strip() for entry in entries or [])
-expected = {"python": ["netaddr>=0.8", "psycopg[binary]>=3.1"],
+expected = {"python": ["psycopg[binary]>=3.1"],
             "system": ["openssh-client [platform:dpkg]", "openssh-clients [platform:rpm]"]}
 got = {"python": names(found.get("python")), "system": names(found.get("system"))}
 if got != expected:

@@ -182,7 +182,6 @@ PYTHON_LIBRARIES = {
         "pip oslo.utils>=7.3 (Debian 12's python3-oslo.utils 6.0 is too old): set "
         "virtops_host_venv"),
     "pycdlib": ("config drive ISO (vm_image)", "python3-pycdlib"),
-    "netaddr": ("address allocation", "python3-netaddr"),
 }
 
 _IMPORT_CHECK = """

@@ -21,73 +21,69 @@ A port already recorded for the instance (its ``network_info``) is kept as it is
 from __future__ import annotations
 
 import hashlib
-import traceback
+import ipaddress
 import uuid as uuid_mod
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._model.network import NetworkSpec
 from ansible_collections.virtops.compute.plugins.module_utils._model.network_info import (
     MAC_PREFIX, Route, Subnet, Vif, devname_for, is_unicast_mac, parse_network_info)
 
-try:
-    import netaddr
-    HAS_NETADDR = True
-    NETADDR_IMPORT_ERROR = None
-except ImportError:
-    netaddr = None
-    HAS_NETADDR = False
-    NETADDR_IMPORT_ERROR = traceback.format_exc()
-
 # Namespace of the derived port ids; fixed forever, or ids would change between releases.
 PORT_NAMESPACE = uuid_mod.UUID("3f0b8f3e-9c7d-4b1e-8d2a-6f1e0c4a9b52")
 MAX_MAC_ATTEMPTS = 64
 
-
-def _require_netaddr() -> None:
-    if not HAS_NETADDR:
-        raise VirtopsError("the netaddr Python library is missing on the controller: "
-                           "pip install netaddr")
+Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
 
-def _ip(value, what: str):
+def _ip(value, what: str) -> Address:
     try:
-        return netaddr.IPAddress(str(value))
-    except (netaddr.AddrFormatError, ValueError, TypeError):
+        return ipaddress.ip_address(str(value))
+    except ValueError:
         raise VirtopsError("%s %r is not an IP address" % (what, value))
 
 
-def subnet_of(spec: NetworkSpec) -> "netaddr.IPNetwork":
-    return netaddr.IPNetwork(spec.cidr)
+def subnet_of(spec: NetworkSpec) -> Network:
+    return ipaddress.ip_network(spec.cidr, strict=False)
 
 
-def reserved(spec: NetworkSpec) -> "netaddr.IPSet":
+def reserved(spec: NetworkSpec) -> Set[Address]:
     """Addresses no port may have: network, broadcast (IPv4) and gateway."""
     net = subnet_of(spec)
-    addresses = netaddr.IPSet([net.network])
-    if net.version == 4 and net.size > 2:
-        addresses.add(net.broadcast)
+    addresses = {net.network_address}
+    if net.version == 4 and net.num_addresses > 2:
+        addresses.add(net.broadcast_address)
     if spec.gateway:
-        addresses.add(spec.gateway)
+        addresses.add(ipaddress.ip_address(spec.gateway))
     return addresses
 
 
-def pools(spec: NetworkSpec) -> "netaddr.IPSet":
-    """Addresses handed out automatically."""
+def pools(spec: NetworkSpec) -> Iterator[Address]:
+    """Addresses handed out automatically, lowest first: the allocation pools (else the whole
+    subnet) without the reserved addresses; overlapping pools give an address once."""
+    net = subnet_of(spec)
     if spec.allocation_pools:
-        pool = netaddr.IPSet()
-        for start, end in spec.allocation_pools:
-            pool.add(netaddr.IPRange(start, end))
+        ranges = sorted((int(ipaddress.ip_address(start)), int(ipaddress.ip_address(end)))
+                        for start, end in spec.allocation_pools)
     else:
-        pool = netaddr.IPSet([subnet_of(spec)])
-    return pool - reserved(spec)
+        ranges = [(int(net.network_address), int(net.broadcast_address))]
+    taken = reserved(spec)
+    after = None            # the highest address given so far
+    for first, last in ranges:
+        for number in range(first if after is None else max(first, after + 1), last + 1):
+            after = number
+            address = ipaddress.ip_address(number) if net.version == 4 else \
+                ipaddress.IPv6Address(number)
+            if address not in taken:
+                yield address
 
 
 def parse_networks(catalog: Mapping) -> Dict[str, NetworkSpec]:
     if not isinstance(catalog, Mapping):
         raise VirtopsError("networks must be a mapping of network name to its definition")
-    _require_netaddr()
     specs = {str(name): NetworkSpec.from_catalog(str(name), data)
              for name, data in catalog.items()}
     seen: Dict[str, str] = {}
@@ -201,7 +197,6 @@ class Allocator:
 
     def __init__(self, networks: Mapping[str, NetworkSpec], hosts=None,
                  allocated: Optional[Sequence] = None):
-        _require_netaddr()
         self.networks = dict(networks)
         # address -> (owner keys, where): who holds it. An IP string without a network is in
         # use in every network whose cidr holds it; that is the safe reading.
@@ -242,8 +237,8 @@ class Allocator:
         if not address:
             return
         try:
-            key = str(netaddr.IPAddress(str(address)))
-        except (netaddr.AddrFormatError, ValueError):
+            key = str(ipaddress.ip_address(str(address)))
+        except ValueError:
             return      # a broken record must not stop allocation for everyone else
         self._ips.setdefault(key, (set(owners), where))
         for owner in owners:
@@ -297,14 +292,13 @@ class Allocator:
         taken = reserved(spec)
         for owner in sorted(owners):
             for own in self._own_ips.get(owner, []):
-                own_ip = netaddr.IPAddress(own)
+                own_ip = ipaddress.ip_address(own)
                 if own_ip in net and own_ip not in taken and own not in self._given_now:
                     return own
-        for cidr in pools(spec).iter_cidrs():
-            for address in cidr:
-                if str(address) not in self._ips:
-                    return str(address)
-        in_use = sum(1 for a in self._ips if netaddr.IPAddress(a) in net)
+        for address in pools(spec):
+            if str(address) not in self._ips:
+                return str(address)
+        in_use = sum(1 for a in self._ips if ipaddress.ip_address(a) in net)
         raise VirtopsError("network %s (%s) has no free address left for instance %s: %d "
                            "addresses in use, pools %s"
                            % (spec.name, net, instance.name, in_use,

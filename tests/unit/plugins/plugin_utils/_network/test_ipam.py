@@ -320,3 +320,16 @@ def test_ipv6_subnets_hand_out_addresses_after_the_gateway():
     assert ips(got) == [["fd00:10::2"], ["fd00:10::3"]]
     assert got[0].vifs[0].subnets[0].gateway == "fd00:10::1"
     assert got[0].vifs[0].subnets[0].version == 6
+
+
+def test_overlapping_pools_hand_out_each_address_once_lowest_first_without_reserved_ones():
+    from ansible_collections.virtops.compute.plugins.plugin_utils._network.ipam import pools
+    (spec,) = parse_networks({"n": {
+        "cidr": "10.40.0.0/24", "gateway": "10.40.0.5",
+        "allocation_pools": [{"start": "10.40.0.4", "end": "10.40.0.7"},
+                             {"start": "10.40.0.2", "end": "10.40.0.5"},
+                             {"start": "10.40.0.254", "end": "10.40.0.255"}]}}).values()
+    assert [str(a) for a in pools(spec)] == [
+        "10.40.0.2", "10.40.0.3", "10.40.0.4", "10.40.0.6", "10.40.0.7", "10.40.0.254"]
+    (v6,) = parse_networks({"n": {"cidr": "fd00:1::/126", "gateway": None}}).values()
+    assert [str(a) for a in pools(v6)] == ["fd00:1::1", "fd00:1::2", "fd00:1::3"]
