@@ -12,11 +12,6 @@ import pytest
 import yaml
 
 from ansible_collections.virtops.compute.plugins.filter.boot import FilterModule
-from ansible_collections.virtops.compute.plugins.plugin_utils._boot import fleet as _fleet
-from ansible_collections.virtops.compute.plugins.plugin_utils._boot import plan as _boot_plan
-from ansible_collections.virtops.compute.plugins.plugin_utils._boot import request as _boot_request
-from ansible_collections.virtops.compute.plugins.plugin_utils._boot import converge as _converge
-from ansible_collections.virtops.compute.plugins.plugin_utils._power import actions as _power
 
 FILTER_DIR = pathlib.Path(__file__).resolve().parents[2] / "plugins" / "filter"
 FILTERS = FilterModule().filters()
@@ -61,14 +56,8 @@ def doc_problems(name: str, directory: pathlib.Path = FILTER_DIR) -> list:
 
 
 def implementation(name: str):
-    """The plugin_utils function behind filter ``name`` (the wrappers keep its __name__)."""
-    function_name = FILTERS[name].__name__
-    for module in (_boot_plan, _boot_request, _fleet, _power, _converge):
-        if hasattr(module, function_name):
-            return getattr(module, function_name)
-    raise AssertionError("filter %s: no function %s in _boot_plan, _boot_request, _fleet, "
-                         "_power or _converge"
-                         % (name, function_name))
+    """The function behind filter ``name`` (the wrappers keep it as __wrapped__)."""
+    return FILTERS[name].__wrapped__
 
 
 def test_boot_py_has_filters_to_document():
