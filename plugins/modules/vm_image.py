@@ -84,6 +84,7 @@ description:
 author:
   - virtops.compute contributors (@virtops)
 extends_documentation_fragment:
+  - virtops.compute.rbd
   - virtops.compute.libvirt.STATE_DIR
   - virtops.compute.flavor
   - virtops.compute.libvirt
@@ -178,6 +179,15 @@ options:
             machine is a q35) and C(img_config_drive) (C(mandatory) forces a config drive).
         type: dict
         default: {}
+      locations:
+        description:
+          - Glance's other locations of the same data. With O(backend=rbd), an
+            C(rbd://<fsid>/<pool>/<image>/<snapshot>) location of this host's cluster is cloned
+            instead of fetching O(image.url) (Nova's C(Rbd.clone)); ignored by the other
+            backends and when the image is not raw.
+        type: list
+        elements: str
+        default: []
   kernel:
     description:
       - The kernel of an image whose properties name one in C(kernel_id) (Glance's C(aki)), for
@@ -238,8 +248,17 @@ options:
     description:
       - V(qcow2) (default, as Nova) makes each disk a qcow2 overlay on a base in C(_base),
         fast to create, small. V(flat) makes a sparse raw copy.
+      - V(rbd) (Nova's C(images_type = rbd)) keeps the root disk in Ceph as
+        C(<pool>/<uuid>_disk) (O(rbd)) - a copy-on-write clone of the image's snapshot when
+        the image is raw and one of O(image.locations) is an C(rbd://) snapshot of this
+        cluster readable by O(rbd.user), else the image is fetched to C(_base), inspected,
+        converted to raw and C(rbd import)ed; then grown to O(flavor.root_gb), never shrunk.
+        The config drive is built in the instance directory, imported as
+        C(<uuid>_disk.config) and the local file removed. O(state=absent) removes the pool's
+        images of the instance (C(<uuid>_*)) and no other. Flavors with ephemeral or swap
+        disks and direct kernel boots are refused with V(rbd) so far.
     type: str
-    choices: [qcow2, flat]
+    choices: [qcow2, flat, rbd]
     default: qcow2
   force_raw:
     description:
@@ -605,7 +624,9 @@ virt_type:
   type: str
   sample: qemu
 removed:
-  description: Files (and the instance directory, when it became empty) removed, or that would be in check mode.
+  description:
+    - Files (and the instance directory, when it became empty) removed, or that would be in check mode.
+    - With O(backend=rbd) also the instance's rbd images, as C(rbd:<pool>/<name>).
   returned: when O(state=absent)
   type: list
   elements: str
@@ -651,6 +672,7 @@ timings:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.params import params_from_module
+from ansible_collections.virtops.compute.plugins.module_utils._model.storage import RBD_ARGS
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
     INSTANCES_PATH_ARGS, STATE_DIR_ARGS)
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import LIBVIRT_ARGS
@@ -692,11 +714,13 @@ def main():
                 id=dict(type="str"),
                 min_disk=dict(type="int", default=0),
                 min_ram=dict(type="int", default=0),
-                properties=dict(type="dict", default={}))),
+                properties=dict(type="dict", default={}),
+                locations=dict(type="list", elements="str", default=[]))),
             kernel=dict(type="dict", options=BOOT_FILE_OPTIONS),
             ramdisk=dict(type="dict", options=BOOT_FILE_OPTIONS),
             flavor=flavor_spec(),
-            backend=dict(type="str", choices=["qcow2", "flat"], default="qcow2"),
+            backend=dict(type="str", choices=["qcow2", "flat", "rbd"], default="qcow2"),
+            **RBD_ARGS,
             force_raw=dict(type="bool", default=True),
             config_drive=dict(type="bool", default=False),
             config_drive_format=dict(type="str", choices=["iso9660", "vfat"],
