@@ -10,8 +10,9 @@ class ModuleDocFragment:
 options:
   rbd:
     description:
-      - With O(backend=rbd) (Nova's C(images_type = rbd)), where this host keeps instance disks
-        in Ceph and how it reaches them; required then, refused with any other backend.
+      - With the rbd backend (C(backend=rbd), Nova's C(images_type = rbd)), where this host
+        keeps instance disks in Ceph and how it reaches them; required then, refused with any
+        other backend.
       - The roles pass the compute host's C(virtops_rbd). Host preparation
         (C(virtops.compute.compute_host)) writes the Ceph client files and defines the libvirt
         secret these settings name.

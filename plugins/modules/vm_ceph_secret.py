@@ -73,7 +73,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connectio
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            secret_uuid=dict(type="str", required=True),
+            secret_uuid=dict(type="str", required=True, no_log=False),
             user=dict(type="str", required=True),
             key=dict(type="str", required=True, no_log=True),
             **LIBVIRT_ARGS,

@@ -647,9 +647,8 @@ def _ensure_present_rbd(plan: PresentPlan, params: VmImageParams, check_mode: bo
         result.before[ROOT_DISK] = None if existing is None else {"rbd": entry["name"], "virtual_size": existing.size}
         result.after[ROOT_DISK] = {"rbd": entry["name"], "virtual_size": wanted}
         if not check_mode:
-            outcome = _rbd.ensure_root(cli, uuid, _rbd.RootPlan(root_plan.source if how == "clone" else None,
-                                                               root_plan.reason),
-                                       lambda: _raw_base(base), size)
+            decided = _rbd.RootPlan(root_plan.source if how == "clone" else None, root_plan.reason)
+            outcome = _rbd.ensure_root(cli, uuid, decided, lambda: _raw_base(base), size)
             if outcome.made != "existing":
                 made.append(root)
             entry["made"] = outcome.made

@@ -38,7 +38,7 @@ RBD_ARGS = dict(rbd=dict(type="dict", options=dict(
     pool=dict(type="str", default=DEFAULT_POOL),
     ceph_conf=dict(type="path", default=DEFAULT_CEPH_CONF),
     user=dict(type="str", required=True),
-    secret_uuid=dict(type="str", required=True))))
+    secret_uuid=dict(type="str", required=True, no_log=False))))   # names the secret, is none
 
 
 @dataclass(frozen=True)

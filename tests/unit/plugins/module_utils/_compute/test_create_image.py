@@ -592,9 +592,8 @@ def test_hostile_images_never_reach_the_pool(tmp_path, corpus):
 
 def test_rbd_refuses_ephemeral_disks_and_settings_without_rbd(tmp_path, image):
     with pytest.raises(VirtopsError, match="ephemeral or swap"):
-        ensure_present(rbd_params(tmp_path, image, flavor={"name": "m1.e", "vcpus": 1, "ram_mb": 128,
-                                                          "root_gb": 1, "ephemeral_gb": 1}),
-                       rbd_cli=rbd_cli(FakeCluster()))
+        with_ephemeral = {"name": "m1.e", "vcpus": 1, "ram_mb": 128, "root_gb": 1, "ephemeral_gb": 1}
+        ensure_present(rbd_params(tmp_path, image, flavor=with_ephemeral), rbd_cli=rbd_cli(FakeCluster()))
     with pytest.raises(VirtopsError, match="images_type is qcow2"):
         ensure_present(params(tmp_path, image, rbd=RBD_SETTINGS.to_dict()))
 
