@@ -56,6 +56,8 @@ class RbdFleet:
         self.fleet, self.cluster, self.image_id, self.secret_uuid = fleet, cluster, image_id, secret_uuid
         self.boot = None
         self.servers = {}
+        self.images = {}
+        self.deleted = set()
 
     def rbd_info(self, name: str):
         """``rbd info`` of ``vms/<name>``, or None when the pool has no such image."""
@@ -94,6 +96,7 @@ def rbd_fleet(lab, ceph_cluster, guest, tmp_path_factory):  # pylint: disable=un
                           "min_ram": 80, "properties": PROPERTIES,
                           "locations": ["rbd://%s/images/%s/snap" % (ceph_cluster.fsid, image_id)]}}
     handle = RbdFleet(fleet, ceph_cluster, image_id, secret_uuid)
+    handle.images = images
     try:
         prepared = fleet.playbook("prepare_hosts.yml", None, "--tags", "virtops_storage")
         assert prepared.rc == 0, prepared.failures()
@@ -103,7 +106,8 @@ def rbd_fleet(lab, ceph_cluster, guest, tmp_path_factory):  # pylint: disable=un
         yield handle
     finally:
         for server in SERVERS:
-            fleet.delete({"name": server["name"]})
+            if server["name"] not in handle.deleted:
+                fleet.delete({"name": server["name"]})
         for host in HOSTS:
             lab.virsh(host, "secret-undefine", secret_uuid, check=False)
             lab.run(host, ["rm", "-f", "/etc/ceph/ceph.conf", "/etc/ceph/ceph.client.%s.keyring" % client.user], check=False)
@@ -145,6 +149,22 @@ def test_the_raw_image_is_cloned_from_its_snapshot_and_the_qcow2_one_imported_gr
         assert raw_base not in rbd_fleet.fleet.bases(host)
 
 
+def test_preparing_and_booting_again_changes_nothing(rbd_fleet):
+    fleet = rbd_fleet.fleet
+    prepared = fleet.playbook("prepare_hosts.yml", None, "--tags", "virtops_storage")
+    assert prepared.rc == 0, prepared.failures()
+    # The Ceph client's files and the libvirt secret are as they were. (The instances path's task
+    # of the same tag sets _base to root:root 0755, which the image cache made root:qemu 0750 when
+    # it fetched the qcow2 image: that task reports a change on the importing host after any
+    # fetch, with or without rbd.)
+    changed = [task for task in prepared.changed_tasks() if "instances path" not in task]
+    assert changed == [], changed
+    again = fleet.boot(SERVERS, server_boot_wait_for_console=CONSOLE_META, images=rbd_fleet.images)
+    assert again.rc == 0, again.failures()
+    assert again.changed == {}, again.changed_tasks()
+    assert {server["name"]: server["result"] for server in again.boot["servers"]} == {"rr1": "unchanged", "rq1": "unchanged"}
+
+
 def test_the_host_facts_report_the_pools_room(rbd_fleet):
     host = rbd_fleet.servers["rr1"]["host"]
     settings = rbd_fleet.fleet.host_vars[host]["virtops_rbd"]
@@ -166,6 +186,7 @@ def test_delete_removes_the_servers_rbd_images_and_only_those(rbd_fleet):
         for name in ("rr1", "rq1"):
             gone = rbd_fleet.fleet.delete({"name": name})
             assert gone.rc == 0, gone.failures()
+            rbd_fleet.deleted.add(name)
         left = rbd_fleet.vms()
         for server in rbd_fleet.servers.values():
             assert not [image for image in left if image.startswith(server["uuid"])], left

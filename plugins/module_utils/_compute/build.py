@@ -18,11 +18,12 @@ as the boot role always has: nothing after it can be decided without the image.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, List, Optional
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._common.result import Outcome, rounded
+from ansible_collections.virtops.compute.plugins.module_utils._common.units import GIB
 from ansible_collections.virtops.compute.plugins.module_utils._compute import instance as _instance
 from ansible_collections.virtops.compute.plugins.module_utils._compute.capacity import host_capacity
 from ansible_collections.virtops.compute.plugins.module_utils._compute.create_image import (
@@ -201,6 +202,10 @@ class Builder:
         capacity = host_capacity(p.instances_path, p.reserved_host_memory_mb,
                                  p.cpu_allocation_ratio, p.ram_allocation_ratio,
                                  p.disk_allocation_ratio)
+        if p.backend == "rbd" and not (p.limits or {}).get("disk_gb"):
+            # Without the scheduler's limits the disk is the pool's, as the host facts say.
+            room = rbd_cli_for(params_of_image(p)).pool_capacity()
+            capacity = replace(capacity, local_gb=room.total_bytes // GIB)
         fields = {key: p.instance.get(key) for key in CLAIM_KEYS}
         fields.update(flavor=p.flavor, image=p.image, limits=p.limits, network_info=p.network_info)
         claimed = _instance.claim(self.store, capacity, fields, self.check_mode)
