@@ -179,6 +179,15 @@ def test_the_host_facts_report_the_pools_room(rbd_fleet):
     assert facts["local_gb"] == storage["total_bytes"] // 1024 ** 3
 
 
+def test_a_cold_migration_of_an_rbd_server_is_refused_before_anything_changes(rbd_fleet):
+    server = rbd_fleet.servers["rr1"]
+    refused = rbd_fleet.fleet.playbook("cold_migrate.yml", {"server": "rr1"})
+    assert refused.rc != 0 and "not supported yet" in refused.failures(), refused.failures()
+    record = rbd_fleet.fleet.record(server["host"], server["uuid"])
+    assert (record["vm_state"], record["task_state"], record["host"]) == ("active", None, server["host"])
+    assert rbd_fleet.fleet.lab.virsh(server["host"], "domstate", "rr1").stdout.strip() == "running"
+
+
 def test_delete_removes_the_servers_rbd_images_and_only_those(rbd_fleet):
     neighbour = "%s_disk" % uuid.uuid4()
     rbd_fleet.cluster.rbd(["create", "--size", "4", "vms/%s" % neighbour])
