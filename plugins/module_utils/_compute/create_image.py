@@ -647,10 +647,12 @@ def _ensure_present_rbd(plan: PresentPlan, params: VmImageParams, check_mode: bo
         result.before[ROOT_DISK] = None if existing is None else {"rbd": entry["name"], "virtual_size": existing.size}
         result.after[ROOT_DISK] = {"rbd": entry["name"], "virtual_size": wanted}
         if not check_mode:
+            if existing is None:
+                made.append(root)   # removed again if anything below fails, a grow included
             decided = _rbd.RootPlan(root_plan.source if how == "clone" else None, root_plan.reason)
-            outcome = _rbd.ensure_root(cli, uuid, decided, lambda: _raw_base(base), size)
-            if outcome.made != "existing":
-                made.append(root)
+            # Nova's Rbd.create_image grows only: an existing larger image is left as it is.
+            grow_to = size if existing is None or (size or 0) > existing.size else None
+            outcome = _rbd.ensure_root(cli, uuid, decided, lambda: _raw_base(base), grow_to)
             entry["made"] = outcome.made
         result.disks.append(entry)
         result.disk_formats[ROOT_DISK] = "raw"

@@ -31,7 +31,8 @@ from tests.fixtures.modules import run_module_file
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.process import Result
 from ansible_collections.virtops.compute.plugins.module_utils._storage.rbd import RbdCli
-from tests.unit.plugins.module_utils._storage.test_rbd import SETTINGS as RBD_SETTINGS, FakeCluster
+from tests.unit.plugins.module_utils._storage.test_rbd import (
+    FSID as RBD_FSID, IMAGE_ID as RBD_IMAGE_ID, SETTINGS as RBD_SETTINGS, FakeCluster)
 
 GIB = 1024 ** 3
 MIB = 1024 ** 2
@@ -612,3 +613,34 @@ class FailingImport:
 
 def rbd_cli(runner) -> RbdCli:
     return RbdCli(RBD_SETTINGS, binary="/usr/bin/rbd", ceph_binary="/usr/bin/ceph", runner=runner)
+
+
+def test_an_rbd_clone_that_cannot_grow_is_removed_and_an_existing_larger_disk_is_kept(tmp_path, image):
+    raw = tmp_path / "img.raw"
+    subprocess.run(["qemu-img", "convert", "-q", "-O", "raw", str(image), str(raw)], check=True)
+    url = "rbd://%s/images/%s/snap" % (RBD_FSID, RBD_IMAGE_ID)
+    cluster = FakeCluster(images={"other_disk": MIB}, snapshots=("images/%s@snap" % RBD_IMAGE_ID,))
+    p = rbd_params(tmp_path, raw, image={"url": str(raw), "disk_format": "raw", "allow_unverified": True,
+                                         "locations": [url]})
+    refuses_resize = FailingVerb(cluster, "resize")
+    with pytest.raises(VirtopsError, match="resize failed"):
+        ensure_present(p, rbd_cli=rbd_cli(refuses_resize))
+    assert sorted(cluster.images) == ["other_disk"]
+    done = ensure_present(p, rbd_cli=rbd_cli(cluster))
+    assert done.disks[0]["made"] == "clone" and done.disks[0]["parent"] == "images/%s@snap" % RBD_IMAGE_ID
+    root = "%s_disk" % p.instance["uuid"]
+    cluster.images[root]["size"] = 2 * GIB       # grown by someone else: kept, never shrunk
+    again = ensure_present(p, rbd_cli=rbd_cli(cluster))
+    assert not again.changed and cluster.images[root]["size"] == 2 * GIB
+
+
+class FailingVerb:
+    """The scripted rbd, whose ``verb`` fails."""
+
+    def __init__(self, cluster, verb: str) -> None:
+        self.cluster, self.verb = cluster, verb
+
+    def __call__(self, argv, **kwargs):
+        if argv[5] == self.verb:
+            return Result(tuple(argv), 1, "", "%s failed" % self.verb)
+        return self.cluster(argv, **kwargs)

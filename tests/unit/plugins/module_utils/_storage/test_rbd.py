@@ -42,7 +42,8 @@ class FakeCluster:
         if verb == "info":
             spec = args[-1]
             if "@" in spec:
-                return self._ok() if spec in self.snapshots else self._enoent()
+                # A snapshot has the size a clone of it starts with.
+                return self._ok(json.dumps({"name": spec, "size": 4 * MiB})) if spec in self.snapshots else self._enoent()
             name = spec.split("/", 1)[1]
             if name not in self.images:
                 return self._enoent()
