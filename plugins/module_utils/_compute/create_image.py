@@ -618,7 +618,8 @@ def _ensure_present_rbd(plan: PresentPlan, params: VmImageParams, check_mode: bo
         existing = cli.info(root)
         root_plan = _rbd.plan_root(plan.source.disk_format, plan.source.locations, cli.fsid())
         parent_size = cli.snapshot_size(root_plan.source) if root_plan.source is not None else None
-        entry = {"name": cli.spec(root), "format": "raw", "path": "rbd:%s" % cli.spec(root)}
+        entry = {"name": ROOT_DISK, "rbd": cli.spec(root), "format": "raw", "path": "rbd:%s" % cli.spec(root),
+                 "backing_file": None}
         base: Optional[CachedBase] = None
         if existing is not None:
             how, virtual = "existing", existing.size
