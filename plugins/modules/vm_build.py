@@ -33,6 +33,7 @@ description:
 author:
   - virtops.compute contributors (@virtops)
 extends_documentation_fragment:
+  - virtops.compute.rbd
   - virtops.compute.flavor
   - virtops.compute.libvirt
   - virtops.compute.libvirt.INSTANCES_PATH
@@ -114,6 +115,11 @@ options:
         description: Image properties (Glance's C(hw_*), C(img_config_drive), ...) the guest design reads.
         type: dict
         default: {}
+      locations:
+        description: Other locations of the image's data; see M(virtops.compute.vm_image).
+        type: list
+        elements: str
+        default: []
   kernel:
     description: Kernel of a direct kernel boot (the image's C(kernel_id)), as M(virtops.compute.vm_image) takes it.
     type: dict
@@ -132,9 +138,13 @@ options:
     elements: dict
     default: []
   backend:
-    description: Root disk kind; see M(virtops.compute.vm_image).
+    description:
+      - Root disk kind (Nova's C(images_type)); see M(virtops.compute.vm_image). With V(rbd)
+        the root disk and config drive are images in Ceph (O(rbd)) and the domain reaches them
+        as network disks, through the monitors of C(ceph mon dump) and the libvirt secret
+        O(rbd.secret_uuid).
     type: str
-    choices: [qcow2, flat]
+    choices: [qcow2, flat, rbd]
     default: qcow2
   force_raw:
     description: Convert the base to raw (Nova's C(force_raw_images)).
@@ -326,6 +336,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
     VirtopsError, host_os_error)
 from ansible_collections.virtops.compute.plugins.module_utils._common.params import params_from_module
+from ansible_collections.virtops.compute.plugins.module_utils._model.storage import RBD_ARGS
 from ansible_collections.virtops.compute.plugins.module_utils._compute.build import (
     BuildParams, BuildStepFailed, build_instance)
 from ansible_collections.virtops.compute.plugins.module_utils._guest.configdrive import (
@@ -367,12 +378,14 @@ def main():
                 name=dict(type="str"),
                 min_disk=dict(type="int", default=0),
                 min_ram=dict(type="int", default=0),
-                properties=dict(type="dict", default={}))),
+                properties=dict(type="dict", default={}),
+                locations=dict(type="list", elements="str", default=[]))),
             kernel=dict(type="dict"),
             ramdisk=dict(type="dict"),
             limits=dict(type="dict"),
             network_info=dict(type="list", elements="dict", default=[]),
-            backend=dict(type="str", choices=["qcow2", "flat"], default="qcow2"),
+            backend=dict(type="str", choices=["qcow2", "flat", "rbd"], default="qcow2"),
+            **RBD_ARGS,
             force_raw=dict(type="bool", default=True),
             config_drive=dict(type="bool", default=False),
             config_drive_format=dict(type="str", choices=["iso9660", "vfat"], default="iso9660"),

@@ -33,11 +33,20 @@ description:
 author:
   - virtops.compute contributors (@virtops)
 extends_documentation_fragment:
+  - virtops.compute.rbd
   - virtops.compute.libvirt
   - virtops.compute.libvirt.INSTANCES_PATH
   - virtops.compute.attributes
   - virtops.compute.attributes.INFO_MODULE
 options:
+  backend:
+    description:
+      - Where this host keeps instance disks (Nova's C(images_type), the roles'
+        C(virtops_image_backend)). With V(rbd) the disk figures are the Ceph pool's (O(rbd)),
+        as Nova's resource tracker reports them for rbd.
+    type: str
+    choices: [qcow2, flat, rbd]
+    default: qcow2
   hostname:
     description:
       - Name of this host in the fleet; defaults to the inventory hostname when run from the
@@ -154,14 +163,28 @@ host:
       description: RAM of recorded instances plus the reserved host memory, in MiB.
       type: int
     local_gb:
-      description: Size of the filesystem holding the instances path, in GiB.
+      description:
+        - Size of the filesystem holding the instances path, in GiB.
+        - With O(backend=rbd), the room of the rbd pool instead (Nova's C(get_pool_info)), in GiB;
+          see C(storage).
       type: int
     local_gb_used:
       description: Root and ephemeral disk of recorded instances, in GiB.
       type: int
     free_disk_gb:
-      description: Free space on the filesystem holding the instances path, in GiB.
+      description:
+        - Free space on the filesystem holding the instances path, in GiB.
+        - With O(backend=rbd), the rbd pool's free space (C(ceph df)'s C(max_avail)), in GiB.
       type: int
+    storage:
+      description:
+        - Where instance disks live - C(images_type) (O(backend)) and C(shared) (V(true) for
+          rbd, whose disks every host sees).
+        - With rbd also C(pool), C(total_bytes), C(free_bytes), C(used_bytes) and C(source) -
+          V(ceph df) (the pool's statistics, as Nova reads them), or, on a cluster without
+          C(ceph-mgr) whose C(ceph df) lists no pools, an estimate from the OSDs' BlueStore
+          sizes over the pool's replica count less the provisioned size of the pool's images.
+      type: dict
     capabilities:
       description:
         - What flavor extra specs are matched against - O(capabilities), then C(hypervisor_type),
@@ -285,6 +308,7 @@ import socket
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.params import params_from_module
+from ansible_collections.virtops.compute.plugins.module_utils._model.storage import RBD_ARGS
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
     INSTANCES_PATH_ARGS)
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import (
@@ -311,6 +335,8 @@ def main():
             capabilities=dict(type="dict", default={}),
             virt_type=dict(type="str", choices=["kvm", "qemu"]),
             history=dict(type="list", elements="str", default=[]),
+            backend=dict(type="str", choices=["qcow2", "flat", "rbd"], default="qcow2"),
+            **RBD_ARGS,
         ),
         supports_check_mode=True,
     )

@@ -52,6 +52,13 @@ description:
     shrunk. C(disk.local) (O(flavor.ephemeral_gb) > 0) and C(disk.swap) (O(flavor.swap_mb) >
     0) come from shared formatted bases C(ephemeral_<GB>_ext4) and C(swap_<MB>) in C(_base).
     C(disk.info) records each disk's format so that it is never guessed again.
+  - B(Disks in Ceph) (O(backend=rbd), Nova's C(images_type = rbd)). The root disk is the rbd
+    image C(<pool>/<uuid>_disk) - a copy-on-write clone of a raw image's C(rbd://) snapshot
+    in the same cluster (O(image.locations)), nothing downloaded; otherwise the image is
+    fetched and inspected as above, converted to raw and C(rbd import)ed - then grown to
+    O(flavor.root_gb), never shrunk. The config drive is imported as C(<uuid>_disk.config)
+    (once; an existing one is kept) and the local file removed. A failed run removes the rbd
+    images it made and no other. The cache ageing below never touches Ceph.
   - B(Config drive). It is built when O(config_drive) is true or the image property
     C(img_config_drive) is C(mandatory). It is an iso9660 image labelled C(config-2) (or
     64 MiB vfat, O(config_drive_format)) in Nova's layout, read by cloud-init's ConfigDrive
@@ -70,7 +77,8 @@ description:
   - With O(state=absent) the instance's disk files (C(disk), C(disk.local), C(disk.swap),
     C(disk.config), C(disk.info)) are removed, and the instance directory too when nothing
     else is left in it. It refuses while libvirt runs a domain with the instance's uuid.
-    Bases are never removed this way.
+    Bases are never removed this way. With O(backend=rbd) the pool's images of the instance
+    (C(<uuid>_*), Nova's C(_cleanup_rbd)) are removed too, and no other.
   - With O(state=cache_cleaned) it ages the image cache as Nova's image cache manager does.
     A base is in use when an instance disk on this host has it as backing file, or when an
     instance record (C(instance.json)) names it or its image id. Bases in use are kept and
@@ -84,6 +92,7 @@ description:
 author:
   - virtops.compute contributors (@virtops)
 extends_documentation_fragment:
+  - virtops.compute.rbd
   - virtops.compute.libvirt.STATE_DIR
   - virtops.compute.flavor
   - virtops.compute.libvirt
@@ -178,6 +187,15 @@ options:
             machine is a q35) and C(img_config_drive) (C(mandatory) forces a config drive).
         type: dict
         default: {}
+      locations:
+        description:
+          - Glance's other locations of the same data. With O(backend=rbd), an
+            C(rbd://<fsid>/<pool>/<image>/<snapshot>) location of this host's cluster is cloned
+            instead of fetching O(image.url) (Nova's C(Rbd.clone)); ignored by the other
+            backends and when the image is not raw.
+        type: list
+        elements: str
+        default: []
   kernel:
     description:
       - The kernel of an image whose properties name one in C(kernel_id) (Glance's C(aki)), for
@@ -238,8 +256,17 @@ options:
     description:
       - V(qcow2) (default, as Nova) makes each disk a qcow2 overlay on a base in C(_base),
         fast to create, small. V(flat) makes a sparse raw copy.
+      - V(rbd) (Nova's C(images_type = rbd)) keeps the root disk in Ceph as
+        C(<pool>/<uuid>_disk) (O(rbd)) - a copy-on-write clone of the image's snapshot when
+        the image is raw and one of O(image.locations) is an C(rbd://) snapshot of this
+        cluster readable by O(rbd.user), else the image is fetched to C(_base), inspected,
+        converted to raw and C(rbd import)ed; then grown to O(flavor.root_gb), never shrunk.
+        The config drive is built in the instance directory, imported as
+        C(<uuid>_disk.config) and the local file removed. O(state=absent) removes the pool's
+        images of the instance (C(<uuid>_*)) and no other. Flavors with ephemeral or swap
+        disks and direct kernel boots are refused with V(rbd) so far.
     type: str
-    choices: [qcow2, flat]
+    choices: [qcow2, flat, rbd]
     default: qcow2
   force_raw:
     description:
@@ -451,6 +478,27 @@ EXAMPLES = r"""
     instance: {uuid: 0f7e5a2c-5b7a-4f55-9d0f-7f3c9c7f1a11}
     state: absent
 
+- name: Root disk and config drive in Ceph, cloned from the raw image's snapshot in the images pool
+  virtops.compute.vm_image:
+    instance: {uuid: 0f7e5a2c-5b7a-4f55-9d0f-7f3c9c7f1a11, name: web1}
+    image:
+      url: "https://images.example.com/cirros.raw"
+      disk_format: raw
+      id: 226bc6e5-60d7-4a2c-bf0d-a568a1e26e00
+      checksum: "sha256:{{ cirros_sha256 }}"
+      locations: ["rbd://{{ ceph_fsid }}/images/226bc6e5-60d7-4a2c-bf0d-a568a1e26e00/snap"]
+    flavor: {vcpus: 1, ram_mb: 512, root_gb: 1}
+    config_drive: true
+    backend: rbd
+    rbd: {pool: vms, user: nova, secret_uuid: 5b3e6f7e-1c1a-4f57-9e61-0c3b1f3e9a10}
+
+- name: Remove the instance's rbd images (and its directory's files)
+  virtops.compute.vm_image:
+    instance: {uuid: 0f7e5a2c-5b7a-4f55-9d0f-7f3c9c7f1a11}
+    state: absent
+    backend: rbd
+    rbd: {pool: vms, user: nova, secret_uuid: 5b3e6f7e-1c1a-4f57-9e61-0c3b1f3e9a10}
+
 - name: Age the image cache (see playbooks/image_cache.yml)
   virtops.compute.vm_image:
     state: cache_cleaned
@@ -521,8 +569,26 @@ disks:
       description: The base an overlay reads from, V(null) for a flat disk.
       type: str
     action:
-      description: V(created), V(grown), V(unchanged), or V(would create), V(would grow) in check mode.
+      description:
+        - V(created), V(grown), V(unchanged), or V(would create), V(would grow) in check mode.
+        - With O(backend=rbd) V(would clone) or V(would import) in check mode instead of V(would create).
       type: str
+    rbd:
+      description: With O(backend=rbd), the image in Ceph, C(<pool>/<uuid>_disk) (C(path) is then C(rbd:<pool>/<uuid>_disk)).
+      type: str
+      returned: with O(backend=rbd)
+    made:
+      description: With O(backend=rbd), how the root disk came to be - V(clone), V(import) or V(existing).
+      type: str
+      returned: with O(backend=rbd)
+    parent:
+      description: With O(backend=rbd) and a clone, the snapshot cloned (C(<pool>/<image>@<snapshot>)).
+      type: str
+      returned: with O(backend=rbd)
+    reason:
+      description: With O(backend=rbd) and an import, why the image was not cloned.
+      type: str
+      returned: with O(backend=rbd)
 disk_formats:
   description: Format of each instance file, as written to C(disk.info) (the config drive is C(raw)).
   returned: when O(state=present)
@@ -551,7 +617,7 @@ config_drive:
   type: dict
   contains:
     path:
-      description: Path of C(disk.config).
+      description: Path of C(disk.config); with O(backend=rbd) C(rbd:<pool>/<uuid>_disk.config), the local file being removed.
       type: str
     format:
       description: C(iso9660) or C(vfat).
@@ -605,7 +671,9 @@ virt_type:
   type: str
   sample: qemu
 removed:
-  description: Files (and the instance directory, when it became empty) removed, or that would be in check mode.
+  description:
+    - Files (and the instance directory, when it became empty) removed, or that would be in check mode.
+    - With O(backend=rbd) also the instance's rbd images, as C(rbd:<pool>/<name>).
   returned: when O(state=absent)
   type: list
   elements: str
@@ -651,6 +719,7 @@ timings:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.params import params_from_module
+from ansible_collections.virtops.compute.plugins.module_utils._model.storage import RBD_ARGS
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
     INSTANCES_PATH_ARGS, STATE_DIR_ARGS)
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import LIBVIRT_ARGS
@@ -692,11 +761,13 @@ def main():
                 id=dict(type="str"),
                 min_disk=dict(type="int", default=0),
                 min_ram=dict(type="int", default=0),
-                properties=dict(type="dict", default={}))),
+                properties=dict(type="dict", default={}),
+                locations=dict(type="list", elements="str", default=[]))),
             kernel=dict(type="dict", options=BOOT_FILE_OPTIONS),
             ramdisk=dict(type="dict", options=BOOT_FILE_OPTIONS),
             flavor=flavor_spec(),
-            backend=dict(type="str", choices=["qcow2", "flat"], default="qcow2"),
+            backend=dict(type="str", choices=["qcow2", "flat", "rbd"], default="qcow2"),
+            **RBD_ARGS,
             force_raw=dict(type="bool", default=True),
             config_drive=dict(type="bool", default=False),
             config_drive_format=dict(type="str", choices=["iso9660", "vfat"],

@@ -39,7 +39,19 @@ extends_documentation_fragment:
   - virtops.compute.libvirt.URI
   - virtops.compute.port_security
   - virtops.compute.console
+  - virtops.compute.rbd
 options:
+  rbd_monitors:
+    description:
+      - With O(rbd) (images_type rbd), the Ceph monitors the network disks name, as
+        C(address:port) (the legacy v1 addresses of C(ceph mon dump); Nova's
+        C(get_mon_addrs)). Required with O(rbd); M(virtops.compute.vm_build) reads them itself.
+      - With O(rbd) the root disk and the config drive are C(<disk type='network'>) of protocol
+        rbd named C(<pool>/<uuid>_disk) and C(<pool>/<uuid>_disk.config), with cephx
+        C(<auth>) through the libvirt secret O(rbd.secret_uuid).
+    type: list
+    elements: str
+    default: []
   instance:
     description: The instance.
     type: dict
@@ -264,6 +276,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.params import params_from_module
 from ansible_collections.virtops.compute.plugins.module_utils._model.console import VNC_LISTEN_ARGS
+from ansible_collections.virtops.compute.plugins.module_utils._model.storage import RBD_ARGS
 from ansible_collections.virtops.compute.plugins.module_utils._model.network import PORT_SECURITY_ARGS
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
     INSTANCES_PATH_ARGS, STATE_DIR_ARGS)
@@ -305,6 +318,8 @@ def main():
             **STATE_DIR_ARGS,
             **LIBVIRT_ARGS,
             **VNC_LISTEN_ARGS,
+            **RBD_ARGS,
+            rbd_monitors=dict(type="list", elements="str", default=[]),
             disk_cache=dict(type="str", default="auto", choices=[
                 "auto", "none", "writeback", "writethrough", "directsync", "unsafe"]),
             **PORT_SECURITY_ARGS,

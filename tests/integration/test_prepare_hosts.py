@@ -16,12 +16,14 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.virtops.compute.plugins.module_utils._common.fileio import qemu_access_for
 from tests.integration.ansible_venv import venv_tool
 from tests.lab.handle import LabHandle
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOK = REPO / "playbooks" / "prepare_hosts.yml"
 HOSTS = ("compute1", "compute2")
+BASE_DIR = "/var/lib/virtops/instances/_base"
 STATE_DIR = "/var/lib/virtops/etc"  # private per lab host; /etc is shared with the machine
 NETWORKS = {
     "private": {"cidr": "10.10.0.0/24", "bridge": "br-vp-priv", "vif_type": "bridge", "mtu": 1500},
@@ -114,14 +116,17 @@ def test_first_run_prepares_both_hosts(prepared):
         assert "Generate the migration key pair" in " ".join(changed_tasks(result, host))
         listing = prepared.lab.run(host, ["stat", "-c", "%n %U:%G %a",
                                           "/var/lib/virtops/instances",
-                                          "/var/lib/virtops/instances/_base",
                                           "/var/lib/virtops/instances/locks"]).stdout.splitlines()
         assert listing == ["/var/lib/virtops/instances root:root 755",
-                           "/var/lib/virtops/instances/_base root:root 755",
                            "/var/lib/virtops/instances/locks root:root 700"]
 
 
 def test_second_run_and_check_mode_change_nothing(prepared):
+    # The image cache has made _base its way (root and the QEMU group, 0750) since: a fetch.
+    access = qemu_access_for()
+    for host in HOSTS:
+        prepared.lab.run(host, ["install", "-d", "-o", "root", "-g", access.group,
+                                "-m", "%o" % access.dir_mode, BASE_DIR])
     second = prepared.playbook()
     assert second["rc"] == 0, failures(second)
     check = prepared.playbook("--check", "--diff")
@@ -129,6 +134,8 @@ def test_second_run_and_check_mode_change_nothing(prepared):
     for host in HOSTS:
         assert second["stats"][host]["changed"] == 0, changed_tasks(second, host)
         assert check["stats"][host]["changed"] == 0, changed_tasks(check, host)
+        assert prepared.lab.run(host, ["stat", "-c", "%U:%G %a", BASE_DIR]).stdout.split() == [
+            "root:%s" % access.group, "%o" % access.dir_mode]
 
 
 def test_readiness_summary_tells_the_truth(prepared):

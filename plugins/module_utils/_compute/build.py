@@ -18,15 +18,16 @@ as the boot role always has: nothing after it can be decided without the image.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, List, Optional
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._common.result import Outcome, rounded
+from ansible_collections.virtops.compute.plugins.module_utils._common.units import GIB
 from ansible_collections.virtops.compute.plugins.module_utils._compute import instance as _instance
 from ansible_collections.virtops.compute.plugins.module_utils._compute.capacity import host_capacity
 from ansible_collections.virtops.compute.plugins.module_utils._compute.create_image import (
-    VmImageParams, ensure_present)
+    VmImageParams, ensure_present, rbd_cli_for)
 from ansible_collections.virtops.compute.plugins.module_utils._compute.domain import (
     DomainManager, DomainParams)
 from ansible_collections.virtops.compute.plugins.module_utils._guest.domain_xml import (
@@ -35,6 +36,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._libvirt import co
 from ansible_collections.virtops.compute.plugins.module_utils._model.console import (
     DEFAULT_VNC_LISTEN, valid_vnc_listen)
 from ansible_collections.virtops.compute.plugins.module_utils._model.image import IMAGE_KEYS, IMAGE_REF_KEYS
+from ansible_collections.virtops.compute.plugins.module_utils._model.storage import HostStorage
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
     DEFAULT_INSTANCES_PATH, DEFAULT_STATE_DIR)
 from ansible_collections.virtops.compute.plugins.module_utils._model.network import (
@@ -66,6 +68,7 @@ class BuildParams:
     network_info: List[dict] = field(default_factory=list)
     # The image and disks (vm_image).
     backend: str = "qcow2"
+    rbd: Optional[dict] = None          # images_type rbd: pool, ceph_conf, user, secret_uuid
     force_raw: bool = True
     config_drive: bool = False
     config_drive_format: str = "iso9660"
@@ -94,12 +97,19 @@ class BuildParams:
     libvirt_uri: str = _libvirt.DEFAULT_URI
 
     def __post_init__(self):
-        # Refused before the claim: a host whose console address is wrong builds nothing.
+        # Refused before the claim: a host whose console address or storage settings are
+        # wrong builds nothing.
         valid_vnc_listen(self.vnc_listen)
+        HostStorage.from_values(self.backend, self.rbd)
 
     @property
     def uuid(self) -> str:
         return str(self.instance.get("uuid") or "")
+
+
+def params_of_image(params: BuildParams) -> VmImageParams:
+    """The storage settings of a build, as the image step takes them."""
+    return VmImageParams(backend=params.backend, rbd=params.rbd)
 
 
 class BuildStepFailed(Exception):
@@ -192,6 +202,10 @@ class Builder:
         capacity = host_capacity(p.instances_path, p.reserved_host_memory_mb,
                                  p.cpu_allocation_ratio, p.ram_allocation_ratio,
                                  p.disk_allocation_ratio)
+        if p.backend == "rbd" and not (p.limits or {}).get("disk_gb"):
+            # Without the scheduler's limits the disk is the pool's, as the host facts say.
+            room = rbd_cli_for(params_of_image(p)).pool_capacity()
+            capacity = replace(capacity, local_gb=room.total_bytes // GIB)
         fields = {key: p.instance.get(key) for key in CLAIM_KEYS}
         fields.update(flavor=p.flavor, image=p.image, limits=p.limits, network_info=p.network_info)
         claimed = _instance.claim(self.store, capacity, fields, self.check_mode)
@@ -213,7 +227,7 @@ class Builder:
         params = VmImageParams(
             instance={key: p.instance.get(key) for key in METADATA_KEYS},
             image={key: p.image[key] for key in IMAGE_KEYS if key in p.image},
-            flavor=p.flavor, kernel=p.kernel, ramdisk=p.ramdisk, backend=p.backend,
+            flavor=p.flavor, kernel=p.kernel, ramdisk=p.ramdisk, backend=p.backend, rbd=p.rbd,
             force_raw=p.force_raw, config_drive=p.config_drive,
             config_drive_format=p.config_drive_format, user_data=p.user_data,
             admin_pass=p.admin_pass, keypairs=list(p.keypairs),
@@ -249,7 +263,8 @@ class Builder:
             disk_formats=image.disk_formats, instances_path=p.instances_path,
             virt_type=image.virt_type or "auto", state_dir=p.state_dir,
             libvirt_uri=p.libvirt_uri, vnc_listen=p.vnc_listen, nwfilter=p.nwfilter,
-            firewall_driver=p.firewall_driver)
+            firewall_driver=p.firewall_driver, rbd=p.rbd,
+            rbd_monitors=rbd_cli_for(params_of_image(p)).monitors() if p.backend == "rbd" else [])
         written = ensure_libvirt_xml(params)
         self.result.absorb("xml", written, path=written.path)
         self._end("xml", began)

@@ -57,10 +57,14 @@ from ansible_collections.virtops.compute.plugins.module_utils._guest.metadata im
     InstanceInfo, InstanceMetadata, content_digest)
 from ansible_collections.virtops.compute.plugins.module_utils._model.names import validate_uuid
 from ansible_collections.virtops.compute.plugins.module_utils._storage.qemu_img import QemuImg
+from ansible_collections.virtops.compute.plugins.module_utils._storage import rbd as _rbd
+from ansible_collections.virtops.compute.plugins.module_utils._model.storage import HostStorage
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.virt_probe import (
     resolve_virt_type)
 
 STATES = ("present", "absent", "cache_cleaned")
+# Nova's images_type: the local backends of instance_disks, and rbd (_storage/rbd.py).
+IMAGE_BACKENDS = BACKENDS + ("rbd",)
 CONFIG_DRIVE_FORMATS = ("iso9660", "vfat")
 # Glance's formats for the files a direct kernel boot reads from the instance directory.
 # The disk_format a kernel or ramdisk defaults to (Glance's aki/ari), by file name.
@@ -82,6 +86,7 @@ class VmImageParams:
     ramdisk: Optional[dict] = None
     state: str = "present"
     backend: str = "qcow2"
+    rbd: Optional[dict] = None           # images_type rbd: pool, ceph_conf, user, secret_uuid
     force_raw: bool = True
     config_drive: bool = False
     config_drive_format: str = "iso9660"
@@ -219,9 +224,10 @@ def plan_present(params: VmImageParams, virt_type: Optional[str] = None) -> Pres
         raise VirtopsError("image is required with state=present")
     if not params.flavor:
         raise VirtopsError("flavor is required with state=present")
-    if params.backend not in BACKENDS:
+    if params.backend not in IMAGE_BACKENDS:
         raise VirtopsError("backend must be one of %s, not %r"
-                           % (", ".join(BACKENDS), params.backend))
+                           % (", ".join(IMAGE_BACKENDS), params.backend))
+    HostStorage.from_values(params.backend, params.rbd)   # rbd settings exactly with rbd
     if params.config_drive_format not in CONFIG_DRIVE_FORMATS:
         raise VirtopsError("config_drive_format must be one of %s, not %r"
                            % (", ".join(CONFIG_DRIVE_FORMATS), params.config_drive_format))
@@ -375,11 +381,14 @@ class _Undo:
 
 def ensure_present(params: VmImageParams, check_mode: bool = False,
                    qemu_img: Optional[QemuImg] = None,
-                   virt_type: Optional[str] = None) -> VmImageResult:
+                   virt_type: Optional[str] = None,
+                   rbd_cli: Optional[_rbd.RbdCli] = None) -> VmImageResult:
     started = time.monotonic()
     plan = plan_present(params, virt_type)
     check_flavor_before_fetch(plan.flavor, plan.source)
     qemu_img = qemu_img or QemuImg()
+    if plan.backend == "rbd":
+        return _ensure_present_rbd(plan, params, check_mode, qemu_img, started, rbd_cli)
     cache = ImageCache(params.instances_path, qemu_img=qemu_img, force_raw=params.force_raw,
                        policy=fetch_policy(params))
     builder = DiskBuilder(cache)
@@ -560,6 +569,158 @@ def _ensure_boot_files(plan: PresentPlan, cache: ImageCache, params: VmImagePara
                                    "fetched": bool(cached is not None and cached.fetched)}
 
 
+# --------------------------------------------------------------------------- rbd
+
+def rbd_cli_for(params: VmImageParams) -> _rbd.RbdCli:
+    """The ``rbd`` wrapper for the host's rbd settings (refused when they are not valid)."""
+    storage = HostStorage.from_values(params.backend, params.rbd)
+    if storage.rbd is None:
+        raise VirtopsError("backend %s keeps no disk in Ceph" % params.backend)
+    return _rbd.RbdCli(storage.rbd)
+
+
+def _ensure_present_rbd(plan: PresentPlan, params: VmImageParams, check_mode: bool,
+                        qemu_img: QemuImg, started: float,
+                        cli: Optional[_rbd.RbdCli]) -> VmImageResult:
+    """Nova's ``_create_image`` with ``images_type = rbd`` (``Rbd.cache``, ``create_image``):
+
+    - ``<uuid>_disk`` that exists is kept (grown to root_gb if smaller);
+    - a raw image with an ``rbd://`` location of this cluster, readable by this host's user,
+      is cloned from that snapshot: nothing is downloaded;
+    - anything else is fetched to ``_base`` by the image cache (the same inspection as for
+      the local backends, converted to raw) and ``rbd import``ed;
+    - the root disk grows to the flavor's root_gb, never shrinks;
+    - the config drive is built in the instance directory, imported as
+      ``<uuid>_disk.config`` and the local file removed.
+
+    The instance directory holds only ``disk.info`` (formats, for vm_xml) and what the other
+    steps write. A failure removes the rbd images and files this run made, and only those.
+    Ephemeral and swap disks are not in Ceph yet: such flavors are refused before any work."""
+    flavor = plan.flavor
+    if flavor.ephemeral_gb or flavor.swap_mb:
+        raise VirtopsError("flavor %s has an ephemeral or swap disk; with images_type rbd only the root disk "
+                           "and the config drive are supported so far" % (flavor.name or "?"))
+    if plan.boot_files:
+        raise VirtopsError("a direct kernel boot (kernel, ramdisk) is not supported with images_type rbd yet")
+    cli = cli or rbd_cli_for(params)
+    uuid = plan.instance_uuid
+    root = _rbd.root_name(uuid)
+    result = VmImageResult(changed=False, state="present", instance_dir=plan.instance_dir,
+                           disk_info=plan.disk_info.to_dict(), virt_type=plan.virt_type,
+                           timings={key: 0.0 for key in TIMING_KEYS})
+    timings = result.timings
+    undo = _Undo()
+    made: List[str] = []
+    size = flavor.root_gb * GIB if flavor.root_gb > 0 and plan.source.disk_format != "iso" else None
+    try:
+        _ensure_instance_dir(plan.instance_dir, check_mode, result, undo)
+        began = time.monotonic()
+        existing = cli.info(root)
+        root_plan = _rbd.plan_root(plan.source.disk_format, plan.source.locations, cli.fsid())
+        parent_size = cli.snapshot_size(root_plan.source) if root_plan.source is not None else None
+        entry = {"name": ROOT_DISK, "rbd": cli.spec(root), "format": "raw", "path": "rbd:%s" % cli.spec(root),
+                 "backing_file": None}
+        base: Optional[CachedBase] = None
+        if existing is not None:
+            how, virtual = "existing", existing.size
+        elif parent_size is not None:
+            how, virtual = "clone", parent_size
+            check_flavor_fits(_Size(parent_size), flavor.root_gb, plan.source.min_disk,
+                              plan.source.min_ram, flavor.ram_mb)
+        else:
+            how = "import"
+            cache = ImageCache(params.instances_path, qemu_img=qemu_img, force_raw=True,
+                               policy=fetch_policy(params))
+            base = _ensure_base(plan, cache, params, check_mode, result, timings)
+            check_flavor_fits(base, flavor.root_gb, plan.source.min_disk, plan.source.min_ram, flavor.ram_mb)
+            virtual = base.virtual_size or None
+        wanted = max(size or 0, virtual or 0) or None
+        entry.update(made=how, reason=root_plan.reason if how == "import" else "",
+                     parent=root_plan.source.snap_spec if how == "clone" else None, virtual_size=wanted)
+        if how != "existing":
+            result.changed = True
+            entry["action"] = ("would %s" % how) if check_mode else "created"
+        elif wanted is not None and wanted > existing.size:
+            result.changed = True
+            entry["action"] = "would grow" if check_mode else "grown"
+        else:
+            entry["action"] = "unchanged"
+        result.before[ROOT_DISK] = None if existing is None else {"rbd": entry["name"], "virtual_size": existing.size}
+        result.after[ROOT_DISK] = {"rbd": entry["name"], "virtual_size": wanted}
+        if not check_mode:
+            if existing is None:
+                made.append(root)   # removed again if anything below fails, a grow included
+            decided = _rbd.RootPlan(root_plan.source if how == "clone" else None, root_plan.reason)
+            # Nova's Rbd.create_image grows only: an existing larger image is left as it is.
+            grow_to = size if existing is None or (size or 0) > existing.size else None
+            outcome = _rbd.ensure_root(cli, uuid, decided, lambda: _raw_base(base), grow_to)
+            entry["made"] = outcome.made
+        result.disks.append(entry)
+        result.disk_formats[ROOT_DISK] = "raw"
+        timings["create"] = elapsed(began)
+        _ensure_disk_info(plan, check_mode, result, undo)
+        _ensure_rbd_config_drive(plan, cli, check_mode, result, undo, made, timings)
+    except BaseException:
+        if not check_mode:
+            for name in reversed(made):
+                try:
+                    cli.remove(name)
+                except VirtopsError:
+                    pass   # the failure that got here is the one to report
+            undo.rollback()
+        raise
+    timings["total"] = elapsed(started)
+    return result
+
+
+def _raw_base(base: Optional[CachedBase]) -> str:
+    """The fetched base ``rbd import`` reads: raw, as the cache made it (force_raw)."""
+    if base is None or base.format != "raw":
+        raise VirtopsError("the image's base is not raw: rbd imports only raw data")
+    return base.path
+
+
+def _ensure_rbd_config_drive(plan: PresentPlan, cli: _rbd.RbdCli, check_mode: bool,
+                             result: VmImageResult, undo: _Undo, made: List[str],
+                             timings: Dict[str, float]) -> None:
+    """Nova's ``_create_configdrive`` with rbd: built locally, imported as
+    ``<uuid>_disk.config``, the local copy removed. One that exists is kept: Nova builds it
+    once, before the first start."""
+    if plan.config_drive_format is None:
+        return
+    began = time.monotonic()
+    name = _rbd.config_name(plan.instance_uuid)
+    entry = {"path": "rbd:%s" % cli.spec(name), "format": plan.config_drive_format,
+             "content_digest": content_digest(plan.metadata)}
+    existing = cli.info(name)
+    result.before[CONFIG_DRIVE] = None if existing is None else {"rbd": cli.spec(name)}
+    result.after[CONFIG_DRIVE] = {"rbd": cli.spec(name), "format": plan.config_drive_format}
+    if existing is not None:
+        entry.update(size_bytes=existing.size, action="unchanged")
+    elif check_mode:
+        result.changed = True
+        entry.update(size_bytes=None, action="would create")
+    else:
+        local = os.path.join(plan.instance_dir, CONFIG_DRIVE)
+        undo.files.append(local)
+        built = build_config_drive(local, plan.metadata, plan.config_drive_format)
+        made.append(name)
+        _rbd.import_config_drive(cli, plan.instance_uuid, local, os.unlink)
+        result.changed = True
+        entry.update(size_bytes=built.size_bytes, action="created")
+    result.config_drive = entry
+    timings["config_drive"] = elapsed(began)
+
+
+def _remove_rbd_images(params: VmImageParams, instance_uuid: str, check_mode: bool) -> List[str]:
+    """Nova's ``_cleanup_rbd``: the pool's images of this instance, and nothing else."""
+    cli = rbd_cli_for(params)
+    names = cli.instance_images(instance_uuid)
+    if not check_mode:
+        names = _rbd.remove_instance_images(cli, instance_uuid)
+    return ["rbd:%s" % cli.spec(name) for name in names]
+
+
 # --------------------------------------------------------------------------- absent
 
 def _domain_running(libvirt_uri: str, instance_uuid: str) -> bool:
@@ -604,6 +765,14 @@ def ensure_absent(params: VmImageParams, check_mode: bool = False) -> VmImageRes
             os.rmdir(instance_dir)   # nothing else (record, XML, log) lives there
             result.removed.append(instance_dir)
         result.changed = bool(removed)
+    if params.backend == "rbd":
+        if _domain_running(params.libvirt_uri, instance_uuid):
+            raise VirtopsError("domain %s is running: stop or delete it before removing its "
+                               "disks" % instance_uuid)
+        gone = _remove_rbd_images(params, instance_uuid, check_mode)
+        result.removed.extend(gone)
+        result.before.update({name: "present" for name in gone})
+        result.changed = result.changed or bool(gone)
     result.timings = {"total": elapsed(started)}
     return result
 

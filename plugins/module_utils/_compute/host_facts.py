@@ -28,6 +28,8 @@ from ansible_collections.virtops.compute.plugins.module_utils._libvirt.virt_prob
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._common.units import GIB
 from ansible_collections.virtops.compute.plugins.module_utils._model.console import Graphics
+from ansible_collections.virtops.compute.plugins.module_utils._model.storage import HostStorage
+from ansible_collections.virtops.compute.plugins.module_utils._storage.rbd import RbdCli
 
 
 @dataclass
@@ -47,6 +49,25 @@ class HostConfig:
     capabilities: dict = field(default_factory=dict)
     # Names or uuids of the instances whose history the facts carry (none by default).
     history: List[str] = field(default_factory=list)
+    # Nova's images_type and, for rbd, its settings: where instance disks live.
+    backend: str = "qcow2"
+    rbd: Optional[dict] = None
+
+
+def disk_room(config: HostConfig, runner=None) -> Tuple[int, int, dict]:
+    """(local_gb, free_disk_gb, storage facts): Nova's ``_get_local_gb_info``. Local backends:
+    the instances path's filesystem. rbd: the pool's room (``RBDDriver.get_pool_info``), total
+    and free in whole GiB, as the resource tracker and the scheduler count disk."""
+    storage = HostStorage.from_values(config.backend, config.rbd)
+    if storage.rbd is None:
+        fs_path = config.instances_path if os.path.isdir(config.instances_path) else "/"
+        stat = os.statvfs(fs_path)
+        return (stat.f_blocks * stat.f_frsize // GIB, stat.f_bavail * stat.f_frsize // GIB,
+                {"images_type": storage.images_type, "shared": False})
+    cli = RbdCli(storage.rbd, **({"runner": runner} if runner else {}))
+    room = cli.pool_capacity()
+    return (room.total_bytes // GIB, room.free_bytes // GIB,
+            {"images_type": "rbd", "shared": True, "pool": storage.rbd.pool, **room.to_dict()})
 
 
 @dataclass(frozen=True)
@@ -105,10 +126,7 @@ def gather(config: HostConfig) -> dict:
         libvirt_version = conn.getLibVersion()
         host_cpu = cpu_info(conn.getCapabilities())
         live = live_domains(conn)
-    fs_path = config.instances_path if os.path.isdir(config.instances_path) else "/"
-    stat = os.statvfs(fs_path)
-    local_gb = stat.f_blocks * stat.f_frsize // GIB
-    free_disk_gb = stat.f_bavail * stat.f_frsize // GIB
+    local_gb, free_disk_gb, storage = disk_room(config)
     records, ignored_entries = read_instance_records(config.instances_path)
     # The same count the claims make under their lock (both flavors of an open resize, not
     # deleted records), so the scheduler and the claim agree on what is used.
@@ -136,6 +154,7 @@ def gather(config: HostConfig) -> dict:
         "local_gb": local_gb,
         "local_gb_used": disk_used,
         "free_disk_gb": free_disk_gb,
+        "storage": storage,
         "cpu_allocation_ratio": config.cpu_allocation_ratio,
         "ram_allocation_ratio": config.ram_allocation_ratio,
         "disk_allocation_ratio": config.disk_allocation_ratio,

@@ -27,7 +27,8 @@ from ansible_collections.virtops.compute.plugins.module_utils._network.links imp
 from ansible_collections.virtops.compute.plugins.module_utils._network.port_filter import (
     TABLE, Nft, skeleton_script)
 from ansible_collections.virtops.compute.plugins.module_utils._common.process import find_binary, run
-from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import DEFAULT_URI
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt.connection import DEFAULT_URI, connect
+from ansible_collections.virtops.compute.plugins.module_utils._libvirt.secrets import SecretOutcome, ensure_ceph_secret
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.virt_probe import (
     VirtProbe, probe_virt_type, recorded_virt_type)
 from ansible_collections.virtops.compute.plugins.module_utils._common.units import GIB
@@ -409,3 +410,13 @@ def summary_lines(summary: dict, problems: Sequence[str]) -> List[str]:
                                                else "MISSING " + ", ".join(sorted(missing))))
     lines.append("ready" if not problems else "NOT READY: %d problem(s)" % len(problems))
     return lines
+
+
+def ensure_rbd_secret(libvirt_uri: str, secret_uuid: str, user: str, key: str,
+                      check_mode: bool = False) -> SecretOutcome:
+    """The libvirt secret of a host with ``images_type = rbd``: what Ceph's "Block Devices and
+    OpenStack" guide has the operator do for Nova (``virsh secret-define`` of usage type ceph,
+    ``secret-set-value`` with the user's key), idempotently (``_libvirt/secrets.py``)."""
+    # Read-write even in check mode: libvirtd refuses a secret's value to a read-only connection.
+    with connect(libvirt_uri) as conn:
+        return ensure_ceph_secret(conn, secret_uuid, user, key, check_mode)

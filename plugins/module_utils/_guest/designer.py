@@ -23,13 +23,14 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 from ansible_collections.virtops.compute.plugins.module_utils._guest.blockinfo import DiskInfo
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
-    CONFIG_DRIVE, CONSOLE_LOG, KERNEL, NVRAM, RAMDISK)
+    CONFIG_DRIVE, CONSOLE_LOG, KERNEL, NVRAM, RAMDISK, ROOT_DISK)
 from ansible_collections.virtops.compute.plugins.module_utils._common.validate import (
     boolish, strict_int)
 from ansible_collections.virtops.compute.plugins.module_utils._model.console import (
     DEFAULT_VNC_LISTEN, valid_vnc_listen)
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._model.image import ImageSpec
+from ansible_collections.virtops.compute.plugins.module_utils._model.storage import RbdDisks
 from ansible_collections.virtops.compute.plugins.module_utils._model.network import (
     DEFAULT_FIREWALL_DRIVER, DEFAULT_NWFILTER)
 from ansible_collections.virtops.compute.plugins.module_utils._guest.config import (
@@ -125,6 +126,7 @@ class HostView:
     vnc_listen: str = DEFAULT_VNC_LISTEN
     nwfilter: str = DEFAULT_NWFILTER
     firewall_driver: str = DEFAULT_FIREWALL_DRIVER      # nwfilter: the XML references nwfilter
+    rbd: Optional[RbdDisks] = None       # images_type rbd: root disk and config drive in Ceph
 
 
 @dataclass(frozen=True)
@@ -306,9 +308,30 @@ def _cpu(flavor: Flavor, host: HostView) -> Optional[GuestCPU]:
     return GuestCPU(topology=topo) if topo else None
 
 
-def _disks(disk_info: DiskInfo, disk_formats: Mapping[str, str], host: HostView) -> list:
+# The disks kept in Ceph with images_type rbd (Nova's Rbd backend: root and config drive here).
+RBD_DISKS = (ROOT_DISK, CONFIG_DRIVE)
+
+
+def _rbd_disk(instance_uuid: str, name: str, mapping, host: HostView) -> GuestDisk:
+    """A network disk as Nova's ``Rbd.libvirt_info`` writes it: protocol rbd, the pool's
+    ``<uuid>_<disk>``, every monitor, cephx auth through the host's libvirt secret."""
+    rbd = host.rbd
+    return GuestDisk(
+        source_type="network", device=mapping.type, driver_name="qemu", driver_format="raw",
+        driver_cache=host.disk_cache, source_protocol="rbd",
+        source_name=rbd.source_name(instance_uuid, name), source_hosts=list(rbd.hosts),
+        auth_username=rbd.settings.user, auth_secret_type="ceph",
+        auth_secret_uuid=rbd.settings.secret_uuid, target_dev=mapping.dev,
+        target_bus=mapping.bus, readonly=mapping.type == "cdrom")
+
+
+def _disks(disk_info: DiskInfo, disk_formats: Mapping[str, str], host: HostView,
+           instance_uuid: str = "") -> list:
     disks = []
     for name, mapping in disk_info.disks():
+        if host.rbd is not None and name in RBD_DISKS:
+            disks.append(_rbd_disk(instance_uuid, name, mapping, host))
+            continue
         fmt = disk_formats.get(name)
         if fmt is None and (name == CONFIG_DRIVE or mapping.type == "cdrom"):
             fmt = "raw"      # config drives and ISO images are raw by construction
@@ -408,7 +431,7 @@ def design_guest(instance: InstanceSpec, flavor: Flavor, image: ImageSpec,
                               host.domcaps.max_vcpus))
 
     features, clock = _features_and_clock(image, host)
-    devices: list = _disks(disk_info, disk_formats, host)
+    devices: list = _disks(disk_info, disk_formats, host, instance.uuid)
     if any(d.target_bus == "scsi" for d in devices):
         devices.append(GuestController(type="scsi", index=0, model="virtio-scsi"))
     model = props.hw_vif_model or "virtio"

@@ -29,6 +29,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._model.console imp
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._guest.config import Guest
 from ansible_collections.virtops.compute.plugins.module_utils._model.image import ImageSpec
+from ansible_collections.virtops.compute.plugins.module_utils._model.storage import RbdDisks, RbdSettings
 from ansible_collections.virtops.compute.plugins.module_utils._model.network import (
     DEFAULT_FIREWALL_DRIVER, DEFAULT_NWFILTER, valid_firewall_driver)
 from ansible_collections.virtops.compute.plugins.module_utils._guest.designer import (
@@ -65,6 +66,9 @@ class VmXmlParams:
     disk_cache: str = "auto"
     nwfilter: str = DEFAULT_NWFILTER
     firewall_driver: str = DEFAULT_FIREWALL_DRIVER
+    # images_type rbd: the rbd settings and the monitors (address:port) the disks name.
+    rbd: Optional[dict] = None
+    rbd_monitors: List[str] = field(default_factory=list)
 
     def __post_init__(self):
         valid_firewall_driver(self.firewall_driver)
@@ -216,7 +220,9 @@ def build(params: VmXmlParams, now: Optional[datetime] = None) -> VmXmlResult:
     host = HostView(virt_type=virt_type, arch=arch, machine_type=machine, domcaps=domcaps,
                     instance_dir=instance_dir, disk_cache=disk_cache,
                     vnc_listen=params.vnc_listen, nwfilter=params.nwfilter,
-                    firewall_driver=params.firewall_driver)
+                    firewall_driver=params.firewall_driver,
+                    rbd=RbdDisks.from_values(RbdSettings.from_dict(params.rbd), params.rbd_monitors)
+                    if params.rbd else None)
     guest = design_guest(instance, flavor, image, disk_info,
                          resolve_disk_formats(formats, instance_dir), vifs, host, recorded, now)
     xml = guest.to_xml()

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import uuid as uuid_mod
 from dataclasses import dataclass, field
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping, Optional, Tuple
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._common.validate import (
@@ -31,7 +31,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._model.names impor
 
 # What a catalog entry may hold; the others are Glance fields accepted and not used.
 IMAGE_KEYS = ("url", "disk_format", "checksum", "allow_unverified", "id", "min_disk", "min_ram",
-              "properties")
+              "properties", "locations")
 IMAGE_IGNORED = ("name", "description", "container_format")
 # The image as the domain definition takes it (vm_xml, vm_build): what it is built from and records.
 IMAGE_REF_KEYS = ("id", "name", "disk_format", "properties")
@@ -83,6 +83,9 @@ class ImageSource:
     properties: Dict[str, object] = field(default_factory=dict)
     allow_unverified: bool = False
     name: Optional[str] = None
+    # Glance's other locations of the same data: an rbd:// snapshot a host with images_type
+    # rbd clones instead of fetching ``url`` (Nova's Rbd.clone); the others ignore them.
+    locations: Tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -111,6 +114,10 @@ class ImageSource:
         properties = data.get("properties") or {}
         if not isinstance(properties, Mapping):
             raise VirtopsError("%s: properties must be a mapping" % where)
+        locations = data.get("locations") or []
+        if not isinstance(locations, (list, tuple)) or not all(isinstance(item, str) for item in locations):
+            raise VirtopsError("%s: locations must be a list of URLs such as "
+                               "rbd://<fsid>/<pool>/<image>/<snapshot>" % where)
         return cls(url=str(url), disk_format=str(data["disk_format"]).lower(),
                    checksum=str(data["checksum"]) if data.get("checksum") else None,
                    image_id=str(data["id"]) if data.get("id") else None,
@@ -118,7 +125,8 @@ class ImageSource:
                    min_ram=_size(data.get("min_ram"), "%s: min_ram" % where, "MiB"),
                    properties={str(k): v for k, v in properties.items()},
                    allow_unverified=allow,
-                   name=str(data["name"]) if data.get("name") else None)
+                   name=str(data["name"]) if data.get("name") else None,
+                   locations=tuple(locations))
 
     @classmethod
     def from_catalog(cls, name: str, data) -> "ImageSource":
@@ -151,6 +159,8 @@ class ImageSource:
             data["checksum"] = self.checksum
         if self.allow_unverified:
             data["allow_unverified"] = True
+        if self.locations:
+            data["locations"] = list(self.locations)
         return data
 
 

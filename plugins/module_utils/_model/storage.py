@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 import uuid as uuid_mod
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 
@@ -31,6 +31,14 @@ DEFAULT_POOL = "vms"
 DEFAULT_CEPH_CONF = "/etc/ceph/ceph.conf"
 # Ceph's pool and user names: no '/', '@' or whitespace (rbd specs are pool/image@snap).
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+# The modules' ``rbd`` option (doc fragment virtops.compute.rbd).
+RBD_ARGS = dict(rbd=dict(type="dict", options=dict(
+    pool=dict(type="str", default=DEFAULT_POOL),
+    ceph_conf=dict(type="path", default=DEFAULT_CEPH_CONF),
+    user=dict(type="str", required=True),
+    secret_uuid=dict(type="str", required=True, no_log=False))))   # names the secret, is none
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,39 @@ class HostStorage:
         if not rbd:
             raise VirtopsError("images_type rbd needs rbd settings: user and secret_uuid (and optionally pool, ceph_conf)")
         return cls(images_type="rbd", rbd=RbdSettings.from_dict(rbd))
+
+
+def rbd_image_name(instance_uuid: str, disk_name: str) -> str:
+    """Nova's rbd name of an instance disk: ``<uuid>_disk``, ``<uuid>_disk.config``, ...
+    (``Rbd.__init__``: ``'%s_%s' % (instance.uuid, disk_name)``)."""
+    return "%s_%s" % (instance_uuid, disk_name)
+
+
+@dataclass(frozen=True)
+class RbdDisks:
+    """How the domain reaches a host's rbd disks: the settings and the monitors' addresses
+    (``address``, ``port``), as Nova's ``Rbd.libvirt_info`` fills ``<source>`` and ``<auth>``
+    (the monitors from ``RBDDriver.get_mon_addrs``, the user and secret from the settings)."""
+
+    settings: RbdSettings
+    hosts: Tuple[Tuple[str, str], ...]
+
+    @classmethod
+    def from_values(cls, settings: RbdSettings, monitors: Sequence[str]) -> "RbdDisks":
+        """``monitors`` as ``address:port`` (an IPv6 address in brackets)."""
+        hosts = []
+        for monitor in monitors:
+            address, sep, port = str(monitor).rpartition(":")
+            if not sep or not address or not port.isdigit():
+                raise VirtopsError("a Ceph monitor must be written address:port, got %r" % (monitor,))
+            hosts.append((address.strip("[]"), port))
+        if not hosts:
+            raise VirtopsError("images_type rbd needs at least one Ceph monitor address")
+        return cls(settings=settings, hosts=tuple(hosts))
+
+    def source_name(self, instance_uuid: str, disk_name: str) -> str:
+        """``<pool>/<uuid>_<disk>``: the ``name`` of the disk's ``<source protocol='rbd'>``."""
+        return "%s/%s" % (self.settings.pool, rbd_image_name(instance_uuid, disk_name))
 
 
 def _name(value: Any, what: str, hint: str) -> str:

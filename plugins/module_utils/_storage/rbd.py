@@ -37,7 +37,8 @@ from urllib.parse import unquote
 from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._common.process import Result, find_binary, run
 from ansible_collections.virtops.compute.plugins.module_utils._common.validate import strict_int
-from ansible_collections.virtops.compute.plugins.module_utils._model.storage import RbdSettings
+from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import CONFIG_DRIVE, ROOT_DISK
+from ansible_collections.virtops.compute.plugins.module_utils._model.storage import RbdSettings, rbd_image_name
 
 URL_PREFIX = "rbd://"
 # Formats Nova's Rbd.clone accepts: a clone shares the parent's bytes, so only a format the
@@ -123,6 +124,20 @@ class RbdImageInfo:
                    parent=(parent["pool"], parent["image"], parent["snapshot"]) if parent else None)
 
 
+@dataclass(frozen=True)
+class PoolCapacity:
+    """The instance pool's room in bytes and where the figures come from."""
+
+    total_bytes: int
+    free_bytes: int
+    used_bytes: int
+    source: str
+
+    def to_dict(self) -> dict:
+        return {"total_bytes": self.total_bytes, "free_bytes": self.free_bytes, "used_bytes": self.used_bytes,
+                "source": self.source}
+
+
 class RbdCli:
     """``rbd`` found once, always with the host's ``--conf`` and ``--id``; one method per verb.
     Image names are relative to the settings' pool."""
@@ -157,19 +172,84 @@ class RbdCli:
                            argv=list(result.argv), rc=result.rc)
 
     # -- verbs -----------------------------------------------------------------------------
+    def _ceph_json(self, args: Sequence[str]):
+        """``ceph <args> --format json`` as this host's user, parsed."""
+        binary = self._ceph_binary or find_binary("ceph")
+        result = self._run([binary] + self._client_args() + list(args) + ["--format", "json"], check=False, timeout=60,
+                           env={"LC_ALL": "C"})
+        if result.rc != 0:
+            raise VirtopsError("ceph %s failed with %s (rc=%d): %s"
+                               % (" ".join(args), self.settings.ceph_conf, result.rc, result.stderr.strip()[-2000:]),
+                               argv=list(result.argv), rc=result.rc)
+        try:
+            return json.loads(result.stdout)
+        except ValueError:
+            raise VirtopsError("ceph %s gave unparseable output: %r" % (" ".join(args), result.stdout[:200]))
+
     def fsid(self) -> str:
         """The cluster's fsid (librados ``get_fsid``, which Nova compares with a location's):
         ``ceph fsid``, allowed by the ``profile rbd`` monitor caps."""
-        binary = self._ceph_binary or find_binary("ceph")
-        result = self._run([binary] + self._client_args() + ["fsid", "--format", "json"], check=False, timeout=60,
+        try:
+            return str(self._ceph_json(["fsid"])["fsid"])
+        except (KeyError, TypeError):
+            raise VirtopsError("ceph fsid gave no fsid (with %s)" % self.settings.ceph_conf)
+
+    def monitors(self) -> List[str]:
+        """The monitors as ``address:port``, legacy (v1) addresses: Nova's
+        ``RBDDriver.get_mon_addrs`` (``mon dump``), what the disks' ``<host>`` elements name."""
+        doc = self._ceph_json(["mon", "dump"])
+        found = []
+        try:
+            for mon in doc["mons"]:
+                vector = (mon.get("public_addrs") or {}).get("addrvec") or []
+                legacy = [entry["addr"] for entry in vector if entry.get("type") == "v1"]
+                found.append(legacy[0] if legacy else str(mon["addr"]).split("/", 1)[0])
+        except (KeyError, TypeError, IndexError):
+            raise VirtopsError("ceph mon dump gave no monitors: %r" % (doc,))
+        if not found:
+            raise VirtopsError("ceph mon dump lists no monitor")
+        return found
+
+    def pool_capacity(self) -> "PoolCapacity":
+        """The pool's room, as Nova's ``RBDDriver.get_pool_info`` reads it for the resource
+        tracker (``ceph df``: the cluster's ``total_bytes``, the pool's ``max_avail`` and
+        ``bytes_used``).
+
+        ``ceph df`` comes from the manager's statistics; a cluster without ``ceph-mgr`` (the
+        tests' cluster) answers with no pools. Then the room is estimated from what the
+        monitor knows: the OSDs' BlueStore sizes (``osd metadata``) over the pool's replica
+        count, up to the full ratio (``osd dump``), less the provisioned size of every image
+        in the pool (``rbd ls -l``; thin images count whole, so the estimate errs low)."""
+        df = self._ceph_json(["df"])
+        for pool in (df.get("pools") or []) if isinstance(df, dict) else []:
+            if pool.get("name") == self.settings.pool:
+                stats = pool.get("stats") or {}
+                return PoolCapacity(total_bytes=int(df["stats"]["total_bytes"]), free_bytes=int(stats["max_avail"]),
+                                    used_bytes=int(stats["bytes_used"]), source="ceph df")
+        dump = self._ceph_json(["osd", "dump"])
+        pools = [pool for pool in dump.get("pools") or [] if pool.get("pool_name") == self.settings.pool]
+        if not pools:
+            raise VirtopsError("Ceph has no pool %s (the rbd settings' pool)" % self.settings.pool)
+        serving = {osd["osd"] for osd in dump.get("osds") or [] if osd.get("up") and osd.get("in")}
+        raw = sum(int(meta.get("bluestore_bdev_size") or 0) for meta in self._ceph_json(["osd", "metadata"])
+                  if meta.get("id") in serving)
+        usable = int(raw * float(dump.get("full_ratio") or 0.95) / max(1, int(pools[0].get("size") or 1)))
+        used = sum(int(entry.get("size") or 0) for entry in json.loads(
+            self._call("ls", ["ls", "-l", "--format", "json", self.settings.pool]) or "[]") if "snapshot" not in entry)
+        return PoolCapacity(total_bytes=usable, free_bytes=max(0, usable - used), used_bytes=used,
+                            source="osd metadata (no pool statistics: the cluster has no ceph-mgr)")
+
+    def snapshot_size(self, location: RbdLocation) -> Optional[int]:
+        """The size of the snapshot ``location`` names (what a clone starts with), or None when
+        this user cannot open it."""
+        result = self._run(self.argv("info", "--format", "json", location.snap_spec), check=False, timeout=TIMEOUT,
                            env={"LC_ALL": "C"})
         if result.rc != 0:
-            raise VirtopsError("cannot read the Ceph cluster's fsid with %s (rc=%d): %s"
-                               % (self.settings.ceph_conf, result.rc, result.stderr.strip()[-2000:]))
+            return None
         try:
-            return str(json.loads(result.stdout)["fsid"])
+            return int(json.loads(result.stdout)["size"])
         except (ValueError, KeyError, TypeError):
-            raise VirtopsError("ceph fsid gave unparseable output: %r" % result.stdout[:200])
+            raise VirtopsError("rbd info gave unparseable output for %s: %r" % (location.snap_spec, result.stdout[:200]))
 
     def info(self, name: str) -> Optional[RbdImageInfo]:
         """The image ``<pool>/<name>``, or None when it does not exist."""
@@ -231,12 +311,12 @@ class RbdCli:
 
 def root_name(instance_uuid: str) -> str:
     """``<uuid>_disk``, Nova's rbd name of the root disk."""
-    return "%s_disk" % instance_uuid
+    return rbd_image_name(instance_uuid, ROOT_DISK)
 
 
 def config_name(instance_uuid: str) -> str:
     """``<uuid>_disk.config``, Nova's rbd name of the config drive."""
-    return "%s_disk.config" % instance_uuid
+    return rbd_image_name(instance_uuid, CONFIG_DRIVE)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,11 @@ from ansible_collections.virtops.compute.plugins.modules import vm_image as vm_i
 from tests.fixtures.hostile_images import build_corpus
 from tests.fixtures.modules import run_module_file
 
+from ansible_collections.virtops.compute.plugins.module_utils._common.process import Result
+from ansible_collections.virtops.compute.plugins.module_utils._storage.rbd import RbdCli
+from tests.unit.plugins.module_utils._storage.test_rbd import (
+    FSID as RBD_FSID, IMAGE_ID as RBD_IMAGE_ID, SETTINGS as RBD_SETTINGS, FakeCluster)
+
 GIB = 1024 ** 3
 MIB = 1024 ** 2
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBm3xq8Y2x0K6f7gJH3d2pLw9nVt4sQe1rZ5uT0aBcDe ops@ctl"
@@ -537,3 +542,105 @@ def test_the_running_domain_check_raises_a_libvirt_error_instead_of_reading_it_a
     assert _domain_running("test:///default", str(uuid.uuid4())) is False
     with pytest.raises(VirtopsError, match="libvirt lookup of not-a-uuid failed"):
         _domain_running("test:///default", "not-a-uuid")
+
+
+# --- images_type rbd (a scripted rbd; the real cluster is tests/integration/test_boot_rbd.py) --
+
+def rbd_params(tmp_path: Path, image_path: Path, **over) -> VmImageParams:
+    return params(tmp_path, image_path, backend="rbd", rbd=RBD_SETTINGS.to_dict(), **over)
+
+
+def test_rbd_imports_the_inspected_raw_base_grows_it_and_moves_the_config_drive_into_the_pool(tmp_path, image):
+    cluster = FakeCluster()
+    p = rbd_params(tmp_path, image, config_drive=True)
+    planned = ensure_present(p, check_mode=True, rbd_cli=rbd_cli(cluster))
+    assert planned.changed and [d["action"] for d in planned.disks] == ["would import"]
+    assert planned.config_drive["action"] == "would create" and cluster.images == {}
+    done = ensure_present(p, rbd_cli=rbd_cli(cluster))
+    uuid = p.instance["uuid"]
+    root, config = "%s_disk" % uuid, "%s_disk.config" % uuid
+    assert sorted(cluster.images) == [root, config] and cluster.images[root]["size"] == GIB
+    assert done.disks[0]["made"] == "import" and "not raw" in done.disks[0]["reason"]
+    assert done.base["format"] == "raw" and done.disk_formats == {"disk": "raw", "disk.config": "raw"}
+    imported = [call[-2] for call in cluster.calls if call[5] == "import"]
+    assert imported[0] == done.base["path"]
+    # The config drive was built locally and is gone from the instance directory.
+    assert not os.path.exists(os.path.join(done.instance_dir, "disk.config"))
+    again = ensure_present(p, rbd_cli=rbd_cli(cluster))
+    assert not again.changed and [d["action"] for d in again.disks] == ["unchanged"]
+
+
+def test_an_rbd_build_that_fails_removes_the_images_it_made_and_only_those(tmp_path, image):
+    cluster = FakeCluster(images={"other_disk": MIB})
+    fails = FailingImport(cluster, "_disk.config")
+    with pytest.raises(VirtopsError, match="import failed"):
+        ensure_present(rbd_params(tmp_path, image, config_drive=True), rbd_cli=rbd_cli(fails))
+    assert sorted(cluster.images) == ["other_disk"]
+
+
+def test_hostile_images_never_reach_the_pool(tmp_path, corpus):
+    cluster = FakeCluster()
+    for name, item in corpus.items():
+        if item.good:
+            continue
+        p = rbd_params(tmp_path, item.path, instances_path=str(tmp_path / name),
+                       image={"url": str(item.path), "disk_format": item.declared_format,
+                              "checksum": item.declared_checksum})
+        with pytest.raises(VirtopsError):
+            ensure_present(p, rbd_cli=rbd_cli(cluster))
+    assert cluster.images == {} and "import" not in cluster.verbs()
+
+
+def test_rbd_refuses_ephemeral_disks_and_settings_without_rbd(tmp_path, image):
+    with pytest.raises(VirtopsError, match="ephemeral or swap"):
+        with_ephemeral = {"name": "m1.e", "vcpus": 1, "ram_mb": 128, "root_gb": 1, "ephemeral_gb": 1}
+        ensure_present(rbd_params(tmp_path, image, flavor=with_ephemeral), rbd_cli=rbd_cli(FakeCluster()))
+    with pytest.raises(VirtopsError, match="images_type is qcow2"):
+        ensure_present(params(tmp_path, image, rbd=RBD_SETTINGS.to_dict()))
+
+
+class FailingImport:
+    """The scripted rbd, whose import of a name ending in ``suffix`` fails."""
+
+    def __init__(self, cluster, suffix: str) -> None:
+        self.cluster, self.suffix = cluster, suffix
+
+    def __call__(self, argv, **kwargs):
+        if argv[5] == "import" and argv[-1].endswith(self.suffix):
+            return Result(tuple(argv), 1, "", "import failed")
+        return self.cluster(argv, **kwargs)
+
+
+def rbd_cli(runner) -> RbdCli:
+    return RbdCli(RBD_SETTINGS, binary="/usr/bin/rbd", ceph_binary="/usr/bin/ceph", runner=runner)
+
+
+def test_an_rbd_clone_that_cannot_grow_is_removed_and_an_existing_larger_disk_is_kept(tmp_path, image):
+    raw = tmp_path / "img.raw"
+    subprocess.run(["qemu-img", "convert", "-q", "-O", "raw", str(image), str(raw)], check=True)
+    url = "rbd://%s/images/%s/snap" % (RBD_FSID, RBD_IMAGE_ID)
+    cluster = FakeCluster(images={"other_disk": MIB}, snapshots=("images/%s@snap" % RBD_IMAGE_ID,))
+    p = rbd_params(tmp_path, raw, image={"url": str(raw), "disk_format": "raw", "allow_unverified": True,
+                                         "locations": [url]})
+    refuses_resize = FailingVerb(cluster, "resize")
+    with pytest.raises(VirtopsError, match="resize failed"):
+        ensure_present(p, rbd_cli=rbd_cli(refuses_resize))
+    assert sorted(cluster.images) == ["other_disk"]
+    done = ensure_present(p, rbd_cli=rbd_cli(cluster))
+    assert done.disks[0]["made"] == "clone" and done.disks[0]["parent"] == "images/%s@snap" % RBD_IMAGE_ID
+    root = "%s_disk" % p.instance["uuid"]
+    cluster.images[root]["size"] = 2 * GIB       # grown by someone else: kept, never shrunk
+    again = ensure_present(p, rbd_cli=rbd_cli(cluster))
+    assert not again.changed and cluster.images[root]["size"] == 2 * GIB
+
+
+class FailingVerb:
+    """The scripted rbd, whose ``verb`` fails."""
+
+    def __init__(self, cluster, verb: str) -> None:
+        self.cluster, self.verb = cluster, verb
+
+    def __call__(self, argv, **kwargs):
+        if argv[5] == self.verb:
+            return Result(tuple(argv), 1, "", "%s failed" % self.verb)
+        return self.cluster(argv, **kwargs)

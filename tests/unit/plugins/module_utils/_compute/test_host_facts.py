@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from ansible_collections.virtops.compute.plugins.module_utils._common.errors import VirtopsError
 from ansible_collections.virtops.compute.plugins.module_utils._compute.claims import usage
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import Flavor
 from ansible_collections.virtops.compute.plugins.module_utils._compute.host_facts import (
@@ -174,3 +175,26 @@ def test_the_history_is_returned_only_for_the_servers_asked_for_by_name_or_uuid(
     history = summarise(document, "c1", {}, history=True)["history"]
     assert [(e["vm_state"], e["task_state"]) for e in history] == [
         ("building", "spawning"), ("active", None)]
+
+
+def test_the_disk_of_an_rbd_host_is_its_pools_room_and_of_a_local_one_its_filesystem(tmp_path):
+    from ansible_collections.virtops.compute.plugins.module_utils._common.process import Result
+    from ansible_collections.virtops.compute.plugins.module_utils._compute.host_facts import HostConfig, disk_room
+    gib = 1024 ** 3
+    df = {"stats": {"total_bytes": 300 * gib}, "pools": [{"name": "vms", "stats": {"max_avail": 90 * gib, "bytes_used": 5 * gib}}]}
+    calls = []
+
+    def ceph(argv, check=True, timeout=None, env=None):
+        calls.append(list(argv))
+        return Result(tuple(argv), 0, json.dumps(df), "")
+
+    rbd = {"user": "nova", "secret_uuid": "5b3e6f7e-1c1a-4f57-9e61-0c3b1f3e9a10"}
+    local_gb, free_gb, storage = disk_room(HostConfig(hostname="h", backend="rbd", rbd=rbd), runner=ceph)
+    assert (local_gb, free_gb) == (300, 90)
+    assert storage == {"images_type": "rbd", "shared": True, "pool": "vms", "total_bytes": 300 * gib,
+                       "free_bytes": 90 * gib, "used_bytes": 5 * gib, "source": "ceph df"}
+    assert calls[0][-4:] == ["nova", "df", "--format", "json"]
+    local_gb, free_gb, storage = disk_room(HostConfig(hostname="h", instances_path=str(tmp_path)))
+    assert storage == {"images_type": "qcow2", "shared": False} and local_gb >= free_gb >= 0
+    with pytest.raises(VirtopsError, match="images_type is qcow2"):
+        disk_room(HostConfig(hostname="h", rbd=rbd))

@@ -24,6 +24,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._model.flavor impo
 from ansible_collections.virtops.compute.plugins.module_utils._guest.config import (
     Guest, GuestChannel, GuestCPU, GuestDisk, GuestInterface, GuestOS, GuestRng, GuestSerial, GuestVideo)
 from ansible_collections.virtops.compute.plugins.module_utils._model.image import ImageSpec
+from ansible_collections.virtops.compute.plugins.module_utils._model.storage import RbdDisks, RbdSettings
 from ansible_collections.virtops.compute.plugins.module_utils._guest.designer import (
     HostView, InstanceSpec, Recorded, choose_machine_type, design_guest,
     resolve_disk_formats)
@@ -447,3 +448,24 @@ def test_a_guest_with_its_root_disk_and_config_drive_on_rbd_is_valid_for_libvirt
     assert [(d.source_protocol, d.source_name, d.source_hosts, d.auth_username, d.auth_secret_uuid) for d in disks] == [
         ("rbd", "vms/%s_disk" % guest.uuid, [("192.0.2.2", "6789")], "nova", secret),
         ("rbd", "vms/%s_disk.config" % guest.uuid, [("192.0.2.2", "6789")], "nova", secret)]
+
+
+# --- images_type rbd: network disks with cephx auth ----------------------------------------
+
+def test_rbd_root_and_config_drive_are_network_disks_with_every_monitor_and_cephx_auth_libvirt_accepts(tmp_path):
+    settings = RbdSettings(user="virtops", secret_uuid="5b3e6f7e-1c1a-4f57-9e61-0c3b1f3e9a10", pool="vms")
+    rbd = RbdDisks.from_values(settings, ["192.0.2.2:6789", "[2001:db8::1]:6789"])
+    guest = design(config_drive="iso9660", formats={"disk": "raw"}, rbd=rbd)
+    disks = guest.devices_of(GuestDisk)
+    assert [(d.source_type, d.source_protocol, d.source_name, d.driver_format, d.target_dev, d.readonly)
+            for d in disks] == [
+        ("network", "rbd", "vms/%s_disk" % UUID, "raw", "vda", False),
+        ("network", "rbd", "vms/%s_disk.config" % UUID, "raw", "hda", True)]
+    assert all(d.source_hosts == [("192.0.2.2", "6789"), ("2001:db8::1", "6789")] for d in disks)
+    assert {(d.auth_username, d.auth_secret_type, d.auth_secret_uuid) for d in disks} == {
+        ("virtops", "ceph", settings.secret_uuid)}
+    assert all(d.source_path is None for d in disks)
+    # libvirt's schema and the test driver take it, and it parses back the same.
+    defined = validate_with_libvirt(guest.to_xml(), tmp_path)
+    assert "protocol='rbd'" in defined and "<secret type='ceph' uuid='%s'/>" % settings.secret_uuid in defined
+    assert Guest.from_xml(guest.to_xml()).devices_of(GuestDisk) == disks

@@ -37,3 +37,15 @@ def test_rbd_takes_nova_defaults_for_pool_and_ceph_conf_and_is_shared_storage():
 def test_a_wrong_storage_setting_is_refused_with_what_to_write(images_type, rbd, message):
     with pytest.raises(VirtopsError, match=message.replace("(", r"\(")):
         HostStorage.from_values(images_type, rbd)
+
+
+def test_instance_disks_in_rbd_have_novas_names_and_the_monitors_are_address_port_pairs():
+    from ansible_collections.virtops.compute.plugins.module_utils._model.storage import RbdDisks, rbd_image_name
+    settings = RbdSettings(user="nova", secret_uuid="5b3e6f7e-1c1a-4f57-9e61-0c3b1f3e9a10", pool="vms")
+    assert rbd_image_name("u-1", "disk.config") == "u-1_disk.config"
+    disks = RbdDisks.from_values(settings, ["192.0.2.2:6789", "[2001:db8::2]:3300"])
+    assert disks.hosts == (("192.0.2.2", "6789"), ("2001:db8::2", "3300"))
+    assert disks.source_name("u-1", "disk") == "vms/u-1_disk"
+    for bad in (["192.0.2.2"], ["192.0.2.2:port"], []):
+        with pytest.raises(VirtopsError):
+            RbdDisks.from_values(settings, bad)

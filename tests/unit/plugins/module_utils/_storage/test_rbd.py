@@ -42,7 +42,8 @@ class FakeCluster:
         if verb == "info":
             spec = args[-1]
             if "@" in spec:
-                return self._ok() if spec in self.snapshots else self._enoent()
+                # A snapshot has the size a clone of it starts with.
+                return self._ok(json.dumps({"name": spec, "size": 4 * MiB})) if spec in self.snapshots else self._enoent()
             name = spec.split("/", 1)[1]
             if name not in self.images:
                 return self._enoent()
@@ -163,3 +164,48 @@ def test_the_cluster_fsid_comes_from_ceph_fsid_as_the_hosts_user():
     cluster = FakeCluster()
     assert cli(cluster).fsid() == FSID
     assert cluster.calls == [["/usr/bin/ceph", "--conf", "/etc/ceph/ceph.conf", "--id", "virtops", "fsid", "--format", "json"]]
+
+
+class CephAnswers:
+    """A scripted ``ceph``/``rbd``: each verb's JSON answer."""
+
+    def __init__(self, answers: Dict[str, object]) -> None:
+        self.answers = answers
+        self.calls: List[List[str]] = []
+
+    def __call__(self, argv, check=True, timeout=None, env=None) -> Result:
+        self.calls.append(list(argv))
+        words = [word for word in argv[5:] if not word.startswith("-") and word not in ("json", "vms")]
+        return Result(tuple(argv), 0, json.dumps(self.answers[" ".join(words)]), "")
+
+
+MON_DUMP = {"mons": [{"name": "a", "addr": "192.0.2.2:36177/0", "public_addrs": {"addrvec": [
+    {"type": "v2", "addr": "192.0.2.2:33013", "nonce": 0}, {"type": "v1", "addr": "192.0.2.2:36177", "nonce": 0}]}},
+    {"name": "b", "addr": "192.0.2.3:6789/0"}]}
+
+
+def test_the_monitors_are_the_legacy_addresses_of_mon_dump_as_novas_get_mon_addrs():
+    answers = CephAnswers({"mon dump": MON_DUMP})
+    assert cli(answers).monitors() == ["192.0.2.2:36177", "192.0.2.3:6789"]
+    assert answers.calls[0][:7] == ["/usr/bin/ceph", "--conf", "/etc/ceph/ceph.conf", "--id", "virtops", "mon", "dump"]
+
+
+def test_the_pools_room_is_ceph_dfs_max_avail_as_novas_get_pool_info():
+    answers = CephAnswers({"df": {"stats": {"total_bytes": 100 * MiB}, "pools": [
+        {"name": "images", "stats": {"max_avail": 1, "bytes_used": 1}},
+        {"name": "vms", "stats": {"max_avail": 40 * MiB, "bytes_used": 8 * MiB}}]}})
+    room = cli(answers).pool_capacity()
+    assert (room.total_bytes, room.free_bytes, room.used_bytes, room.source) == (100 * MiB, 40 * MiB, 8 * MiB, "ceph df")
+
+
+def test_without_a_manager_the_room_is_the_osds_bluestore_over_the_replicas_less_what_the_images_provision():
+    answers = CephAnswers({
+        "df": {"stats": {"total_bytes": 0}, "pools": []},
+        "osd dump": {"full_ratio": 0.5, "pools": [{"pool_name": "vms", "size": 2}],
+                     "osds": [{"osd": 0, "up": 1, "in": 1}, {"osd": 1, "up": 0, "in": 1}]},
+        "osd metadata": [{"id": 0, "bluestore_bdev_size": str(400 * MiB)}, {"id": 1, "bluestore_bdev_size": str(400 * MiB)}],
+        "ls": [{"image": "a_disk", "size": 30 * MiB}, {"image": "a_disk", "snapshot": "s", "size": 30 * MiB},
+               {"image": "b_disk", "size": 10 * MiB}]})
+    room = cli(answers).pool_capacity()
+    assert (room.total_bytes, room.used_bytes, room.free_bytes) == (100 * MiB, 40 * MiB, 60 * MiB)
+    assert "no ceph-mgr" in room.source
