@@ -384,7 +384,7 @@ migration:
       type: bool
     shared_block_storage:
       description:
-        - Whether the disks are on storage both hosts open (rbd images of one Ceph pool): then no
+        - Whether the disks are on storage both hosts open (rbd images of one Ceph pool). Then no
           disk is copied, only the instance directory's small files.
       type: bool
     rbd:
