@@ -46,6 +46,18 @@ description:
   - "O(phase=revert_dest) then O(phase=revert_source): the destination destroys its domain,
     unplugs its VIFs and removes its copy (its claim); the source renames C(<uuid>_resize) back,
     restores the old flavor and starts the guest if it was running. Migration C(reverted)."
+  - "Disks in Ceph (O(backend=rbd) on both hosts, Nova's C(images_type = rbd)): the disks are
+    shared block storage, so no disk is copied; the instance directory's own small files
+    (C(disk.info), C(libvirt.xml)) still go over rsync unless the instance directory itself is
+    shared. O(phase=prep) checks that this host's pool holds the instance's root disk (the same
+    cluster and pool as the source's); O(phase=migrate) refuses a move between rbd and local
+    disks, between clusters or pools, and a C(nova-resize) snapshot left from an earlier move.
+    O(phase=finish) takes the snapshot C(nova-resize) of C(<uuid>_disk) (Nova's way back),
+    grows the image to the new flavor's root disk (never shrinks) and writes the domain XML
+    with this host's monitors and secret. O(phase=confirm) removes the snapshot;
+    O(phase=revert_source) rolls the image back to it (data and size as before the move) and
+    removes it, once no client has the image open. O(phase=revert_dest) never removes an rbd
+    image."
   - Every phase can be re-run, also after a crash; a phase with nothing left to do reports no
     change. Each phase returns its timings, and the migration record keeps them per phase with
     the bytes copied and the downtime (power off on the source to RUNNING on the destination).
@@ -57,6 +69,7 @@ extends_documentation_fragment:
   - virtops.compute.libvirt.INSTANCES_PATH
   - virtops.compute.port_security
   - virtops.compute.console
+  - virtops.compute.rbd
 options:
   phase:
     description: The phase to run on this host.
@@ -232,6 +245,16 @@ options:
     description: With O(phase=prep), disk allocation ratio used when no O(limits) are given.
     type: float
     default: 1.0
+  backend:
+    description:
+      - This host's image backend (Nova's C(images_type), the roles' C(virtops_image_backend)).
+        V(rbd) (with O(rbd)) on both hosts moves no disk (see above); V(qcow2) and V(flat) are the
+        local backends, whose disks are copied, each in its own format.
+      - Needed with V(rbd) by O(phase=prep), O(phase=migrate), O(phase=finish), O(phase=confirm)
+        and O(phase=revert_source).
+    type: str
+    choices: [qcow2, flat, rbd]
+    default: qcow2
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -359,6 +382,14 @@ migration:
     shared_storage:
       description: Whether the source found the instance storage shared with the destination.
       type: bool
+    shared_block_storage:
+      description:
+        - Whether the disks are on storage both hosts open (rbd images of one Ceph pool). Then no
+          disk is copied, only the instance directory's small files.
+      type: bool
+    rbd:
+      description: With shared block storage, the destination's cluster and pool (C(fsid), C(pool)).
+      type: dict
     bytes_sent:
       description: Bytes rsync sent over the wire (after compression).
       type: int
@@ -416,6 +447,14 @@ downtime_seconds:
   description: With O(phase=finish), seconds from power off to RUNNING.
   returned: when O(phase=finish)
   type: float
+resize_snapshot:
+  description:
+    - With disks in Ceph, what O(phase=finish), O(phase=confirm) or O(phase=revert_source) did to
+      the root disk's snapshot C(nova-resize) (C(snapshot) its name, C(action) what was done or
+      C(none)).
+  returned: when the disks are in Ceph, by those phases
+  type: dict
+  sample: {"snapshot": "vms/0b0e6b2c-1f6f-4a8e-9c1d-2e3f4a5b6c7d_disk@nova-resize", "action": "took snapshot"}
 rollback:
   description: On a failed O(phase=migrate), each rollback step done (or failed).
   returned: on failure of O(phase=migrate)
@@ -428,6 +467,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.virtops.compute.plugins.module_utils._common.params import params_from_module
 from ansible_collections.virtops.compute.plugins.module_utils._model.console import VNC_LISTEN_ARGS
 from ansible_collections.virtops.compute.plugins.module_utils._model.network import PORT_SECURITY_ARGS
+from ansible_collections.virtops.compute.plugins.module_utils._model.storage import RBD_ARGS
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
     INSTANCES_PATH_ARGS, STATE_DIR_ARGS)
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt.xml import (
@@ -477,6 +517,8 @@ ARGUMENT_SPEC = dict(
     cpu_allocation_ratio=dict(type="float", default=4.0),
     ram_allocation_ratio=dict(type="float", default=1.0),
     disk_allocation_ratio=dict(type="float", default=1.0),
+    backend=dict(type="str", choices=["qcow2", "flat", "rbd"], default="qcow2"),
+    **RBD_ARGS,
     **LIBVIRT_ARGS,
     **INSTANCES_PATH_ARGS,
 )

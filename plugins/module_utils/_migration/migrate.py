@@ -40,6 +40,25 @@ The phases, each run on the host it names, each idempotent:
 
 A crash between steps is recoverable: ``<uuid>_resize`` present means revert is possible,
 and every phase re-run finishes its work or reports that nothing is left to do.
+
+Disks on shared block storage (``images_type = rbd``)
+    Nova's ``migrate_disk_and_power_off`` copies only what ``_get_instance_disk_info`` lists,
+    and that leaves out network disks: with rbd every host of the cluster opens the same
+    ``<pool>/<uuid>_disk``, so no disk byte moves. The *instance directory* is another matter:
+    it is local to each host (unless it is on NFS, which the temp-file test still decides), so
+    its small files (``disk.info``, ``libvirt.xml``) go over rsync as before. The migration
+    record keeps the two apart: ``shared_storage`` (the instance directory, Nova's
+    ``_is_path_shared_with``) and ``shared_block_storage`` (the disks, Nova's
+    ``is_shared_block_storage``). Prep on an rbd destination checks that its pool holds the
+    instance's root disk (same cluster, same pool) and records the cluster's fsid and pool;
+    migrate on the source refuses a move between rbd and a local backend (Nova converts neither
+    way) or between clusters, and a ``nova-resize`` snapshot left over from an earlier move.
+    Finish takes the snapshot ``nova-resize`` of the root disk, grows the image to the new
+    root_gb (never shrinks) and writes the domain XML with this host's monitors and secret;
+    confirm removes the snapshot on the source (``_cleanup_resize``); revert rolls the image
+    back to it and removes it on the source (``finish_revert_migration``), so the disk is
+    exactly what it was before the move, size included. The destination's revert removes its
+    instance directory and never an rbd image (the disks are the source's too).
 """
 from __future__ import annotations
 
@@ -54,6 +73,8 @@ from typing import Dict, Iterator, List, Optional, Tuple
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt import connection as _libvirt
 from ansible_collections.virtops.compute.plugins.module_utils._libvirt import domains as _domains
 from ansible_collections.virtops.compute.plugins.module_utils._compute.claims import ClaimManager, Limits
+from ansible_collections.virtops.compute.plugins.module_utils._compute.create_image import (
+    VmImageParams, rbd_cli_for)
 from ansible_collections.virtops.compute.plugins.module_utils._guest.configdrive import detect_format
 from ansible_collections.virtops.compute.plugins.module_utils._compute.domain import (
     DomainManager, DomainParams)
@@ -63,7 +84,7 @@ from ansible_collections.virtops.compute.plugins.module_utils._common.fileio imp
 from ansible_collections.virtops.compute.plugins.module_utils._model.console import (
     DEFAULT_VNC_LISTEN, valid_vnc_listen)
 from ansible_collections.virtops.compute.plugins.module_utils._model.flavor import Flavor
-from ansible_collections.virtops.compute.plugins.module_utils._guest.config import Guest
+from ansible_collections.virtops.compute.plugins.module_utils._guest.config import Guest, GuestDisk
 from ansible_collections.virtops.compute.plugins.module_utils._storage.image_cache import (
     INFO_SUFFIX, ImageCache)
 from ansible_collections.virtops.compute.plugins.module_utils._model.image import ImageSource
@@ -81,6 +102,8 @@ from ansible_collections.virtops.compute.plugins.module_utils._model.names impor
 from ansible_collections.virtops.compute.plugins.module_utils._model.network import (
     DEFAULT_FIREWALL_DRIVER, DEFAULT_NWFILTER, valid_firewall_driver)
 from ansible_collections.virtops.compute.plugins.module_utils._storage.qemu_img import QemuImg
+from ansible_collections.virtops.compute.plugins.module_utils._storage import rbd as _rbd
+from ansible_collections.virtops.compute.plugins.module_utils._model.storage import HostStorage
 from ansible_collections.virtops.compute.plugins.module_utils._compute.capacity import host_capacity
 from ansible_collections.virtops.compute.plugins.module_utils._common.result import Outcome, rounded
 from ansible_collections.virtops.compute.plugins.module_utils._model.instance_layout import (
@@ -116,7 +139,10 @@ class Migration:
     old_vm_state: str
     status: str = "pre-migrating"
     claim_in_place: bool = False        # same host or shared storage: claim on the record itself
-    shared_storage: Optional[bool] = None
+    shared_storage: Optional[bool] = None   # the instance directory (Nova's _is_path_shared_with)
+    # The disks (Nova's is_shared_block_storage): rbd images every host of the cluster opens.
+    shared_block_storage: bool = False
+    rbd: Optional[dict] = None          # the destination's cluster and pool: {fsid, pool}
     created_at: str = field(default_factory=utcnow)
     updated_at: str = field(default_factory=utcnow)
     power_off_at: Optional[float] = None     # epoch seconds: the source began powering off
@@ -204,6 +230,9 @@ class MigrateParams:
     cpu_allocation_ratio: float = 4.0
     ram_allocation_ratio: float = 1.0
     disk_allocation_ratio: float = 1.0
+    # This host's images_type and, for rbd, its Ceph settings (vm_image's backend and rbd).
+    backend: str = "qcow2"
+    rbd: Optional[dict] = None
 
     def __post_init__(self):
         if self.phase not in PHASES:
@@ -214,6 +243,7 @@ class MigrateParams:
             raise VirtopsError("host (this host's name in the fleet) is required")
         valid_firewall_driver(self.firewall_driver)
         valid_vnc_listen(self.vnc_listen)
+        HostStorage.from_values(self.backend, self.rbd)
 
     @property
     def ssh(self) -> SshConfig:
@@ -274,8 +304,13 @@ def disk_formats(instance_dir: str) -> Dict[str, str]:
 SMALL_FILE = 4 * MIB
 
 
-def transfer_groups(instance_dir: str, formats: Dict[str, str]) -> List[Tuple[List[str], bool]]:
+def transfer_groups(instance_dir: str, formats: Dict[str, str],
+                    disks: bool = True) -> List[Tuple[List[str], bool]]:
     """Files to copy as (paths, compress) groups, one rsync run each.
+
+    ``disks`` False (the disks are on shared block storage, rbd): only the instance
+    directory's own small files, ``disk.info`` and ``libvirt.xml``, in one uncompressed run;
+    no disk, config drive or boot file, whatever is lying in the directory.
 
     qcow2 disks go uncompressed, other disks compressed (Nova's NO_COMPRESSION_TYPES). The
     swap disk is never copied (re-created at its new size). disk.info, the config drive, the
@@ -285,6 +320,10 @@ def transfer_groups(instance_dir: str, formats: Dict[str, str]) -> List[Tuple[Li
     (a remote process and a protocol start, ~0.3 s) for a negligible number of bytes.
     """
     plain, packed, small = [], [], []
+    if not disks:
+        small = [os.path.join(instance_dir, name) for name in (DISK_INFO, DOMAIN_XML)
+                 if os.path.isfile(os.path.join(instance_dir, name))]
+        return [(small, False)] if small else []
     names = dict(formats)
     names.setdefault(CONFIG_DRIVE, "raw")
     for name in BOOT_FILES:   # a direct kernel boot's kernel and ramdisk
@@ -346,6 +385,21 @@ def recorded_identity(instance_dir: str, record: InstanceRecord) -> dict:
     return instance
 
 
+def recorded_config_drive_format(instance_dir: str) -> str:
+    """The config drive's format as the copied ``libvirt.xml`` attached it: a cdrom is
+    iso9660, a disk vfat (blockinfo's rule); iso9660 when the file says nothing."""
+    try:
+        with open(os.path.join(instance_dir, DOMAIN_XML), encoding="utf-8") as handle:
+            guest = Guest.from_xml(handle.read())
+    except (OSError, UnicodeDecodeError, VirtopsError):
+        return "iso9660"
+    for disk in guest.devices_of(GuestDisk):
+        source = disk.source_name or disk.source_path or ""
+        if source.endswith("_" + CONFIG_DRIVE) or source.endswith("/" + CONFIG_DRIVE):
+            return "iso9660" if disk.device == "cdrom" else "vfat"
+    return "iso9660"
+
+
 # --------------------------------------------------------------------------- helpers
 
 @contextmanager
@@ -374,7 +428,8 @@ def _destroy_and_undefine(dom) -> List[str]:
 class Phase:
     """Shared plumbing of the phases on one host."""
 
-    def __init__(self, params: MigrateParams, check_mode: bool):
+    def __init__(self, params: MigrateParams, check_mode: bool,
+                 rbd_cli: Optional[_rbd.RbdCli] = None):
         self.p = params
         self.check_mode = check_mode
         self.store = RecordStore(params.instances_path)
@@ -382,6 +437,7 @@ class Phase:
         self.started = time.monotonic()
         self._qemu_img: Optional[QemuImg] = None
         self._transport: Optional[Transport] = None
+        self._rbd_cli = rbd_cli
 
     @property
     def qemu_img(self) -> QemuImg:
@@ -394,6 +450,27 @@ class Phase:
         if self._transport is None:
             self._transport = Transport(self.p.ssh, io_timeout=self.p.rsync_timeout)
         return self._transport
+
+    def rbd_cli(self, mig: Optional[Migration] = None) -> _rbd.RbdCli:
+        """This host's ``rbd`` (its Ceph settings). A migration whose disks are in Ceph needs
+        them on every host it touches; without them the phase is refused naming what to give."""
+        if self.p.backend != "rbd":
+            raise VirtopsError(
+                "%sthis host's backend is %s: give backend rbd and its rbd settings "
+                "(virtops_image_backend, virtops_rbd)"
+                % ("the disks of migration %s are rbd images in Ceph, but " % mig.id if mig else "",
+                   self.p.backend), reason="images_type")
+        if self._rbd_cli is None:
+            self._rbd_cli = rbd_cli_for(VmImageParams(backend=self.p.backend, rbd=self.p.rbd))
+        return self._rbd_cli
+
+    def snapshot_step(self, done: str, planned: str, step: _rbd.SnapshotStep) -> None:
+        """Report one step of the resize snapshot (and keep it in the result)."""
+        if step.done:
+            self.result.act("%s %s" % (planned if self.check_mode else done, step.spec))
+        self.result.extra["resize_snapshot"] = {"snapshot": step.spec,
+                                                "action": (planned if self.check_mode else done)
+                                                if step.done else "none"}
 
     def domain_params(self, uuid: str, state: str, network_info: Optional[list]) -> DomainParams:
         p = self.p
@@ -518,6 +595,7 @@ class PrepPhase(Phase):
                                "(allow_same_host is false)" % (source.name, p.host),
                                reason="same_host")
         check_no_shrink(old, new)
+        shared_disks = self._shared_block_storage(source, old, new)
         address = validate_address(p.address or p.host)
         source_address = validate_address(p.source_address or source_host)
         limits = Limits.from_dict(p.limits)
@@ -549,7 +627,8 @@ class PrepPhase(Phase):
                 dest_host=p.host, source_address=source_address, dest_address=address,
                 source_instances_path=p.source_instances_path or p.instances_path,
                 dest_instances_path=p.instances_path, old_flavor=old.to_dict(),
-                new_flavor=new.to_dict(), old_vm_state=source.vm_state, claim_in_place=in_place)
+                new_flavor=new.to_dict(), old_vm_state=source.vm_state, claim_in_place=in_place,
+                shared_block_storage=shared_disks is not None, rbd=shared_disks)
             with self.result.timed("claim"):
                 if in_place:
                     claims.resize_claim(uuid, new, limits, check_mode=self.check_mode)
@@ -568,6 +647,30 @@ class PrepPhase(Phase):
                                     % (new.name, source.name, self.store.instance_dir(uuid)))
         msg = "prepared %s of %s on %s" % (migration.migration_type, source.name, p.host)
         return self.finish(msg, migration, record)
+
+    def _shared_block_storage(self, source: InstanceRecord, old: Flavor,
+                              new: Flavor) -> Optional[dict]:
+        """With rbd here: the instance's root disk must be in this host's pool (the same
+        cluster and pool as the source's, so nothing is to be copied); the flavor is refused as
+        at boot when it has disks rbd does not keep yet, and a shrink by the image's real size.
+        Returns the cluster and pool the migration records, or None (local disks)."""
+        if self.p.backend != "rbd":
+            return None
+        if new.ephemeral_gb or new.swap_mb:
+            raise VirtopsError("flavor %s has an ephemeral or swap disk; with images_type rbd only "
+                               "the root disk and the config drive are supported so far" % new.name)
+        cli = self.rbd_cli()
+        root = cli.info(_rbd.root_name(source.uuid))
+        if root is None:
+            raise VirtopsError(
+                "%s is not in this host's pool (%s): the destination must use the source's Ceph "
+                "cluster and pool, where the disks stay" % (cli.spec(_rbd.root_name(source.uuid)),
+                                                            cli.settings.pool),
+                reason="not_shared")
+        check_no_shrink(old, new, root.size)
+        self.result.act("found %s (%d bytes) in this host's pool: the disks stay in Ceph"
+                        % (cli.spec(root.name), root.size))
+        return {"fsid": cli.fsid(), "pool": cli.settings.pool}
 
     def _already_prepared(self, existing: Optional[InstanceRecord], source_host: str,
                           new: Flavor) -> Optional[Migration]:
@@ -624,7 +727,9 @@ class MigratePhase(Phase):
             inst_dir = store.instance_dir(uuid)
             formats = disk_formats(inst_dir)
             root_size = None
-            if ROOT_DISK in formats and os.path.exists(os.path.join(inst_dir, ROOT_DISK)):
+            if mig.shared_block_storage or p.backend == "rbd":
+                root_size = self._check_shared_disks(live, mig)
+            elif ROOT_DISK in formats and os.path.exists(os.path.join(inst_dir, ROOT_DISK)):
                 root_size = self.qemu_img.info(os.path.join(inst_dir, ROOT_DISK),
                                                formats[ROOT_DISK]).virtual_size
             check_no_shrink(old, new, root_size)
@@ -651,6 +756,38 @@ class MigratePhase(Phase):
             raise VirtopsError("instance %s has flavor %s now, not %s as prepared: prepare again"
                                % (live.name, live.flavor.name, mig.old_flavor.get("name")))
 
+    def _check_shared_disks(self, live: InstanceRecord, mig: Migration) -> int:
+        """rbd on this host: the destination must keep its disks in the same cluster and pool
+        (Nova converts neither way between rbd and local disks), the root disk must be there,
+        and no ``nova-resize`` snapshot may be left from an earlier move (it would be taken
+        for this one's way back). Returns the root disk's size. Nothing has changed yet."""
+        if not mig.shared_block_storage:
+            raise VirtopsError(
+                "%s keeps its disks in Ceph (images_type rbd here) but the destination %s keeps "
+                "them locally: moving between rbd and local disks is not supported"
+                % (live.name, mig.dest_host), reason="images_type")
+        cli = self.rbd_cli(mig)
+        wanted = dict(mig.rbd or {})
+        here = {"fsid": cli.fsid(), "pool": cli.settings.pool}
+        if wanted != here:
+            raise VirtopsError(
+                "%s's disks are in pool %s of cluster %s here, but the destination %s uses pool "
+                "%s of cluster %s: the disks would have to be copied between pools, which is not "
+                "supported" % (live.name, here["pool"], here["fsid"], mig.dest_host,
+                               wanted.get("pool"), wanted.get("fsid")), reason="not_shared")
+        name = _rbd.root_name(live.uuid)
+        root = cli.info(name)
+        if root is None:
+            raise VirtopsError("%s has no root disk %s" % (live.name, cli.spec(name)))
+        if _rbd.RESIZE_SNAPSHOT in cli.snapshots(name):
+            raise VirtopsError(
+                "%s has a snapshot %s left from a move that was never confirmed or reverted; "
+                "it would be taken for this move's way back. Remove it (rbd snap rm %s) if the "
+                "disk as it is now is the one to keep"
+                % (cli.spec(name), _rbd.RESIZE_SNAPSHOT,
+                   _rbd.resize_snapshot_spec(cli, live.uuid)), reason="stale_snapshot")
+        return root.size
+
     def _plan(self, live, mig, inst_dir, formats) -> PhaseResult:
         result = self.result
         dest = "locally (same host)" if mig.same_host else "to %s" % mig.dest_host
@@ -660,7 +797,11 @@ class MigratePhase(Phase):
                    % (live.name, self.p.shutdown_timeout))
         result.act("unplug VIFs of %s" % live.name)
         result.act("rename %s to %s_resize" % (inst_dir, inst_dir))
-        for group, compress in transfer_groups(inst_dir, formats):
+        if mig.shared_block_storage:
+            result.act("leave the disks in Ceph pool %s (shared block storage): no disk is copied"
+                       % (mig.rbd or {}).get("pool"))
+        for group, compress in transfer_groups(inst_dir, formats,
+                                               disks=not mig.shared_block_storage):
             result.act("copy %s %s%s" % (", ".join(os.path.basename(g) for g in group), dest,
                                          " compressed" if compress else ""))
         return self.finish("would migrate %s to %s" % (live.name, mig.dest_host), mig, live)
@@ -719,6 +860,7 @@ class MigratePhase(Phase):
         record = store.load(mig.instance_uuid, resize=True)
         result.extra = {"transfer": mig.transfer, "bytes_sent": mig.bytes_sent,
                         "allocated_bytes": mig.allocated_bytes, "shared_storage": shared,
+                        "shared_block_storage": mig.shared_block_storage,
                         "power_off": mig.power_off}
         done = self.finish("migrated %s to %s" % (live.name, mig.dest_host), mig, record)
         record.migration = mig.to_dict()
@@ -757,7 +899,8 @@ class MigratePhase(Phase):
         target = inst_dir + "/" if shared else remote_spec(mig.dest_address, dest_dir + "/")
         progress = store.load(mig.instance_uuid, resize=True)
         with self.result.timed("copy"):
-            for group, compress in transfer_groups(resize_dir, formats):
+            for group, compress in transfer_groups(resize_dir, formats,
+                                                   disks=not mig.shared_block_storage):
                 copied = self.transport.copy(group, target, compress, remote=not shared)
                 report.copies.append(copied)
                 report.allocated_bytes += sum(allocated_bytes(path) for path in group)
@@ -893,9 +1036,12 @@ class FinishPhase(Phase):
             record.set_state(task_state="resize_finish")
             self.save(record)
         with self.result.timed("disks"):
-            formats, base = self._disks(record, mig, new, inst_dir)
+            if mig.shared_block_storage:
+                formats, base = self._shared_disks(record, mig, new, inst_dir), None
+            else:
+                formats, base = self._disks(record, mig, new, inst_dir)
         with self.result.timed("xml"):
-            xml = self._xml(record, new, inst_dir, formats)
+            xml = self._xml(record, new, inst_dir, formats, mig)
         running = mig.old_vm_state != "stopped"
         with self.result.timed("domain"):
             if self.check_mode and xml:
@@ -924,6 +1070,35 @@ class FinishPhase(Phase):
         result.extra["downtime_seconds"] = mig.downtime_seconds
 
     # -- disks ---------------------------------------------------------------------------
+    def _shared_disks(self, record: InstanceRecord, mig: Migration, new: Flavor,
+                      inst_dir: str) -> Dict[str, str]:
+        """The disks in Ceph, where the source left them (Nova's ``finish_migration`` with rbd):
+        the snapshot ``nova-resize`` of the root disk first (the way back, ``_create_image``
+        while the task is ``resize_finish``), then the image grown to the new root_gb (never
+        shrunk: ``Rbd.create_image`` grows only), and ``disk.info`` with this host's paths.
+        The config drive is the one in the pool (built once, as at boot)."""
+        cli = self.rbd_cli(mig)
+        name = _rbd.root_name(record.uuid)
+        root = cli.info(name)
+        if root is None:
+            raise VirtopsError("%s is not in this host's pool: the source's disks are not "
+                               "shared with %s" % (cli.spec(name), self.p.host))
+        formats = disk_formats(inst_dir)
+        formats[ROOT_DISK] = "raw"
+        self.snapshot_step("took snapshot", "would take snapshot",
+                           _rbd.take_resize_snapshot(cli, record.uuid, self.check_mode))
+        iso = str((record.image or {}).get("disk_format", "")).lower() == "iso"
+        wanted = 0 if iso else new.root_gb * GIB
+        if wanted > root.size:
+            self.result.act("%s %s from %d to %d bytes" % ("would grow" if self.check_mode else "grew",
+                                                           cli.spec(name), root.size, wanted))
+            if not self.check_mode:
+                cli.resize(name, wanted)
+        self.result.extra["rbd"] = {"root": cli.spec(name), "size": max(root.size, wanted)}
+        if write_disk_info(inst_dir, formats, self.check_mode):
+            self.result.act("write %s/%s for this host" % (inst_dir, DISK_INFO))
+        return formats
+
     def _disks(self, record: InstanceRecord, mig: Migration, new: Flavor,
                inst_dir: str) -> Tuple[Dict[str, str], Optional[str]]:
         """The copied disks made right for this host and the new flavor, through the storage
@@ -1065,7 +1240,7 @@ class FinishPhase(Phase):
 
     # -- xml -----------------------------------------------------------------------------
     def _xml(self, record: InstanceRecord, new: Flavor, inst_dir: str,
-             formats: Dict[str, str]) -> bool:
+             formats: Dict[str, str], mig: Migration) -> bool:
         image = dict(record.image or {})
         image_id = image.get("id")
         if not image_id:
@@ -1074,7 +1249,16 @@ class FinishPhase(Phase):
             except VirtopsError:
                 image_id = "unknown"
         config = os.path.join(inst_dir, CONFIG_DRIVE)
-        has_config = os.path.isfile(config)
+        rbd: dict = {}
+        if mig.shared_block_storage:
+            # The config drive is <uuid>_disk.config in the pool; its format is the one the
+            # copied definition attached (cdrom: iso9660, disk: vfat).
+            has_config = CONFIG_DRIVE in formats
+            config_format = recorded_config_drive_format(inst_dir) if has_config else "iso9660"
+            rbd = {"rbd": self.p.rbd, "rbd_monitors": self.rbd_cli(mig).monitors()}
+        else:
+            has_config = os.path.isfile(config)
+            config_format = (detect_format(config) or "iso9660") if has_config else "iso9660"
         params = VmXmlParams(
             instance=recorded_identity(inst_dir, record),
             flavor=new.to_dict(),
@@ -1084,10 +1268,9 @@ class FinishPhase(Phase):
             network_info=record.network_info or [], disk_formats=dict(formats),
             instances_path=self.p.instances_path, virt_type=self.p.virt_type,
             state_dir=self.p.state_dir, libvirt_uri=self.p.libvirt_uri,
-            config_drive=has_config,
-            config_drive_format=(detect_format(config) or "iso9660") if has_config else "iso9660",
+            config_drive=has_config, config_drive_format=config_format,
             vnc_listen=self.p.vnc_listen, nwfilter=self.p.nwfilter,
-            firewall_driver=self.p.firewall_driver)
+            firewall_driver=self.p.firewall_driver, **rbd)
         outcome = ensure_libvirt_xml(params, check_mode=self.check_mode)
         if outcome.changed:
             self.result.act("write %s with flavor %s" % (outcome.path, new.name))
@@ -1155,6 +1338,12 @@ class ConfirmPhase(Phase):
                     manager.unplug_vifs()
                     for action in manager.result.actions:
                         self.result.act(action)
+        if mig.shared_block_storage:
+            # Nova's _cleanup_resize with rbd: the way back goes before the directory that
+            # says a revert is possible, so a crash in between is finished by a re-run.
+            self.snapshot_step("removed snapshot", "would remove snapshot",
+                               _rbd.drop_resize_snapshot(self.rbd_cli(mig), resized.uuid,
+                                                         self.check_mode))
         self.result.act("remove %s (the source's claim)" % resize_dir)
         if not self.check_mode:
             shutil.rmtree(resize_dir)
@@ -1167,6 +1356,11 @@ class ConfirmPhase(Phase):
         if mig.status != "finished":
             raise VirtopsError("cannot confirm %s: its migration is %s here, not finished; revert "
                                "it instead" % (live.name, mig.status))
+        if mig.shared_block_storage and not os.path.isdir(self.store.instance_dir(live.uuid, True)):
+            # The source's confirm removed it already; this covers a source that is gone.
+            self.snapshot_step("removed snapshot", "would remove snapshot",
+                               _rbd.drop_resize_snapshot(self.rbd_cli(mig), live.uuid,
+                                                         self.check_mode))
         if mig.claim_in_place and os.path.isdir(self.store.instance_dir(live.uuid, True)) \
                 and not self.check_mode:
             raise VirtopsError("%s_resize still exists: confirm on the source %s first"
@@ -1279,6 +1473,7 @@ class RevertSourcePhase(Phase):
                 if os.path.lexists(inst_dir):
                     raise VirtopsError("%s exists next to %s: run phase revert_dest on %s first"
                                        % (inst_dir, resize_dir, mig.dest_host))
+                self._roll_back_disks(mig)
                 self.result.before = resized.to_dict()
                 self.result.act("rename %s back to %s" % (resize_dir, inst_dir))
                 record = resized
@@ -1297,10 +1492,25 @@ class RevertSourcePhase(Phase):
                     raise VirtopsError("%s holds the destination copy: run revert_dest first"
                                        % inst_dir)
                 if mig.status != "reverted":
+                    self._roll_back_disks(mig)
                     self.result.before = live.to_dict()
                     self._restore(live, mig)
                 return self._start(live, mig)
         return self.finish("nothing to revert here", None, live)
+
+    def _roll_back_disks(self, mig: Migration) -> None:
+        """rbd: the root disk back to the snapshot the destination's finish took, and the
+        snapshot removed (Nova's ``finish_revert_migration``: ``rollback_to_snap``,
+        ``remove_snap``), before the record says reverted, so a crash in between is finished
+        by a re-run. The disk is then exactly what it was when the source powered off: data
+        and size."""
+        if not mig.shared_block_storage:
+            return
+        with self.result.timed("rollback"):
+            self.snapshot_step("rolled back to and removed snapshot",
+                               "would roll back to and remove snapshot",
+                               _rbd.roll_back_to_resize_snapshot(self.rbd_cli(mig), mig.instance_uuid,
+                                                                 self.check_mode))
 
     def _restore(self, record: InstanceRecord, mig: Migration) -> None:
         old = Flavor.from_dict(mig.old_flavor)
@@ -1334,5 +1544,6 @@ PHASE_CLASSES = {"info": InfoPhase, "prep": PrepPhase, "migrate": MigratePhase,
                  "revert_source": RevertSourcePhase}
 
 
-def run_phase(params: MigrateParams, check_mode: bool = False) -> PhaseResult:
-    return PHASE_CLASSES[params.phase](params, check_mode).run()
+def run_phase(params: MigrateParams, check_mode: bool = False,
+              rbd_cli: Optional[_rbd.RbdCli] = None) -> PhaseResult:
+    return PHASE_CLASSES[params.phase](params, check_mode, rbd_cli).run()

@@ -21,7 +21,17 @@ How Nova makes an instance's root disk with ``images_type = rbd`` (``Rbd.cache``
 
 The config drive is built locally and imported as ``<uuid>_disk.config``, then the local file
 removed (``LibvirtDriver._create_configdrive`` with rbd). Deleting an instance removes the
-pool's images whose names start with its uuid (``LibvirtDriver._cleanup_rbd``), and only those.
+pool's images whose names start with its uuid (``LibvirtDriver._cleanup_rbd``), and only those;
+a root disk that still has the resize snapshot loses that snapshot first
+(``RBDDriver._destroy_volume`` on ``ImageHasSnapshots``).
+
+Cold migration and resize move no disk: every host of the cluster sees the same images. Nova
+keeps the way back with a snapshot of the root disk, ``nova-resize``
+(``libvirt_utils.RESIZE_SNAPSHOT_NAME``): the destination's ``finish_migration`` takes it
+(``_create_image`` while the task is ``resize_finish``) before growing the image; a revert rolls
+the image back to it and removes it (``finish_revert_migration``: ``rollback_to_snap``,
+``remove_snap``); a confirm removes it (``_cleanup_resize``). :func:`take_resize_snapshot`,
+:func:`roll_back_to_resize_snapshot` and :func:`drop_resize_snapshot` are those three steps.
 
 :func:`plan_root` is step 2's decision, pure and unit-tested; :class:`RbdCli` is the command
 wrapper (one method per verb, argv lists, the host's ``ceph.conf`` and user on every call);
@@ -30,6 +40,7 @@ wrapper (one method per verb, argv lists, the host's ``ceph.conf`` and user on e
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence, Tuple
 from urllib.parse import unquote
@@ -45,7 +56,10 @@ URL_PREFIX = "rbd://"
 # guest reads as-is can be cloned.
 CLONEABLE_FORMATS = ("raw", "iso")
 ENOENT = 2  # rbd exits with the errno: 2 when the pool, image or snapshot does not exist
+# Nova's libvirt_utils.RESIZE_SNAPSHOT_NAME: the root disk as it was before a move.
+RESIZE_SNAPSHOT = "nova-resize"
 TIMEOUT = 600.0
+WATCH_TIMEOUT = 40.0   # a gone client's watch lasts osd_client_watch_timeout (30 s)
 
 Runner = Callable[..., Result]
 
@@ -294,6 +308,38 @@ class RbdCli:
         """Remove ``<pool>/<name>``; False when there was none."""
         return self._call("rm", ["rm", "--no-progress", self.spec(name)], missing_ok=True) is not None
 
+    def snapshots(self, name: str) -> List[str]:
+        """The names of the snapshots of ``<pool>/<name>`` (``rbd snap ls``)."""
+        out = self._call("snap ls", ["snap", "ls", "--format", "json", self.spec(name)])
+        try:
+            return [str(snap["name"]) for snap in json.loads(out or "[]")]
+        except (ValueError, KeyError, TypeError):
+            raise VirtopsError("rbd snap ls gave unparseable output for %s: %r" % (self.spec(name), (out or "")[:200]))
+
+    def create_snap(self, name: str, snapshot: str) -> None:
+        """``rbd snap create <pool>/<name>@<snapshot>`` (Nova's ``RBDDriver.create_snap``)."""
+        self._call("snap create", ["snap", "create", "%s@%s" % (self.spec(name), snapshot)])
+
+    def remove_snap(self, name: str, snapshot: str) -> bool:
+        """``rbd snap rm``; False when there was no such snapshot (Nova's ``remove_snap``)."""
+        if snapshot not in self.snapshots(name):
+            return False
+        self._call("snap rm", ["snap", "rm", "--no-progress", "%s@%s" % (self.spec(name), snapshot)])
+        return True
+
+    def rollback_to_snap(self, name: str, snapshot: str) -> None:
+        """``rbd snap rollback``: the image's data and size as they were at the snapshot (Nova's
+        ``RBDDriver.rollback_to_snap``)."""
+        self._call("snap rollback", ["snap", "rollback", "--no-progress", "%s@%s" % (self.spec(name), snapshot)])
+
+    def watchers(self, name: str) -> List[str]:
+        """The clients that have ``<pool>/<name>`` open (``rbd status``: a running guest's QEMU)."""
+        out = self._call("status", ["status", "--format", "json", self.spec(name)])
+        try:
+            return [str(watcher.get("address")) for watcher in json.loads(out or "{}").get("watchers") or []]
+        except (ValueError, AttributeError, TypeError):
+            raise VirtopsError("rbd status gave unparseable output for %s: %r" % (self.spec(name), (out or "")[:200]))
+
     def list(self) -> List[str]:
         """The names of the pool's images."""
         out = self._call("ls", ["ls", "--format", "json", self.settings.pool])
@@ -361,9 +407,85 @@ def import_config_drive(cli: RbdCli, instance_uuid: str, local_path: str, remove
 
 
 def remove_instance_images(cli: RbdCli, instance_uuid: str) -> List[str]:
-    """Remove every image of the instance from the pool, and nothing else; returns their names."""
+    """Remove every image of the instance from the pool, and nothing else; returns their names.
+    An image held back by the resize snapshot (a server deleted before its resize was
+    confirmed or reverted) loses that snapshot and is removed, as Nova's ``_destroy_volume``
+    does; any other snapshot keeps the image, and the error says so."""
     removed = []
     for name in cli.instance_images(instance_uuid):
-        if cli.remove(name):
+        try:
+            gone = cli.remove(name)
+        except VirtopsError:
+            if not cli.remove_snap(name, RESIZE_SNAPSHOT):
+                raise
+            gone = cli.remove(name)
+        if gone:
             removed.append(name)
     return removed
+
+
+# --------------------------------------------------------------------------- moves
+
+@dataclass(frozen=True)
+class SnapshotStep:
+    """What one of the resize snapshot's steps did to ``<pool>/<uuid>_disk``: ``done`` is
+    False when there was nothing to do; ``spec`` names the snapshot."""
+
+    done: bool
+    spec: str
+    size: Optional[int] = None   # the root disk's size afterwards, when known
+
+
+def resize_snapshot_spec(cli: RbdCli, instance_uuid: str) -> str:
+    return "%s@%s" % (cli.spec(root_name(instance_uuid)), RESIZE_SNAPSHOT)
+
+
+def take_resize_snapshot(cli: RbdCli, instance_uuid: str, check_mode: bool = False) -> SnapshotStep:
+    """The destination's ``finish_migration``: snapshot the root disk as ``nova-resize`` before
+    it grows. One already there is kept: it is this move's (the source refuses to start a
+    move while a ``nova-resize`` snapshot exists), taken by a finish that is being re-run."""
+    name = root_name(instance_uuid)
+    if RESIZE_SNAPSHOT in cli.snapshots(name):
+        return SnapshotStep(False, resize_snapshot_spec(cli, instance_uuid))
+    if not check_mode:
+        cli.create_snap(name, RESIZE_SNAPSHOT)
+    return SnapshotStep(True, resize_snapshot_spec(cli, instance_uuid))
+
+
+def roll_back_to_resize_snapshot(cli: RbdCli, instance_uuid: str, check_mode: bool = False,
+                                 watch_timeout: float = WATCH_TIMEOUT,
+                                 sleep: Callable[[float], None] = time.sleep,
+                                 clock: Callable[[], float] = time.monotonic) -> SnapshotStep:
+    """``finish_revert_migration`` with rbd: the root disk back to ``nova-resize`` (its data and
+    its size), then the snapshot removed. Refused while any client still has the image open
+    (the destination's QEMU: revert there first), since rolling back under a running guest
+    would corrupt it; a watch of a client that just went away is waited out, up to
+    ``watch_timeout`` seconds (the OSDs drop a dead client's watch after
+    ``osd_client_watch_timeout``, 30 s). No snapshot: the move never reached the destination's
+    finish, so the disk was never grown or written there, and there is nothing to roll back."""
+    name = root_name(instance_uuid)
+    if RESIZE_SNAPSHOT not in cli.snapshots(name):
+        return SnapshotStep(False, resize_snapshot_spec(cli, instance_uuid))
+    users = cli.watchers(name)
+    deadline = clock() + watch_timeout
+    while users and not check_mode and clock() < deadline:
+        sleep(1.0)
+        users = cli.watchers(name)
+    if users:
+        raise VirtopsError("%s is still open by %s: the destination's guest? Revert there first (revert_dest), then "
+                           "roll back" % (cli.spec(name), ", ".join(users)), watchers=users)
+    if not check_mode:
+        cli.rollback_to_snap(name, RESIZE_SNAPSHOT)
+        cli.remove_snap(name, RESIZE_SNAPSHOT)
+    info = cli.info(name)
+    return SnapshotStep(True, resize_snapshot_spec(cli, instance_uuid), info.size if info is not None else None)
+
+
+def drop_resize_snapshot(cli: RbdCli, instance_uuid: str, check_mode: bool = False) -> SnapshotStep:
+    """``_cleanup_resize`` with rbd (confirm): remove ``nova-resize``; the way back is gone."""
+    name = root_name(instance_uuid)
+    if cli.info(name) is None or RESIZE_SNAPSHOT not in cli.snapshots(name):
+        return SnapshotStep(False, resize_snapshot_spec(cli, instance_uuid))
+    if not check_mode:
+        cli.remove_snap(name, RESIZE_SNAPSHOT)
+    return SnapshotStep(True, resize_snapshot_spec(cli, instance_uuid))

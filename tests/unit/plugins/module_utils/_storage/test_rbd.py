@@ -13,7 +13,8 @@ from ansible_collections.virtops.compute.plugins.module_utils._common.errors imp
 from ansible_collections.virtops.compute.plugins.module_utils._common.process import Result
 from ansible_collections.virtops.compute.plugins.module_utils._model.storage import RbdSettings
 from ansible_collections.virtops.compute.plugins.module_utils._storage.rbd import (
-    RbdCli, RbdLocation, ensure_root, import_config_drive, plan_root, remove_instance_images)
+    RbdCli, RbdLocation, drop_resize_snapshot, ensure_root, import_config_drive, plan_root, remove_instance_images,
+    roll_back_to_resize_snapshot, take_resize_snapshot)
 
 FSID = "1ee20ded-caae-419d-9fe3-5919f129cf55"
 OTHER_FSID = "0b4bc6ea-5e67-4a5b-9c1f-2d3c4e5f6a7b"
@@ -31,6 +32,8 @@ class FakeCluster:
         self.images: Dict[str, dict] = {name: {"size": size} for name, size in (images or {}).items()}
         self.snapshots = set(snapshots)
         self.calls: List[List[str]] = []
+        self.image_snaps: Dict[str, Dict[str, int]] = {}   # image name -> {snapshot: size}
+        self.watchers: Dict[str, List[List[str]]] = {}     # image name -> watchers per status call
 
     def __call__(self, argv, check=True, timeout=None, env=None) -> Result:
         argv = list(argv)
@@ -60,10 +63,34 @@ class FakeCluster:
         elif verb == "resize":
             self.images[args[-1].split("/", 1)[1]]["size"] = int(args[args.index("--size") + 1].rstrip("B"))
         elif verb == "rm":
-            if self.images.pop(args[-1].split("/", 1)[1], None) is None:
+            name = args[-1].split("/", 1)[1]
+            if self.image_snaps.get(name):
+                return Result((), 39, "", "rbd: image has snapshots - these must be deleted with 'rbd snap purge'")
+            if self.images.pop(name, None) is None:
                 return self._enoent()
+        elif verb == "snap":
+            return self._snap(args[0], args[-1])
+        elif verb == "status":
+            name = args[-1].split("/", 1)[1]
+            answers = self.watchers.get(name) or [[]]
+            current = answers.pop(0) if len(answers) > 1 else answers[0]
+            return self._ok(json.dumps({"watchers": [{"address": address} for address in current]}))
         elif verb == "ls":
             return self._ok(json.dumps(sorted(self.images)))
+        return self._ok()
+
+    def _snap(self, action: str, spec: str) -> Result:
+        name = spec.split("/", 1)[1].split("@")[0]
+        snaps = self.image_snaps.setdefault(name, {})
+        if action == "ls":
+            return self._ok(json.dumps([{"id": i, "name": snap, "size": size} for i, (snap, size) in enumerate(snaps.items())]))
+        snap = spec.split("@", 1)[1]
+        if action == "create":
+            snaps[snap] = self.images[name]["size"]
+        elif action == "rm":
+            del snaps[snap]
+        elif action == "rollback":
+            self.images[name]["size"] = snaps[snap]
         return self._ok()
 
     @staticmethod
@@ -158,6 +185,73 @@ def test_deleting_an_instance_removes_its_images_and_only_its_own():
     assert remove_instance_images(cli(cluster), UUID) == ["%s_disk" % UUID, "%s_disk.config" % UUID]
     assert sorted(cluster.images) == sorted(["%s_disk" % other, UUID])
     assert remove_instance_images(cli(cluster), UUID) == []
+
+
+def test_the_resize_snapshot_is_taken_once_and_a_finish_run_again_keeps_it():
+    cluster = FakeCluster(images={"%s_disk" % UUID: 1024 * MiB})
+    taken = take_resize_snapshot(cli(cluster), UUID)
+    assert (taken.done, taken.spec) == (True, "vms/%s_disk@nova-resize" % UUID)
+    assert ["/usr/bin/rbd", "--conf", "/etc/ceph/ceph.conf", "--id", "virtops", "snap", "create",
+            "vms/%s_disk@nova-resize" % UUID] in cluster.calls
+    cli(cluster).resize("%s_disk" % UUID, 2048 * MiB)
+    assert not take_resize_snapshot(cli(cluster), UUID).done
+    assert cluster.image_snaps["%s_disk" % UUID] == {"nova-resize": 1024 * MiB}   # still the disk before the grow
+
+
+def test_check_mode_plans_the_snapshot_and_takes_none():
+    cluster = FakeCluster(images={"%s_disk" % UUID: 1024 * MiB})
+    assert take_resize_snapshot(cli(cluster), UUID, check_mode=True).done
+    assert cluster.image_snaps["%s_disk" % UUID] == {}
+
+
+def test_a_revert_rolls_the_root_disk_back_to_its_snapshot_size_included_and_removes_the_snapshot():
+    cluster = FakeCluster(images={"%s_disk" % UUID: 1024 * MiB})
+    take_resize_snapshot(cli(cluster), UUID)
+    cli(cluster).resize("%s_disk" % UUID, 2048 * MiB)
+    back = roll_back_to_resize_snapshot(cli(cluster), UUID)
+    assert (back.done, back.size) == (True, 1024 * MiB)
+    assert cluster.image_snaps["%s_disk" % UUID] == {}
+    assert [call[5:7] for call in cluster.calls if call[5] in ("snap", "status")][-4:] == [
+        ["status", "--format"], ["snap", "rollback"], ["snap", "ls"], ["snap", "rm"]]
+    # Run again (a crash after the rollback): nothing left to do, the disk is not touched.
+    assert not roll_back_to_resize_snapshot(cli(cluster), UUID).done
+
+
+def test_a_rollback_waits_out_the_watch_of_a_client_that_went_away_and_refuses_one_that_stays():
+    cluster = FakeCluster(images={"%s_disk" % UUID: 1024 * MiB})
+    take_resize_snapshot(cli(cluster), UUID)
+    cluster.watchers["%s_disk" % UUID] = [["10.77.0.12:0/1"], ["10.77.0.12:0/1"], []]
+    slept = []
+    back = roll_back_to_resize_snapshot(cli(cluster), UUID, sleep=slept.append)
+    assert back.done and slept == [1.0, 1.0]
+    take_resize_snapshot(cli(cluster), UUID)
+    cluster.watchers["%s_disk" % UUID] = [["10.77.0.12:0/2"]]
+    clock = iter(range(0, 1000, 10))
+    with pytest.raises(VirtopsError, match="still open by 10.77.0.12:0/2.*revert_dest"):
+        roll_back_to_resize_snapshot(cli(cluster), UUID, sleep=lambda _: None, clock=lambda: next(clock))
+    assert cluster.image_snaps["%s_disk" % UUID] == {"nova-resize": 1024 * MiB}   # nothing rolled back
+
+
+def test_confirm_drops_the_snapshot_and_does_nothing_when_there_is_none_or_no_disk():
+    cluster = FakeCluster(images={"%s_disk" % UUID: 1024 * MiB})
+    take_resize_snapshot(cli(cluster), UUID)
+    assert drop_resize_snapshot(cli(cluster), UUID).done
+    assert cluster.image_snaps["%s_disk" % UUID] == {}
+    assert not drop_resize_snapshot(cli(cluster), UUID).done
+    assert not drop_resize_snapshot(cli(FakeCluster()), UUID).done
+
+
+def test_deleting_a_server_whose_resize_is_open_removes_the_snapshot_that_holds_its_disk_back():
+    cluster = FakeCluster(images={"%s_disk" % UUID: MiB, "%s_disk.config" % UUID: MiB})
+    take_resize_snapshot(cli(cluster), UUID)
+    assert remove_instance_images(cli(cluster), UUID) == ["%s_disk" % UUID, "%s_disk.config" % UUID]
+    assert cluster.images == {}
+    # Any other snapshot is not ours to remove: the image stays and the error says why.
+    cluster = FakeCluster(images={"%s_disk" % UUID: MiB})
+    cluster.image_snaps["%s_disk" % UUID] = {"backup": MiB}
+    with pytest.raises(VirtopsError, match="has snapshots"):
+        remove_instance_images(cli(cluster), UUID)
+    assert "%s_disk" % UUID in cluster.images
 
 
 def test_the_cluster_fsid_comes_from_ceph_fsid_as_the_hosts_user():
